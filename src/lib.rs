@@ -1,0 +1,13 @@
+//! hardend: hardening for Debian devices.
+//!
+//! The library holds all logic; the binaries in `src/bin/` only parse arguments and call it.
+//! Layout follows the architecture in DESIGN.md:
+//!
+//! * [`profile`] — the profile model, layered loading, validation, syscall groups;
+//! * [`confine`] — applying a profile to the current process (Landlock, seccomp) and the
+//!   enforcement record that proves it;
+//! * [`fsutil`] — small filesystem helpers shared by the modules (atomic writes).
+
+pub mod confine;
+pub mod fsutil;
+pub mod profile;
