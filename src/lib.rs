@@ -8,6 +8,7 @@
 //!   enforcement record that proves it;
 //! * [`fsutil`] — small filesystem helpers shared by the modules (atomic writes).
 
+pub mod cli;
 pub mod confine;
 pub mod fsutil;
 pub mod profile;

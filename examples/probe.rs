@@ -1,0 +1,173 @@
+//! A tiny program that tries one forbidden (or allowed) thing per argument and reports the
+//! outcome, so that tests can run it confined and assert the exact errno. Firecracker's
+//! `examples/seccomp/{harmless,malicious}.rs` are the model.
+//!
+//! Each argument is `OP` or `OP=ARG[,ARG]`; for each one a line `OP=ARG -> ok [VALUE]` or
+//! `OP=ARG -> errno N` is printed. Ops that could harm the host use arguments the kernel
+//! rejects (bad reboot magic, a missing mount source), so that only a seccomp filter can
+//! explain an EPERM.
+
+use std::ffi::CString;
+use std::io::Write;
+
+fn cstr(s: &str) -> CString {
+    CString::new(s).expect("no NUL in probe arguments")
+}
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+fn check(rc: i64) -> Result<i64, i32> {
+    if rc < 0 { Err(errno()) } else { Ok(rc) }
+}
+
+fn tcp_socket() -> Result<i32, i32> {
+    // SAFETY: plain syscall with integer arguments.
+    check(unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) } as i64).map(|fd| fd as i32)
+}
+
+fn sockaddr(port: u16) -> libc::sockaddr_in {
+    libc::sockaddr_in {
+        sin_family: libc::AF_INET as u16,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_be_bytes([127, 0, 0, 1]).to_be(),
+        },
+        sin_zero: [0; 8],
+    }
+}
+
+fn run(op: &str, args: &[&str]) -> Result<i64, i32> {
+    let a = |i: usize| args.get(i).copied().unwrap_or("");
+    // SAFETY (for every block below): each call gets valid NUL-terminated strings or
+    // properly sized structs that live across the call; the probe is a test helper.
+    unsafe {
+        match op {
+            "read" => {
+                let fd = check(libc::open(cstr(a(0)).as_ptr(), libc::O_RDONLY) as i64)?;
+                let mut buf = [0u8; 64];
+                let n = check(libc::read(fd as i32, buf.as_mut_ptr().cast(), buf.len()) as i64)?;
+                libc::close(fd as i32);
+                Ok(n)
+            }
+            "readdir" => {
+                let d = libc::opendir(cstr(a(0)).as_ptr());
+                if d.is_null() {
+                    return Err(errno());
+                }
+                libc::closedir(d);
+                Ok(0)
+            }
+            "write" => {
+                let fd = check(libc::open(
+                    cstr(a(0)).as_ptr(),
+                    libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND,
+                    0o644,
+                ) as i64)?;
+                let n = check(libc::write(fd as i32, b"x".as_ptr().cast(), 1) as i64)?;
+                libc::close(fd as i32);
+                Ok(n)
+            }
+            "truncate" => check(libc::truncate(cstr(a(0)).as_ptr(), 0) as i64),
+            "unlink" => check(libc::unlink(cstr(a(0)).as_ptr()) as i64),
+            "link" => check(libc::link(cstr(a(0)).as_ptr(), cstr(a(1)).as_ptr()) as i64),
+            "rename" => check(libc::rename(cstr(a(0)).as_ptr(), cstr(a(1)).as_ptr()) as i64),
+            "exec" => {
+                let path = cstr(a(0));
+                let argv = [path.as_ptr(), std::ptr::null()];
+                let envp = [std::ptr::null()];
+                libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr());
+                Err(errno())
+            }
+            "bind" | "connect" => {
+                let fd = tcp_socket()?;
+                let port: u16 = a(0).parse().expect("port");
+                let sa = sockaddr(port);
+                let len = std::mem::size_of::<libc::sockaddr_in>() as u32;
+                let rc = if op == "bind" {
+                    libc::bind(fd, (&sa as *const libc::sockaddr_in).cast(), len)
+                } else {
+                    libc::connect(fd, (&sa as *const libc::sockaddr_in).cast(), len)
+                };
+                let r = check(rc as i64);
+                libc::close(fd);
+                r
+            }
+            "kill" => {
+                check(libc::kill(a(0).parse().expect("pid"), a(1).parse().expect("sig")) as i64)
+            }
+            "abstract-connect" => {
+                let fd = check(libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0) as i64)? as i32;
+                let mut sa: libc::sockaddr_un = std::mem::zeroed();
+                sa.sun_family = libc::AF_UNIX as u16;
+                let name = a(0).as_bytes();
+                for (i, b) in name.iter().enumerate() {
+                    sa.sun_path[i + 1] = *b as libc::c_char; // sun_path[0] = 0: abstract
+                }
+                let len = (std::mem::size_of::<libc::sa_family_t>() + 1 + name.len()) as u32;
+                let r =
+                    check(libc::connect(fd, (&sa as *const libc::sockaddr_un).cast(), len) as i64);
+                libc::close(fd);
+                r
+            }
+            "io_uring_setup" => {
+                let mut params = [0u8; 120];
+                check(libc::syscall(
+                    libc::SYS_io_uring_setup,
+                    4u32,
+                    params.as_mut_ptr(),
+                ))
+            }
+            // A missing source: ENOENT unless a filter stops the call first.
+            "mount" => check(libc::mount(
+                cstr("/nonexistent-hardend-probe").as_ptr(),
+                cstr("/mnt").as_ptr(),
+                cstr("ext4").as_ptr(),
+                0,
+                std::ptr::null(),
+            ) as i64),
+            // No such process: ESRCH unless a filter stops the call first.
+            "ptrace" => check(libc::ptrace(libc::PTRACE_ATTACH, 0x3fff_fff0, 0, 0) as i64),
+            // An invalid command: EINVAL unless a filter stops the call first.
+            "bpf" => check(libc::syscall(libc::SYS_bpf, 0xffffi64, 0usize, 0u32)),
+            // Wrong magic numbers: EINVAL unless a filter stops the call first. Never reboots.
+            "reboot" => check(libc::syscall(libc::SYS_reboot, 0i64, 0i64, 0i64, 0usize)),
+            "getppid" => check(libc::syscall(libc::SYS_getppid)),
+            "uname" => {
+                let mut u: libc::utsname = std::mem::zeroed();
+                check(libc::uname(&mut u) as i64)
+            }
+            "pid" => Ok(libc::getpid() as i64),
+            "readfd" => {
+                let mut buf = [0u8; 256];
+                let n = check(libc::read(
+                    a(0).parse().expect("fd"),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                ) as i64)?;
+                print!("{} ", String::from_utf8_lossy(&buf[..n as usize]).trim());
+                Ok(n)
+            }
+            other => panic!("unknown probe op {other}"),
+        }
+    }
+}
+
+fn main() {
+    let mut out = std::io::stdout().lock();
+    for arg in std::env::args().skip(1) {
+        let (op, rest) = arg.split_once('=').unwrap_or((arg.as_str(), ""));
+        let args: Vec<&str> = if rest.is_empty() {
+            Vec::new()
+        } else {
+            rest.split(',').collect()
+        };
+        match run(op, &args) {
+            Ok(v) => writeln!(out, "{arg} -> ok {v}"),
+            Err(e) => writeln!(out, "{arg} -> errno {e}"),
+        }
+        .expect("stdout");
+        out.flush().expect("stdout");
+    }
+}

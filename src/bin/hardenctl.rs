@@ -1,0 +1,107 @@
+//! hardenctl: the admin CLI. Offline commands (profile, exec) work without the daemon.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use hardend::cli::{self, Exit};
+use hardend::profile::{DEFAULT_SEARCH_PATH, ProfileLoader};
+
+/// Administer hardend: service confinement profiles and confined execution.
+#[derive(Parser, Debug)]
+#[command(name = "hardenctl", version, about, long_about = None)]
+struct Args {
+    /// Print one JSON document instead of human-readable text.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Colon-separated directories searched for bare profile names.
+    #[arg(long, global = true, value_delimiter = ':', default_values = DEFAULT_SEARCH_PATH)]
+    profile_path: Vec<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Inspect and validate profiles.
+    #[command(subcommand)]
+    Profile(ProfileCmd),
+    /// Run a command confined by a profile, in the foreground (the same code path as
+    /// hardend-exec). A summary of what is enforced goes to stderr.
+    Exec {
+        /// Profile name or path.
+        #[arg(long)]
+        profile: String,
+        /// Use at most this Landlock ABI (to try the old-kernel path).
+        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=10))]
+        max_landlock_abi: Option<u8>,
+        /// Also write an enforcement record into this directory.
+        #[arg(long)]
+        record_dir: Option<PathBuf>,
+        /// Do not print the summary.
+        #[arg(long, short)]
+        quiet: bool,
+        #[arg(last = true, required = true, value_name = "COMMAND")]
+        command: Vec<OsString>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ProfileCmd {
+    /// List the profiles on the profile path.
+    List,
+    /// Show a profile with its includes merged.
+    Show {
+        /// Profile name or path.
+        name: String,
+        /// Expand syscall groups into syscall names for the architecture.
+        #[arg(long)]
+        expand: bool,
+        /// Architecture for --expand (x86_64 or aarch64; default: this machine's).
+        #[arg(long)]
+        arch: Option<String>,
+    },
+    /// Validate profile files: syntax, keys, paths, ports, syscalls, includes, and that the
+    /// seccomp filter compiles for x86_64 and aarch64. Exit 3 if any is invalid.
+    Check {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let loader = ProfileLoader::new(args.profile_path);
+    let out = cli::Output::new(args.json);
+    let result = match args.command {
+        Command::Profile(ProfileCmd::List) => cli::profile::list(&out, &loader),
+        Command::Profile(ProfileCmd::Show { name, expand, arch }) => {
+            cli::profile::show(&out, &loader, &name, expand, arch.as_deref())
+        }
+        Command::Profile(ProfileCmd::Check { files }) => cli::profile::check(&out, &loader, &files),
+        Command::Exec {
+            profile,
+            max_landlock_abi,
+            record_dir,
+            quiet,
+            command,
+        } => cli::exec::run(
+            &out,
+            loader,
+            profile,
+            max_landlock_abi,
+            record_dir,
+            quiet,
+            command,
+        ),
+    };
+    match result {
+        Ok(Exit::Ok) => ExitCode::SUCCESS,
+        Ok(Exit::Bad) => ExitCode::from(3),
+        Err(e) => {
+            out.error(&e);
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
