@@ -40,8 +40,8 @@ fn sockaddr(port: u16) -> libc::sockaddr_in {
 
 fn run(op: &str, args: &[&str]) -> Result<i64, i32> {
     let a = |i: usize| args.get(i).copied().unwrap_or("");
-    // SAFETY (for every block below): each call gets valid NUL-terminated strings or
-    // properly sized structs that live across the call; the probe is a test helper.
+    // SAFETY: each call below gets valid NUL-terminated strings or properly sized structs
+    // that live across the call; the probe is a test helper.
     unsafe {
         match op {
             "read" => {

@@ -2,6 +2,8 @@
 //! hardend-exec in a child process, and each forbidden operation must fail with the exact
 //! errno the kernel gives for a Landlock denial.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use std::fs;

@@ -3,6 +3,8 @@
 //! (as CI does), so for mount/ptrace/bpf/reboot only the filter can explain an EPERM; the
 //! probe passes arguments the kernel would reject, so nothing harmful happens either way.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use std::os::unix::process::ExitStatusExt;

@@ -1,6 +1,8 @@
 //! hardend-exec as a wrapper: the enforcement record describes the exec'd process, inherited
 //! fds reach the program, and every failure stops the command from running at all.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use std::fs;

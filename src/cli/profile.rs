@@ -119,7 +119,7 @@ fn wrap<'a>(words: impl Iterator<Item = &'a str>, width: usize, indent: &str) ->
     let mut out = String::new();
     let mut line = String::from(indent);
     for w in words {
-        if line.len() + w.len() + 1 > width && line.trim().len() > 0 {
+        if line.len() + w.len() + 1 > width && !line.trim().is_empty() {
             out.push_str(line.trim_end());
             out.push('\n');
             line = String::from(indent);

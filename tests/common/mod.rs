@@ -141,7 +141,13 @@ pub fn with_fd3(cmd: &mut Command, file: fs::File) {
     // SAFETY: dup2 is async-signal-safe; `fd` stays open in the parent until spawn returns.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::dup2(fd, 3) < 0 {
+            // dup2(3, 3) would keep FD_CLOEXEC: clear it explicitly in that case.
+            let rc = if fd == 3 {
+                libc::fcntl(3, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(fd, 3)
+            };
+            if rc < 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
