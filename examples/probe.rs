@@ -149,6 +149,30 @@ fn run(op: &str, args: &[&str]) -> Result<i64, i32> {
                 print!("{} ", String::from_utf8_lossy(&buf[..n as usize]).trim());
                 Ok(n)
             }
+            // Benchmark loops: print nanoseconds per iteration as the result.
+            "bench-getppid" => {
+                let n: u64 = a(0).parse().expect("count");
+                let t = std::time::Instant::now();
+                for _ in 0..n {
+                    libc::syscall(libc::SYS_getppid);
+                }
+                Ok((t.elapsed().as_nanos() as u64 * 1000 / n) as i64)
+            }
+            "bench-open" => {
+                let n: u64 = a(0).parse().expect("count");
+                let path = cstr(a(1));
+                let mut buf = [0u8; 128];
+                let t = std::time::Instant::now();
+                for _ in 0..n {
+                    let fd = libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+                    if fd < 0 {
+                        return Err(errno());
+                    }
+                    libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+                    libc::close(fd);
+                }
+                Ok((t.elapsed().as_nanos() as u64 * 1000 / n) as i64)
+            }
             other => panic!("unknown probe op {other}"),
         }
     }

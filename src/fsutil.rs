@@ -9,6 +9,13 @@ use std::path::Path;
 /// fsynced and renamed over the target, then the directory is fsynced. A reader sees either
 /// the old content or the new one, never a torn file. The file is created with `mode`.
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
+    write_atomic_with(path, data, mode, true)
+}
+
+/// Like [`write_atomic`], but without fsync when `durable` is false: still atomic for
+/// readers, but not guaranteed to survive a crash. For runtime state on tmpfs (`/run`),
+/// where fsync buys nothing and costs milliseconds on a disk-backed test directory.
+pub fn write_atomic_with(path: &Path, data: &[u8], mode: u32, durable: bool) -> io::Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -28,9 +35,14 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
             .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
             .open(&tmp)?;
         f.write_all(data)?;
-        f.sync_all()?;
+        if durable {
+            f.sync_all()?;
+        }
         fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
+        if durable {
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(())
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);

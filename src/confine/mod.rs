@@ -5,6 +5,7 @@
 //! restricts with Landlock and installs the filter. Callers write the enforcement record in
 //! between, while they can still write to the runtime directory.
 
+pub mod bpf;
 pub mod exec;
 pub mod landlock;
 pub mod record;

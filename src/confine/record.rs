@@ -118,7 +118,8 @@ impl EnforcementRecord {
             let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o1733));
         }
         let json = serde_json::to_vec_pretty(self).map_err(|e| werr(io::Error::other(e)))?;
-        fsutil::write_atomic(&path, &json, 0o644).map_err(werr)?;
+        // Records describe running processes and live on tmpfs: atomic, no fsync.
+        fsutil::write_atomic_with(&path, &json, 0o644, false).map_err(werr)?;
         Ok(path)
     }
 
