@@ -10,5 +10,9 @@
 
 pub mod cli;
 pub mod confine;
+pub mod daemon;
+pub mod dbus;
 pub mod fsutil;
 pub mod profile;
+pub mod systemd;
+pub mod tomlpos;

@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use hardend::cli::{self, Exit};
 use hardend::profile::{DEFAULT_SEARCH_PATH, ProfileLoader};
 
-/// Administer hardend: service confinement profiles and confined execution.
+/// Administer hardend: confined services, profiles, confined execution.
 #[derive(Parser, Debug)]
 #[command(name = "hardenctl", version, about, long_about = None)]
 struct Args {
@@ -18,12 +18,40 @@ struct Args {
     /// Colon-separated directories searched for bare profile names.
     #[arg(long, global = true, value_delimiter = ':', default_values = DEFAULT_SEARCH_PATH)]
     profile_path: Vec<PathBuf>,
+    /// The bus hardend is on: "system" or a D-Bus address (also $HARDEND_BUS).
+    #[arg(long, global = true, env = "HARDEND_BUS", default_value = "system")]
+    bus: String,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Overall state of the daemon, one screen. Exit 3 when degraded.
+    Status,
+    /// Every unit with a profile: state, PID, Landlock ABI. Exit 3 if one is not enforced.
+    Services,
+    /// Confine a unit by a profile: write its drop-in, reload systemd, restart, verify.
+    Confine {
+        /// The service unit, e.g. mosquitto.service.
+        unit: String,
+        /// A profile name from the daemon's profile path.
+        profile: String,
+        /// Write the drop-in under /run (gone at reboot), to try a profile.
+        #[arg(long)]
+        runtime: bool,
+        /// Do not restart the unit (the profile applies from its next start).
+        #[arg(long)]
+        no_restart: bool,
+    },
+    /// Remove hardend's drop-in from a unit, reload systemd, restart it.
+    Release {
+        unit: String,
+        #[arg(long)]
+        no_restart: bool,
+    },
+    /// Make the daemon re-read its configuration and profiles.
+    Reload,
     /// Inspect and validate profiles.
     #[command(subcommand)]
     Profile(ProfileCmd),
@@ -49,7 +77,7 @@ enum Command {
 
 #[derive(Subcommand, Debug)]
 enum ProfileCmd {
-    /// List the profiles on the profile path.
+    /// List the profiles: the daemon's, or the local profile path when it is not running.
     List,
     /// Show a profile with its includes merged.
     Show {
@@ -75,7 +103,25 @@ fn main() -> ExitCode {
     let loader = ProfileLoader::new(args.profile_path);
     let out = cli::Output::new(args.json);
     let result = match args.command {
-        Command::Profile(ProfileCmd::List) => cli::profile::list(&out, &loader),
+        Command::Status => cli::daemon::status(&out, &args.bus),
+        Command::Services => cli::daemon::services(&out, &args.bus),
+        Command::Confine {
+            unit,
+            profile,
+            runtime,
+            no_restart,
+        } => cli::daemon::confine(&out, &args.bus, &unit, &profile, runtime, no_restart),
+        Command::Release { unit, no_restart } => {
+            cli::daemon::release(&out, &args.bus, &unit, no_restart)
+        }
+        Command::Reload => cli::daemon::reload(&out, &args.bus),
+        Command::Profile(ProfileCmd::List) => cli::daemon::profile_list(&out, &args.bus)
+            .unwrap_or_else(|| {
+                if !out.json {
+                    eprintln!("hardenctl: hardend is not running; listing the local profile path");
+                }
+                cli::profile::list(&out, &loader)
+            }),
         Command::Profile(ProfileCmd::Show { name, expand, arch }) => {
             cli::profile::show(&out, &loader, &name, expand, arch.as_deref())
         }

@@ -1,6 +1,7 @@
 //! Rendering for `hardenctl`: one module per command group. Each command returns whether the
 //! state it reports is good ([`Exit`]) or an error; `--json` prints exactly one document.
 
+pub mod daemon;
 pub mod exec;
 pub mod profile;
 
@@ -24,6 +25,12 @@ pub enum CliError {
     Exec(#[from] crate::confine::exec::ExecError),
     #[error("{0}")]
     Usage(String),
+    #[error("{0}")]
+    NotRunning(String),
+    #[error("permission denied: {0}")]
+    AccessDenied(String),
+    #[error("{0}")]
+    Daemon(String),
 }
 
 impl CliError {
@@ -31,7 +38,10 @@ impl CliError {
         match self {
             CliError::Exec(e) => u8::try_from(e.exit_code()).unwrap_or(1),
             CliError::Usage(_) => 2,
-            CliError::Profile(_) => 1,
+            CliError::Profile(_)
+            | CliError::NotRunning(_)
+            | CliError::AccessDenied(_)
+            | CliError::Daemon(_) => 1,
         }
     }
 }

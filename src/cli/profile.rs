@@ -1,13 +1,13 @@
 //! `hardenctl profile list | show | check`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Serialize;
 
 use super::{CliError, Exit, Output, columns};
 use crate::confine::seccomp;
 use crate::profile::syscalls::Arch;
-use crate::profile::{Profile, ProfileError, ProfileLoader};
+use crate::profile::{Profile, ProfileLoader};
 
 pub fn list(out: &Output, loader: &ProfileLoader) -> Result<Exit, CliError> {
     #[derive(Serialize)]
@@ -240,44 +240,10 @@ struct CheckResult {
     notes: Vec<String>,
 }
 
-/// Validates one file completely: load with includes, then compile the seccomp filter for
-/// every supported architecture.
-pub fn check_one(
-    loader: &ProfileLoader,
-    file: &Path,
-) -> Result<(Profile, Vec<String>), ProfileError> {
-    let profile = loader.load_file(file)?;
-    let mut notes = Vec::new();
-    if let Some(s) = &profile.seccomp {
-        for arch in [Arch::X86_64, Arch::Aarch64] {
-            match seccomp::compile(s, profile.mode, arch) {
-                Ok((_, report)) => notes.extend(report.notes),
-                Err(e) => {
-                    return Err(ProfileError::Invalid {
-                        path: file.to_path_buf(),
-                        line: 1,
-                        key: "seccomp".into(),
-                        message: format!("filter for {arch}: {e}"),
-                    });
-                }
-            }
-        }
-    }
-    if profile.landlock.is_none() {
-        notes.push("no [landlock] section: files and network are not restricted".into());
-    }
-    if profile.seccomp.is_none() {
-        notes.push("no [seccomp] section: syscalls are not filtered".into());
-    }
-    notes.sort();
-    notes.dedup();
-    Ok((profile, notes))
-}
-
 pub fn check(out: &Output, loader: &ProfileLoader, files: &[PathBuf]) -> Result<Exit, CliError> {
     let results: Vec<CheckResult> = files
         .iter()
-        .map(|f| match check_one(loader, f) {
+        .map(|f| match crate::confine::check_profile_file(loader, f) {
             Ok((p, notes)) => CheckResult {
                 file: f.clone(),
                 ok: true,

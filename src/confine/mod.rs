@@ -13,8 +13,10 @@ pub mod seccomp;
 
 use serde::{Deserialize, Serialize};
 
-use crate::profile::Profile;
+use std::path::Path;
+
 use crate::profile::syscalls::Arch;
+use crate::profile::{Profile, ProfileError, ProfileLoader};
 
 pub use self::landlock::{LandlockReport, LandlockStatus};
 pub use self::seccomp::SeccompReport;
@@ -108,4 +110,43 @@ impl Prepared {
         }
         Ok(self.report)
     }
+}
+
+/// Validates one file completely: load with includes, then compile the seccomp filter for
+/// every supported architecture.
+pub fn check_profile_file(
+    loader: &ProfileLoader,
+    file: &Path,
+) -> Result<(Profile, Vec<String>), ProfileError> {
+    check_profile(loader.load_file(file)?)
+}
+
+/// Validates a loaded profile: its seccomp filter must compile for every supported
+/// architecture. Returns the profile and the notes worth showing.
+pub fn check_profile(profile: Profile) -> Result<(Profile, Vec<String>), ProfileError> {
+    let mut notes = Vec::new();
+    if let Some(s) = &profile.seccomp {
+        for arch in [Arch::X86_64, Arch::Aarch64] {
+            match self::seccomp::compile(s, profile.mode, arch) {
+                Ok((_, report)) => notes.extend(report.notes),
+                Err(e) => {
+                    return Err(ProfileError::Invalid {
+                        path: profile.source.clone(),
+                        line: 1,
+                        key: "seccomp".into(),
+                        message: format!("filter for {arch}: {e}"),
+                    });
+                }
+            }
+        }
+    }
+    if profile.landlock.is_none() {
+        notes.push("no [landlock] section: files and network are not restricted".into());
+    }
+    if profile.seccomp.is_none() {
+        notes.push("no [seccomp] section: syscalls are not filtered".into());
+    }
+    notes.sort();
+    notes.dedup();
+    Ok((profile, notes))
 }

@@ -1,0 +1,289 @@
+//! `/etc/hardend/hardend.toml`: every key optional; a bad file is a startup error naming the
+//! file, line and key.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::profile::DEFAULT_SEARCH_PATH;
+use crate::systemd::dropin::valid_unit_name;
+use crate::tomlpos;
+
+pub const DEFAULT_CONFIG: &str = "/etc/hardend/hardend.toml";
+
+/// Errors in the configuration file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{}: {source}", path.display())]
+    Read { path: PathBuf, source: io::Error },
+    #[error("{}:{line}:{column}: {message}", path.display())]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{}:{line}: {key}: {message}", path.display())]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        key: String,
+        message: String,
+    },
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    daemon: RawDaemon,
+    #[serde(default)]
+    services: BTreeMap<Spanned<String>, Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDaemon {
+    bus: Option<String>,
+    verify_interval: Option<Spanned<i64>>,
+    restart_timeout: Option<Spanned<i64>>,
+    profile_path: Option<Vec<Spanned<String>>>,
+    runtime_dir: Option<Spanned<String>>,
+    dropin_dir: Option<Spanned<String>>,
+    runtime_dropin_dir: Option<Spanned<String>>,
+    exec_path: Option<Spanned<String>>,
+}
+
+/// The daemon's configuration with defaults filled in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Where it was read from (`None`: built-in defaults, no file).
+    pub source: Option<PathBuf>,
+    /// `"system"` or a D-Bus address.
+    pub bus: String,
+    /// Seconds between full verification passes.
+    pub verify_interval: u64,
+    /// Seconds to wait for systemd to restart a unit.
+    pub restart_timeout: u64,
+    pub profile_path: Vec<PathBuf>,
+    /// Records are in `<runtime_dir>/enforced`.
+    pub runtime_dir: PathBuf,
+    /// Persistent drop-ins (`/etc/systemd/system`).
+    pub dropin_dir: PathBuf,
+    /// Drop-ins for `--runtime` confinement, gone at reboot (`/run/systemd/system`).
+    pub runtime_dropin_dir: PathBuf,
+    /// hardend-exec as written into drop-ins.
+    pub exec_path: PathBuf,
+    /// unit → profile, applied at startup and reload.
+    pub services: BTreeMap<String, String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            source: None,
+            bus: "system".into(),
+            verify_interval: 30,
+            restart_timeout: 90,
+            profile_path: DEFAULT_SEARCH_PATH.iter().map(PathBuf::from).collect(),
+            runtime_dir: "/run/hardend".into(),
+            dropin_dir: "/etc/systemd/system".into(),
+            runtime_dropin_dir: "/run/systemd/system".into(),
+            exec_path: "/usr/libexec/hardend/hardend-exec".into(),
+            services: BTreeMap::new(),
+        }
+    }
+}
+
+impl Config {
+    pub fn records_dir(&self) -> PathBuf {
+        self.runtime_dir.join("enforced")
+    }
+
+    /// Loads `path`; a missing file at the default location means defaults.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Self::parse(path, &text),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && path == Path::new(DEFAULT_CONFIG) => {
+                Ok(Config::default())
+            }
+            Err(source) => Err(ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            }),
+        }
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let off = e.span().map_or(0, |s| s.start);
+            ConfigError::Syntax {
+                path: path.to_path_buf(),
+                line: tomlpos::line(text, off),
+                column: tomlpos::column(text, off),
+                message: e.message().trim().to_string(),
+            }
+        })?;
+        let invalid =
+            |span: std::ops::Range<usize>, key: &str, message: String| ConfigError::Invalid {
+                path: path.to_path_buf(),
+                line: tomlpos::line(text, span.start),
+                key: key.to_string(),
+                message,
+            };
+        let abs = |v: &Option<Spanned<String>>,
+                   key: &str,
+                   default: &Path|
+         -> Result<PathBuf, ConfigError> {
+            match v {
+                None => Ok(default.to_path_buf()),
+                Some(s) if Path::new(s.get_ref()).is_absolute() => Ok(PathBuf::from(s.get_ref())),
+                Some(s) => Err(invalid(
+                    s.span(),
+                    key,
+                    format!("{:?} must be an absolute path", s.get_ref()),
+                )),
+            }
+        };
+        let secs = |v: &Option<Spanned<i64>>,
+                    key: &str,
+                    default: u64,
+                    max: u64|
+         -> Result<u64, ConfigError> {
+            match v {
+                None => Ok(default),
+                Some(s) => match u64::try_from(*s.get_ref()) {
+                    Ok(n) if (1..=max).contains(&n) => Ok(n),
+                    _ => Err(invalid(
+                        s.span(),
+                        key,
+                        format!("{} is out of range 1..={max} seconds", s.get_ref()),
+                    )),
+                },
+            }
+        };
+        let d = Config::default();
+        let mut profile_path = d.profile_path.clone();
+        if let Some(pp) = &raw.daemon.profile_path {
+            profile_path = Vec::new();
+            for p in pp {
+                if !Path::new(p.get_ref()).is_absolute() {
+                    return Err(invalid(
+                        p.span(),
+                        "daemon.profile_path",
+                        format!("{:?} must be an absolute path", p.get_ref()),
+                    ));
+                }
+                profile_path.push(PathBuf::from(p.get_ref()));
+            }
+        }
+        let mut services = BTreeMap::new();
+        for (unit, profile) in &raw.services {
+            if !valid_unit_name(unit.get_ref()) {
+                return Err(invalid(
+                    unit.span(),
+                    "services",
+                    format!(
+                        "{:?} is not a service unit name (NAME.service)",
+                        unit.get_ref()
+                    ),
+                ));
+            }
+            if profile.get_ref().is_empty() {
+                return Err(invalid(
+                    profile.span(),
+                    &format!("services.{}", unit.get_ref()),
+                    "empty profile name".into(),
+                ));
+            }
+            services.insert(unit.get_ref().clone(), profile.get_ref().clone());
+        }
+        Ok(Config {
+            source: Some(path.to_path_buf()),
+            bus: raw.daemon.bus.unwrap_or(d.bus),
+            verify_interval: secs(
+                &raw.daemon.verify_interval,
+                "daemon.verify_interval",
+                d.verify_interval,
+                86_400,
+            )?,
+            restart_timeout: secs(
+                &raw.daemon.restart_timeout,
+                "daemon.restart_timeout",
+                d.restart_timeout,
+                3_600,
+            )?,
+            profile_path,
+            runtime_dir: abs(
+                &raw.daemon.runtime_dir,
+                "daemon.runtime_dir",
+                &d.runtime_dir,
+            )?,
+            dropin_dir: abs(&raw.daemon.dropin_dir, "daemon.dropin_dir", &d.dropin_dir)?,
+            runtime_dropin_dir: abs(
+                &raw.daemon.runtime_dropin_dir,
+                "daemon.runtime_dropin_dir",
+                &d.runtime_dropin_dir,
+            )?,
+            exec_path: abs(&raw.daemon.exec_path, "daemon.exec_path", &d.exec_path)?,
+            services,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(t: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("/etc/hardend/hardend.toml"), t)
+    }
+
+    #[test]
+    fn empty_file_is_all_defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c.verify_interval, 30);
+        assert_eq!(c.records_dir(), Path::new("/run/hardend/enforced"));
+    }
+
+    #[test]
+    fn services_and_daemon_keys() {
+        let c = parse("[daemon]\nverify_interval = 5\nprofile_path = [\"/srv/p\"]\n[services]\n\"mosquitto.service\" = \"mosquitto\"\n").unwrap();
+        assert_eq!(c.verify_interval, 5);
+        assert_eq!(c.profile_path, [PathBuf::from("/srv/p")]);
+        assert_eq!(c.services["mosquitto.service"], "mosquitto");
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        let e = parse("[daemon]\n\nverify_interval = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "/etc/hardend/hardend.toml:3: daemon.verify_interval: 0 is out of range 1..=86400 seconds"
+        );
+        let e = parse("[daemon]\nruntime_dir = \"run\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("/etc/hardend/hardend.toml:2: daemon.runtime_dir:"),
+            "{e}"
+        );
+        let e = parse("[services]\n\"x.socket\" = \"p\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("/etc/hardend/hardend.toml:2: services:"),
+            "{e}"
+        );
+        let e = parse("[daemon]\nverbose = true\n").unwrap_err().to_string();
+        assert!(
+            e.starts_with("/etc/hardend/hardend.toml:2:1: unknown field `verbose`"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,48 @@
+//! Security events: a D-Bus signal and a journal entry with a stable MESSAGE_ID each.
+//! The IDs are part of the interface (docs/dbus.md); never change them.
+
+use zbus::object_server::SignalEmitter;
+
+use super::state::Change;
+use crate::dbus::manager::Manager;
+
+/// A service's enforcement state changed.
+pub const MSG_ENFORCEMENT_CHANGED: &str = "6e0c3f1d9b2a4c57a8f0e4d2b7c19a35";
+/// A service runs without the confinement assigned to it (not-enforced, stale, failed).
+pub const MSG_NOT_ENFORCED: &str = "b4a7d2e9f13c4e6b9d05a8c7e2f1b360";
+/// The daemon started and owns its bus name.
+pub const MSG_DAEMON_READY: &str = "2d9f6a1c7e3b4f08b5c2a9d4e6f7180c";
+
+/// Emits `ServiceEnforcementChanged` and logs the change.
+pub async fn enforcement_changed(emitter: &SignalEmitter<'_>, c: &Change) {
+    let i = &c.info;
+    let bad = matches!(i.state.as_str(), "not-enforced" | "stale" | "failed");
+    if bad {
+        tracing::warn!(
+            message_id = MSG_NOT_ENFORCED,
+            unit = %i.unit,
+            profile = %i.profile,
+            old_state = %c.old,
+            new_state = %i.state,
+            "{} is {} (profile {}): {}",
+            i.unit, i.state, i.profile, i.detail
+        );
+    } else {
+        tracing::info!(
+            message_id = MSG_ENFORCEMENT_CHANGED,
+            unit = %i.unit,
+            profile = %i.profile,
+            old_state = %c.old,
+            new_state = %i.state,
+            "{} is {} (profile {}): {}",
+            i.unit, i.state, i.profile, i.detail
+        );
+    }
+    if let Err(e) = Manager::service_enforcement_changed(
+        emitter, &i.unit, &i.profile, &c.old, &i.state, &i.detail,
+    )
+    .await
+    {
+        tracing::warn!("cannot emit ServiceEnforcementChanged: {e}");
+    }
+}

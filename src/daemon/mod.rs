@@ -1,0 +1,7 @@
+//! The daemon: configuration, state, verification, and the startup/run loop.
+
+pub mod config;
+pub mod events;
+pub mod run;
+pub mod state;
+pub mod verify;

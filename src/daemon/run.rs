@@ -1,0 +1,216 @@
+//! Startup order and the main loop: configuration, bus connection, interfaces served before
+//! the name is requested, READY=1 only once the name is owned, then verification on a timer
+//! and on systemd job events, SIGHUP reload and SIGTERM exit.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::signal::unix::{SignalKind, signal};
+use zbus::fdo::RequestNameFlags;
+
+use super::config::{Config, ConfigError};
+use super::events::{self, MSG_DAEMON_READY};
+use super::state::Daemon;
+use crate::dbus::manager::Manager;
+use crate::dbus::{BUS_NAME, OBJECT_PATH};
+use crate::fsutil;
+use crate::systemd::client::Systemd;
+
+/// Errors that stop the daemon from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot connect to the bus {bus}: {source}")]
+    Connect { bus: String, source: zbus::Error },
+    #[error("cannot own {BUS_NAME} on {bus}: {source}")]
+    Name { bus: String, source: zbus::Error },
+    #[error("D-Bus: {0}")]
+    Bus(#[from] zbus::Error),
+    #[error("cannot create {}: {source}", path.display())]
+    RuntimeDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("signals: {0}")]
+    Signal(std::io::Error),
+}
+
+/// Command-line overrides.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    pub config: PathBuf,
+    pub bus: Option<String>,
+}
+
+/// Sends a state to systemd when started with `Type=notify` (no-op otherwise).
+fn notify(states: &[sd_notify::NotifyState]) {
+    let _ = sd_notify::notify(false, states);
+}
+
+fn status_line(d: &Daemon) -> String {
+    let s = d.status();
+    let mut line = format!(
+        "{} services, {} enforced, {} problems",
+        s.services, s.enforced, s.problems
+    );
+    if !s.systemd {
+        line.push_str(" (no systemd on the bus)");
+    }
+    line
+}
+
+/// Sets up logging: structured journal entries under systemd, text on stderr otherwise.
+pub fn init_logging() {
+    use tracing_subscriber::prelude::*;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HARDEND_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let journald = std::env::var_os("JOURNAL_STREAM")
+        .and_then(|_| tracing_journald::layer().ok())
+        .map(|l| {
+            l.with_field_prefix(None)
+                .with_syslog_identifier("hardend".into())
+        });
+    match journald {
+        Some(layer) => tracing_subscriber::registry()
+            .with(filter)
+            .with(layer)
+            .init(),
+        None => tracing_subscriber::registry()
+            .with(filter)
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_target(false),
+            )
+            .init(),
+    }
+}
+
+/// Runs the daemon until SIGTERM/SIGINT.
+pub async fn run(opts: Options) -> Result<(), RunError> {
+    let mut config = Config::load(&opts.config)?;
+    if let Some(b) = &opts.bus {
+        config.bus = b.clone();
+    }
+    let records = config.records_dir();
+    if !records.is_dir() {
+        fsutil::create_dir_all_mode(&records, 0o755).map_err(|source| RunError::RuntimeDir {
+            path: records.clone(),
+            source,
+        })?;
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&records, std::fs::Permissions::from_mode(0o1733));
+    }
+    let bus = config.bus.clone();
+    let conn = crate::dbus::connect(&bus)
+        .await
+        .map_err(|source| RunError::Connect {
+            bus: bus.clone(),
+            source,
+        })?;
+    let systemd = match Systemd::on(&conn).await {
+        Ok(sd) => Some(sd),
+        Err(e) => {
+            tracing::warn!("{e}; units are verified from enforcement records only");
+            None
+        }
+    };
+    let daemon = Arc::new(Daemon::new(config, systemd.clone()));
+    conn.object_server()
+        .at(
+            OBJECT_PATH,
+            Manager {
+                daemon: daemon.clone(),
+            },
+        )
+        .await?;
+    let iface = conn
+        .object_server()
+        .interface::<_, Manager>(OBJECT_PATH)
+        .await?;
+    let emitter = iface.signal_emitter().clone();
+
+    daemon.verify_all().await;
+    conn.request_name_with_flags(BUS_NAME, RequestNameFlags::DoNotQueue.into())
+        .await
+        .map_err(|source| RunError::Name {
+            bus: bus.clone(),
+            source,
+        })?;
+    for e in daemon.apply_config_services().await {
+        tracing::warn!("[services]: {e}");
+    }
+    for change in daemon.verify_all().await {
+        events::enforcement_changed(&emitter, &change).await;
+    }
+    tracing::info!(message_id = MSG_DAEMON_READY, bus = %bus, "hardend {} ready: {}", env!("CARGO_PKG_VERSION"), status_line(&daemon));
+    notify(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status(&status_line(&daemon)),
+    ]);
+
+    let mut term = signal(SignalKind::terminate()).map_err(RunError::Signal)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(RunError::Signal)?;
+    let mut hup = signal(SignalKind::hangup()).map_err(RunError::Signal)?;
+    let interval = Duration::from_secs(daemon.config().verify_interval);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    let mut jobs = match &systemd {
+        Some(sd) => match sd.job_events().await {
+            Ok(s) => Some(Box::pin(s)),
+            Err(e) => {
+                tracing::warn!("cannot follow systemd jobs: {e}; relying on the timer");
+                None
+            }
+        },
+        None => None,
+    };
+
+    loop {
+        let job = async {
+            match jobs.as_mut() {
+                Some(s) => s.next().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => {
+                notify(&[sd_notify::NotifyState::Reloading]);
+                match daemon.reload().await {
+                    Ok(()) => tracing::info!("configuration reloaded"),
+                    Err(e) => tracing::error!("reload failed, keeping the previous configuration: {e}"),
+                }
+                for e in daemon.apply_config_services().await {
+                    tracing::warn!("[services]: {e}");
+                }
+                for change in daemon.verify_all().await {
+                    events::enforcement_changed(&emitter, &change).await;
+                }
+                notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status(&status_line(&daemon))]);
+            }
+            _ = tick.tick() => {
+                for change in daemon.verify_all().await {
+                    events::enforcement_changed(&emitter, &change).await;
+                }
+                notify(&[sd_notify::NotifyState::Status(&status_line(&daemon))]);
+            }
+            Some(unit) = job => {
+                let cfg = daemon.config();
+                if daemon.assignments(&cfg).contains_key(&unit) {
+                    // The job finished; give the new MainPID a moment to exec the service.
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    if let Some(change) = daemon.verify_unit(&unit).await {
+                        events::enforcement_changed(&emitter, &change).await;
+                    }
+                }
+            }
+        }
+    }
+    notify(&[sd_notify::NotifyState::Stopping]);
+    tracing::info!("hardend stopping");
+    Ok(())
+}

@@ -1,0 +1,59 @@
+//! Structures exchanged over the bus (D-Bus structs; signatures in docs/dbus.md).
+
+use serde::{Deserialize, Serialize};
+use zbus::zvariant::Type;
+
+/// One confined (or assigned) unit: `(sssssuussss)`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct ServiceInfo {
+    pub unit: String,
+    pub profile: String,
+    /// enforced | partial | not-enforced | stale | inactive | failed
+    pub state: String,
+    /// Why, in one sentence.
+    pub detail: String,
+    /// Where the assignment comes from: config | dropin | runtime-dropin | record
+    pub source: String,
+    /// MainPID (0: not running).
+    pub pid: u32,
+    /// Landlock ABI used for this process (0: unknown or none).
+    pub landlock_abi: u32,
+    /// full | partial | none | "" (unknown)
+    pub landlock: String,
+    /// enforce | complain | none | "" (unknown)
+    pub seccomp: String,
+    /// The profile hash the process runs with ("" when unknown).
+    pub profile_hash: String,
+    /// When the process was confined (RFC 3339), "" when unknown.
+    pub since: String,
+}
+
+/// Overall daemon state: `(sssuuuuubas)`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct StatusInfo {
+    pub version: String,
+    /// ok | degraded
+    pub state: String,
+    /// Human summary of what is degraded ("" when ok).
+    pub detail: String,
+    pub kernel_landlock_abi: u32,
+    pub services: u32,
+    pub enforced: u32,
+    /// Services in a bad state (not-enforced, stale, failed).
+    pub problems: u32,
+    /// Seconds between verification passes.
+    pub verify_interval: u32,
+    /// Whether systemd is reachable on the daemon's bus.
+    pub systemd: bool,
+    pub profile_path: Vec<String>,
+}
+
+/// A profile on the daemon's profile path: `(ssss)`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct ProfileInfo {
+    pub name: String,
+    pub path: String,
+    pub description: String,
+    /// "" when the profile is valid.
+    pub error: String,
+}

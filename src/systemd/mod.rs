@@ -1,0 +1,4 @@
+//! systemd integration: drop-in rendering (pure) and the org.freedesktop.systemd1 client.
+
+pub mod client;
+pub mod dropin;
