@@ -188,3 +188,38 @@ fn bare_names_are_found_on_the_profile_path() {
         .unwrap();
     assert_eq!(ran(&out, 1)[0], "ok 0");
 }
+
+#[test]
+fn argv0_replaces_the_programs_first_argument() {
+    let sb = Sandbox::new();
+    let p = sb.profile(
+        "argv0",
+        "include = [\"base\"]\n[landlock]\nread_exec = [\"/usr/bin/busybox\"]\n",
+    );
+    // busybox dispatches on argv[0]: with argv0 "echo" it behaves as echo
+    let out = std::process::Command::new(hardend_exec())
+        .args(["--profile"])
+        .arg(&p)
+        .arg("--profile-path")
+        .arg(shipped_profiles())
+        .arg("--runtime-dir")
+        .arg(sb.runtime_dir())
+        .args([
+            "--argv0",
+            "echo",
+            "--",
+            "/usr/bin/busybox",
+            "hello",
+            "world",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "hello world\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rec = &records(&sb)[0];
+    assert_eq!(rec.command[0], "/usr/bin/busybox");
+}

@@ -31,6 +31,9 @@ struct Args {
     /// Use at most this Landlock ABI (tests the old-kernel path; reported as partial).
     #[arg(long, value_parser = clap::value_parser!(u8).range(1..=10))]
     max_landlock_abi: Option<u8>,
+    /// argv[0] for the program when it differs from COMMAND (systemd's `@` prefix).
+    #[arg(long)]
+    argv0: Option<OsString>,
     /// Restore the default SIGPIPE disposition (for units with IgnoreSIGPIPE=no).
     #[arg(long)]
     reset_sigpipe: bool,
@@ -45,6 +48,7 @@ fn main() {
         profile: args.profile,
         unit: args.unit.clone(),
         command: args.command,
+        argv0: args.argv0,
         loader: ProfileLoader::new(args.profile_path),
         options: ConfineOptions {
             max_landlock_abi: args.max_landlock_abi,

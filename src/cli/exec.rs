@@ -57,6 +57,7 @@ pub fn run(
         profile,
         unit: None,
         command,
+        argv0: None,
         loader,
         options: ConfineOptions { max_landlock_abi },
         record_dir,

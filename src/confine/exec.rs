@@ -62,6 +62,8 @@ pub struct ExecRequest {
     pub profile: String,
     pub unit: Option<String>,
     pub command: Vec<OsString>,
+    /// argv[0] for the program when it differs from the path (systemd's `@` prefix).
+    pub argv0: Option<OsString>,
     pub loader: ProfileLoader,
     pub options: ConfineOptions,
     /// Where to write the enforcement record; `None` writes none (`hardenctl exec`).
@@ -125,8 +127,9 @@ pub fn confine_and_exec(
     let path = resolve_command(cmd)?;
     let c_path = cstring(path.clone().into_os_string())?;
     let argv = req
-        .command
+        .argv0
         .iter()
+        .chain(req.command.iter().skip(usize::from(req.argv0.is_some())))
         .cloned()
         .map(cstring)
         .collect::<Result<Vec<_>, _>>()?;

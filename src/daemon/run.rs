@@ -38,6 +38,9 @@ pub enum RunError {
     Signal(std::io::Error),
 }
 
+/// How long to wait for the bus at startup.
+const BUS_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Command-line overrides.
 #[derive(Clone, Debug, Default)]
 pub struct Options {
