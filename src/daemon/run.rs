@@ -108,13 +108,22 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
         let _ = std::fs::set_permissions(&records, std::fs::Permissions::from_mode(0o1733));
     }
     let bus = config.bus.clone();
-    let conn = crate::dbus::connect(&bus)
+    // A bus that accepts the connection but never answers must not hang startup forever.
+    let no_answer = |_| RunError::Connect {
+        bus: bus.clone(),
+        source: zbus::Error::Failure(format!("no answer within {BUS_TIMEOUT:?}")),
+    };
+    let conn = tokio::time::timeout(BUS_TIMEOUT, crate::dbus::connect(&bus))
         .await
+        .map_err(no_answer)?
         .map_err(|source| RunError::Connect {
             bus: bus.clone(),
             source,
         })?;
-    let systemd = match Systemd::on(&conn).await {
+    let probe = tokio::time::timeout(BUS_TIMEOUT, Systemd::on(&conn))
+        .await
+        .map_err(no_answer)?;
+    let systemd = match probe {
         Ok(sd) => Some(sd),
         Err(e) => {
             tracing::warn!("{e}; units are verified from enforcement records only");
@@ -137,12 +146,16 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
     let emitter = iface.signal_emitter().clone();
 
     daemon.verify_all().await;
-    conn.request_name_with_flags(BUS_NAME, RequestNameFlags::DoNotQueue.into())
-        .await
-        .map_err(|source| RunError::Name {
-            bus: bus.clone(),
-            source,
-        })?;
+    tokio::time::timeout(
+        BUS_TIMEOUT,
+        conn.request_name_with_flags(BUS_NAME, RequestNameFlags::DoNotQueue.into()),
+    )
+    .await
+    .map_err(no_answer)?
+    .map_err(|source| RunError::Name {
+        bus: bus.clone(),
+        source,
+    })?;
     for e in daemon.apply_config_services().await {
         tracing::warn!("[services]: {e}");
     }
