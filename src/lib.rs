@@ -16,3 +16,4 @@ pub mod fsutil;
 pub mod profile;
 pub mod systemd;
 pub mod tomlpos;
+pub mod verity;

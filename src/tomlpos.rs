@@ -24,7 +24,7 @@ mod tests {
         let t = "a = 1\nbé = 2\n";
         assert_eq!(super::line(t, 0), 1);
         assert_eq!(super::line(t, 6), 2);
-        assert_eq!(super::column(t, 11), 6);
+        assert_eq!(super::column(t, 12), 6, "characters, not bytes");
         assert_eq!(super::line(t, 999), 3);
     }
 }

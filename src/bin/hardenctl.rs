@@ -52,6 +52,9 @@ enum Command {
     },
     /// Make the daemon re-read its configuration and profiles.
     Reload,
+    /// dm-verity hash trees (byte-compatible with veritysetup).
+    #[command(subcommand)]
+    Verity(VerityCmd),
     /// Inspect and validate profiles.
     #[command(subcommand)]
     Profile(ProfileCmd),
@@ -72,6 +75,34 @@ enum Command {
         quiet: bool,
         #[arg(last = true, required = true, value_name = "COMMAND")]
         command: Vec<OsString>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum VerityCmd {
+    /// Build the hash tree of DATA into HASH and print the root hash (exit 0).
+    Format {
+        data: PathBuf,
+        #[arg(value_name = "HASH")]
+        hash_device: PathBuf,
+        #[command(flatten)]
+        tree: cli::verity::TreeArgs,
+    },
+    /// Recompute everything and compare with ROOT_HASH; names the first bad block (exit 3).
+    Verify {
+        data: PathBuf,
+        #[arg(value_name = "HASH")]
+        hash_device: PathBuf,
+        root_hash: String,
+        #[command(flatten)]
+        tree: cli::verity::TreeArgs,
+    },
+    /// Print the superblock of HASH.
+    Dump {
+        #[arg(value_name = "HASH")]
+        hash_device: PathBuf,
+        #[arg(long, default_value_t = 0)]
+        hash_offset: u64,
     },
 }
 
@@ -115,6 +146,21 @@ fn main() -> ExitCode {
             cli::daemon::release(&out, &args.bus, &unit, no_restart)
         }
         Command::Reload => cli::daemon::reload(&out, &args.bus),
+        Command::Verity(VerityCmd::Format {
+            data,
+            hash_device,
+            tree,
+        }) => cli::verity::format(&out, &tree, &data, &hash_device),
+        Command::Verity(VerityCmd::Verify {
+            data,
+            hash_device,
+            root_hash,
+            tree,
+        }) => cli::verity::verify(&out, &tree, &data, &hash_device, &root_hash),
+        Command::Verity(VerityCmd::Dump {
+            hash_device,
+            hash_offset,
+        }) => cli::verity::dump(&out, &hash_device, hash_offset),
         Command::Profile(ProfileCmd::List) => cli::daemon::profile_list(&out, &args.bus)
             .unwrap_or_else(|| {
                 if !out.json {
@@ -149,5 +195,14 @@ fn main() -> ExitCode {
             out.error(&e);
             ExitCode::from(e.exit_code())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Args::command().debug_assert();
     }
 }

@@ -61,3 +61,12 @@ fn main() {
     eprintln!("hardend-exec{who}: {err}; not started");
     std::process::exit(err.exit_code());
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Args::command().debug_assert();
+    }
+}

@@ -4,6 +4,7 @@
 pub mod daemon;
 pub mod exec;
 pub mod profile;
+pub mod verity;
 
 use std::io::IsTerminal;
 
