@@ -97,6 +97,22 @@ enum VerityCmd {
         #[command(flatten)]
         tree: cli::verity::TreeArgs,
     },
+    /// Open a verity device (block devices) read-only as /dev/mapper/NAME (root).
+    Open {
+        name: String,
+        data: PathBuf,
+        #[arg(value_name = "HASH")]
+        hash_device: PathBuf,
+        root_hash: String,
+        #[command(flatten)]
+        tree: cli::verity::TreeArgs,
+        #[command(flatten)]
+        open: cli::verity::OpenArgs,
+    },
+    /// Remove a verity device.
+    Close { name: String },
+    /// Kernel status of a verity device: exit 0 when verified (V), 3 when corrupted (C).
+    Status { name: String },
     /// Print the superblock of HASH.
     Dump {
         #[arg(value_name = "HASH")]
@@ -157,6 +173,16 @@ fn main() -> ExitCode {
             root_hash,
             tree,
         }) => cli::verity::verify(&out, &tree, &data, &hash_device, &root_hash),
+        Command::Verity(VerityCmd::Open {
+            name,
+            data,
+            hash_device,
+            root_hash,
+            tree,
+            open,
+        }) => cli::verity::open(&out, &tree, &open, &name, &data, &hash_device, &root_hash),
+        Command::Verity(VerityCmd::Close { name }) => cli::verity::close(&out, &name),
+        Command::Verity(VerityCmd::Status { name }) => cli::verity::status(&out, &name),
         Command::Verity(VerityCmd::Dump {
             hash_device,
             hash_offset,

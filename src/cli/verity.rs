@@ -263,3 +263,101 @@ pub fn dump(out: &Output, hash: &Path, hash_offset: u64) -> Result<Exit, CliErro
     }
     Ok(Exit::Ok)
 }
+
+/// Options of `verity open`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct OpenArgs {
+    /// What the kernel does on a corrupted block.
+    #[arg(long, value_enum)]
+    pub on_corruption: Option<crate::verity::dm::OnCorruption>,
+    #[arg(long)]
+    pub ignore_zero_blocks: bool,
+    #[arg(long)]
+    pub check_at_most_once: bool,
+    /// Kernel keyring description of the root hash signature (root_hash_sig_key_desc).
+    #[arg(long)]
+    pub root_hash_sig_key_desc: Option<String>,
+}
+
+pub fn open(
+    out: &Output,
+    tree_args: &TreeArgs,
+    o: &OpenArgs,
+    name: &str,
+    data: &Path,
+    hash: &Path,
+    root: &str,
+) -> Result<Exit, CliError> {
+    use crate::verity::dm::{Control, TableOptions, table};
+    let p = params_for_existing(tree_args, data, hash)?;
+    let opts = TableOptions {
+        on_corruption: o.on_corruption,
+        ignore_zero_blocks: o.ignore_zero_blocks,
+        check_at_most_once: o.check_at_most_once,
+        root_hash_sig_key_desc: o.root_hash_sig_key_desc.clone(),
+    };
+    let t = table(
+        &p,
+        &data.display().to_string(),
+        &hash.display().to_string(),
+        root,
+        &opts,
+    )?;
+    // cryptsetup's naming, so that tools recognise the device
+    let uuid = format!("CRYPT-VERITY-{}-{name}", hex::encode(p.uuid));
+    let dev = Control::open()?.open_verity(name, &uuid, &t)?;
+    let (major, minor) = (
+        libc::major(dev as libc::dev_t),
+        libc::minor(dev as libc::dev_t),
+    );
+    if out.json {
+        out.json(&serde_json::json!({ "name": name, "device": format!("/dev/mapper/{name}"), "major": major, "minor": minor, "table": t.params }));
+    } else {
+        println!("/dev/mapper/{name} ({major}:{minor}) opened read-only");
+    }
+    Ok(Exit::Ok)
+}
+
+pub fn close(out: &Output, name: &str) -> Result<Exit, CliError> {
+    crate::verity::dm::Control::open()?.remove(name)?;
+    if out.json {
+        out.json(&serde_json::json!({ "closed": name }));
+    } else {
+        println!("{name}: closed");
+    }
+    Ok(Exit::Ok)
+}
+
+pub fn status(out: &Output, name: &str) -> Result<Exit, CliError> {
+    use crate::verity::dm::{Control, VerityStatus, parse_status};
+    let c = Control::open()?;
+    let status = c.table_status(name, false)?;
+    let table = c.table_status(name, true)?;
+    let t = status
+        .first()
+        .filter(|t| t.target_type == "verity")
+        .ok_or_else(|| CliError::Daemon(format!("{name} is not a verity device")))?;
+    let st = parse_status(&t.params);
+    let root = table
+        .first()
+        .and_then(|t| t.params.split_whitespace().nth(8))
+        .unwrap_or("")
+        .to_string();
+    if out.json {
+        out.json(
+            &serde_json::json!({ "name": name, "status": st, "raw": t.params, "root_hash": root }),
+        );
+    } else {
+        let word = match &st {
+            VerityStatus::Verified => out.paint("verified (V)", Some(true)),
+            VerityStatus::Corrupted => out.paint("CORRUPTED (C)", Some(false)),
+            VerityStatus::Unknown(s) => out.paint(&format!("unknown ({s})"), None),
+        };
+        println!("{name}: {word}, root hash {root}");
+    }
+    Ok(if st == VerityStatus::Verified {
+        Exit::Ok
+    } else {
+        Exit::Bad
+    })
+}

@@ -9,6 +9,7 @@
 //! digests and hashes `block ‖ salt`. The root hash is the digest of the top block (or of
 //! the only data block when there is one).
 
+pub mod dm;
 pub mod superblock;
 pub mod tree;
 
