@@ -356,3 +356,37 @@ async fn enforcement_changes_are_signalled() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[test]
+fn verity_status_of_a_root_that_is_not_on_verity() {
+    let bus = TestBus::start();
+    let d = TestDaemon::start(&bus, "", "[verity]\nroot_hash = \"ABCDEF01\"\n");
+    let out = d.ctl(&["--json", "verity", "status"]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "answered, but / is not verified"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // this host's / is a plain block device (CI and developer machines alike)
+    assert_eq!(v["state"], "not-verity", "{v:#}");
+    assert_eq!(v["mountpoint"], "/");
+    assert_eq!(v["expected_root_hash"], "abcdef01");
+    assert_eq!(v["expected_source"], "config");
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not a device-mapper device"),
+        "{v:#}"
+    );
+    // a bad expected hash in the config is a startup error with file and line
+    fs::write(d.path("bad.toml"), "[verity]\n\nroot_hash = \"xyz\"\n").unwrap();
+    let out = Command::new(hardend())
+        .arg("--config")
+        .arg(d.path("bad.toml"))
+        .arg("--check-config")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad.toml:3: verity.root_hash"));
+}

@@ -111,8 +111,9 @@ enum VerityCmd {
     },
     /// Remove a verity device.
     Close { name: String },
-    /// Kernel status of a verity device: exit 0 when verified (V), 3 when corrupted (C).
-    Status { name: String },
+    /// Kernel status of a verity device (exit 0 verified, 3 corrupted); without NAME, the
+    /// daemon's check of the root file system (exit 3 unless verified).
+    Status { name: Option<String> },
     /// Print the superblock of HASH.
     Dump {
         #[arg(value_name = "HASH")]
@@ -182,7 +183,10 @@ fn main() -> ExitCode {
             open,
         }) => cli::verity::open(&out, &tree, &open, &name, &data, &hash_device, &root_hash),
         Command::Verity(VerityCmd::Close { name }) => cli::verity::close(&out, &name),
-        Command::Verity(VerityCmd::Status { name }) => cli::verity::status(&out, &name),
+        Command::Verity(VerityCmd::Status { name: Some(name) }) => cli::verity::status(&out, &name),
+        Command::Verity(VerityCmd::Status { name: None }) => {
+            cli::daemon::verity_status(&out, &args.bus)
+        }
         Command::Verity(VerityCmd::Dump {
             hash_device,
             hash_offset,

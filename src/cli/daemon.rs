@@ -41,6 +41,15 @@ fn bus_error(bus: &str, e: zbus::Error) -> CliError {
 }
 
 impl Client {
+    /// The Verity interface on the same connection.
+    pub fn verity(&self) -> Result<crate::dbus::verity::VerityProxy<'static>, CliError> {
+        self.rt
+            .block_on(crate::dbus::verity::VerityProxy::new(
+                self.proxy.inner().connection(),
+            ))
+            .map_err(|e| CliError::Daemon(e.to_string()))
+    }
+
     /// Connects to `bus` ("system" or an address) and checks that hardend is there.
     pub fn connect(bus: &str) -> Result<Client, CliError> {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -281,4 +290,46 @@ pub fn profile_list(out: &Output, bus: &str) -> Option<Result<Exit, CliError>> {
     } else {
         Exit::Ok
     }))
+}
+
+/// `hardenctl verity status` without a name: the daemon's runtime check of `/`.
+pub fn verity_status(out: &Output, bus: &str) -> Result<Exit, CliError> {
+    let c = Client::connect(bus)?;
+    let v = c.verity()?;
+    let (info,) = c.rt.block_on(v.check()).map_err(|e| bus_error(bus, e))?;
+    if out.json {
+        out.json(&info);
+    } else {
+        let rows = vec![
+            vec![
+                "state".into(),
+                out.paint(&info.state, Some(info.state == "verified")),
+            ],
+            vec!["mount point".into(), info.mountpoint.clone()],
+            vec!["device".into(), info.device.clone()],
+            vec![
+                "root hash".into(),
+                if info.root_hash.is_empty() {
+                    "-".into()
+                } else {
+                    info.root_hash.clone()
+                },
+            ],
+            vec![
+                "expected".into(),
+                if info.expected_root_hash.is_empty() {
+                    "(none configured)".into()
+                } else {
+                    format!("{} ({})", info.expected_root_hash, info.expected_source)
+                },
+            ],
+        ];
+        print!("{}", columns(&rows));
+        println!("{}", info.detail);
+    }
+    Ok(if info.state == "verified" {
+        Exit::Ok
+    } else {
+        Exit::Bad
+    })
 }

@@ -42,6 +42,15 @@ struct RawConfig {
     daemon: RawDaemon,
     #[serde(default)]
     services: BTreeMap<Spanned<String>, Spanned<String>>,
+    #[serde(default)]
+    verity: RawVerity,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawVerity {
+    root_hash: Option<Spanned<String>>,
+    mountpoint: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -79,6 +88,10 @@ pub struct Config {
     pub exec_path: PathBuf,
     /// unit → profile, applied at startup and reload.
     pub services: BTreeMap<String, String>,
+    /// Expected dm-verity root hash (overrides the kernel command line).
+    pub verity_root_hash: Option<String>,
+    /// The mount point whose device is checked (default `/`).
+    pub verity_mountpoint: String,
 }
 
 impl Default for Config {
@@ -94,6 +107,8 @@ impl Default for Config {
             runtime_dropin_dir: "/run/systemd/system".into(),
             exec_path: "/usr/libexec/hardend/hardend-exec".into(),
             services: BTreeMap::new(),
+            verity_root_hash: None,
+            verity_mountpoint: "/".into(),
         }
     }
 }
@@ -201,7 +216,29 @@ impl Config {
             }
             services.insert(unit.get_ref().clone(), profile.get_ref().clone());
         }
+        let verity_root_hash = match &raw.verity.root_hash {
+            None => None,
+            Some(h)
+                if !h.get_ref().is_empty()
+                    && h.get_ref().len() % 2 == 0
+                    && h.get_ref().chars().all(|c| c.is_ascii_hexdigit()) =>
+            {
+                Some(h.get_ref().to_ascii_lowercase())
+            }
+            Some(h) => {
+                return Err(invalid(
+                    h.span(),
+                    "verity.root_hash",
+                    format!("{:?} is not a hex digest", h.get_ref()),
+                ));
+            }
+        };
+        let verity_mountpoint = abs(&raw.verity.mountpoint, "verity.mountpoint", Path::new("/"))?
+            .display()
+            .to_string();
         Ok(Config {
+            verity_root_hash,
+            verity_mountpoint,
             source: Some(path.to_path_buf()),
             bus: raw.daemon.bus.unwrap_or(d.bus),
             verify_interval: secs(

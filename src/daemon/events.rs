@@ -10,6 +10,8 @@ use crate::dbus::manager::Manager;
 pub const MSG_ENFORCEMENT_CHANGED: &str = "6e0c3f1d9b2a4c57a8f0e4d2b7c19a35";
 /// A service runs without the confinement assigned to it (not-enforced, stale, failed).
 pub const MSG_NOT_ENFORCED: &str = "b4a7d2e9f13c4e6b9d05a8c7e2f1b360";
+/// The kernel reported dm-verity corruption on the checked device.
+pub const MSG_VERITY_CORRUPTION: &str = "e3c5a1f7092b4d6e8c4f1a2b3d5e6f70";
 /// The daemon started and owns its bus name.
 pub const MSG_DAEMON_READY: &str = "2d9f6a1c7e3b4f08b5c2a9d4e6f7180c";
 
@@ -44,5 +46,25 @@ pub async fn enforcement_changed(emitter: &SignalEmitter<'_>, c: &Change) {
     .await
     {
         tracing::warn!("cannot emit ServiceEnforcementChanged: {e}");
+    }
+}
+
+/// Emits `VerityCorruption` and logs it (critical: the read-only root changed).
+pub async fn verity_corruption(
+    emitter: &SignalEmitter<'_>,
+    c: &crate::verity::runtime::VerityCheck,
+) {
+    tracing::error!(
+        message_id = MSG_VERITY_CORRUPTION,
+        device = %c.device,
+        root_hash = %c.root_hash,
+        "dm-verity corruption on {} ({}): {}",
+        c.device, c.mountpoint, c.detail
+    );
+    if let Err(e) =
+        crate::dbus::verity::Verity::verity_corruption(emitter, &c.device, &c.root_hash, &c.detail)
+            .await
+    {
+        tracing::warn!("cannot emit VerityCorruption: {e}");
     }
 }

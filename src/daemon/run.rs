@@ -139,11 +139,22 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
             },
         )
         .await?;
+    conn.object_server()
+        .at(
+            OBJECT_PATH,
+            crate::dbus::verity::Verity {
+                daemon: daemon.clone(),
+            },
+        )
+        .await?;
     let iface = conn
         .object_server()
         .interface::<_, Manager>(OBJECT_PATH)
         .await?;
     let emitter = iface.signal_emitter().clone();
+    if let Some(c) = daemon.refresh_verity() {
+        events::verity_corruption(&emitter, &c).await;
+    }
 
     daemon.verify_all().await;
     tokio::time::timeout(
@@ -209,6 +220,11 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
                 notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status(&status_line(&daemon))]);
             }
             _ = tick.tick() => {
+                // the kernel's corruption uevents stop after 100 errors; the status poll
+                // catches every later state
+                if let Some(c) = daemon.refresh_verity() {
+                    events::verity_corruption(&emitter, &c).await;
+                }
                 for change in daemon.verify_all().await {
                     events::enforcement_changed(&emitter, &change).await;
                 }

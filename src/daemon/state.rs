@@ -58,6 +58,7 @@ pub struct Daemon {
     config: RwLock<Config>,
     systemd: Option<Systemd>,
     services: Mutex<BTreeMap<String, ServiceInfo>>,
+    verity: Mutex<crate::verity::runtime::VerityCheck>,
     /// Serializes confine/release/reload so that drop-ins and reloads never interleave.
     ops: tokio::sync::Mutex<()>,
     kernel_abi: u8,
@@ -73,6 +74,7 @@ impl Daemon {
             config: RwLock::new(config),
             systemd,
             services: Mutex::new(BTreeMap::new()),
+            verity: Mutex::new(Default::default()),
             ops: tokio::sync::Mutex::new(()),
             kernel_abi: kernel_abi(),
         }
@@ -252,6 +254,27 @@ impl Daemon {
         changes
     }
 
+    /// The last runtime dm-verity check.
+    pub fn verity(&self) -> crate::verity::runtime::VerityCheck {
+        lock(&self.verity).clone()
+    }
+
+    /// Checks the root file system's dm-verity state again; returns the check when it just
+    /// became `corrupted` (for the signal).
+    pub fn refresh_verity(&self) -> Option<crate::verity::runtime::VerityCheck> {
+        let cfg = self.config();
+        let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+        let c = crate::verity::runtime::check(
+            &cfg.verity_mountpoint,
+            &cmdline,
+            cfg.verity_root_hash.as_deref(),
+        );
+        let mut cur = lock(&self.verity);
+        let newly_corrupted = c.state == "corrupted" && cur.state != "corrupted";
+        *cur = c.clone();
+        newly_corrupted.then_some(c)
+    }
+
     pub fn services(&self) -> Vec<ServiceInfo> {
         lock(&self.services).values().cloned().collect()
     }
@@ -276,6 +299,10 @@ impl Daemon {
                     .collect::<Vec<_>>()
                     .join(", ")
             ));
+        }
+        let v = self.verity();
+        if matches!(v.state.as_str(), "corrupted" | "hash-mismatch") {
+            detail.push(format!("dm-verity {}: {}", v.state, v.detail));
         }
         if self.kernel_abi == 0 {
             detail.push(

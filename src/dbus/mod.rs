@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod manager;
 pub mod types;
+pub mod verity;
 
 /// Well-known bus name.
 pub const BUS_NAME: &str = "org.hardend1";

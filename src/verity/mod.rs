@@ -10,6 +10,7 @@
 //! the only data block when there is one).
 
 pub mod dm;
+pub mod runtime;
 pub mod superblock;
 pub mod tree;
 

@@ -200,6 +200,7 @@ impl TestBus {
             .arg(format!("--config-file={}", conf.display()))
             .arg("--nofork")
             .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
             .spawn()
             .expect("dbus-daemon (apt-get install dbus)");
         for _ in 0..100 {
