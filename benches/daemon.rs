@@ -19,7 +19,7 @@ fn main() {
         format!(
             "<busconfig><type>session</type><listen>{addr}</listen><auth>EXTERNAL</auth>\
              <policy context=\"default\"><allow user=\"*\"/><allow own=\"*\"/>\
-             <allow send_destination=\"*\"/></policy></busconfig>"
+             <allow send_destination=\"*\"/><allow receive_sender=\"*\"/></policy></busconfig>"
         ),
     )
     .expect("bus config");
