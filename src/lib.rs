@@ -16,4 +16,5 @@ pub mod fsutil;
 pub mod profile;
 pub mod systemd;
 pub mod tomlpos;
+pub mod tpm;
 pub mod verity;

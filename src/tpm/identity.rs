@@ -1,0 +1,340 @@
+//! The identity key: create once, load per use, sign, export the public key.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use p256::pkcs8::{EncodePublicKey, LineEnding};
+use serde::Serialize;
+use sha2::{Digest as _, Sha256};
+use tss_esapi::attributes::ObjectAttributesBuilder;
+use tss_esapi::constants::PropertyTag;
+use tss_esapi::constants::tss::{TPM2_RH_NULL, TPM2_ST_HASHCHECK};
+use tss_esapi::handles::KeyHandle;
+use tss_esapi::interface_types::algorithm::{HashingAlgorithm, PublicAlgorithm};
+use tss_esapi::interface_types::ecc::EccCurve;
+use tss_esapi::interface_types::resource_handles::Hierarchy;
+use tss_esapi::structures::{
+    Digest, EccPoint, EccScheme, HashScheme, HashcheckTicket, Private, Public, PublicBuilder,
+    PublicEccParametersBuilder, Signature, SignatureScheme, SymmetricDefinitionObject,
+};
+use tss_esapi::traits::{Marshall, UnMarshall};
+use tss_esapi::tss2_esys::TPMT_TK_HASHCHECK;
+use tss_esapi::{Context, utils};
+
+use super::{TpmError, tcti};
+use crate::fsutil;
+
+/// Default place for the key blobs (root only).
+pub const DEFAULT_IDENTITY_DIR: &str = "/var/lib/hardend/identity";
+const PUB_FILE: &str = "identity.pub";
+const PRIV_FILE: &str = "identity.priv";
+
+fn tpm_err(what: &'static str) -> impl Fn(tss_esapi::Error) -> TpmError {
+    move |source| TpmError::Tpm { what, source }
+}
+
+/// What the TPM says about itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TpmInfo {
+    pub tcti: String,
+    pub manufacturer: String,
+    pub vendor: String,
+    pub firmware_version: String,
+    /// A software TPM (swtpm, simulators) protects nothing on a real device.
+    pub software: bool,
+}
+
+/// One TPM connection. Callers that share it keep it behind a lock: a TPM context is not
+/// reentrant, and without a resource manager (swtpm over TCP) only one client may talk.
+pub struct Tpm {
+    ctx: Context,
+    tcti: String,
+}
+
+impl Tpm {
+    /// Connects through `tcti` (validated first).
+    pub fn connect(tcti_str: &str) -> Result<Tpm, TpmError> {
+        let conf = tcti::parse(tcti_str)?;
+        let ctx = Context::new(conf).map_err(|source| TpmError::Unreachable {
+            tcti: tcti_str.to_string(),
+            source,
+        })?;
+        Ok(Tpm {
+            ctx,
+            tcti: tcti_str.to_string(),
+        })
+    }
+
+    pub fn info(&mut self) -> Result<TpmInfo, TpmError> {
+        let word = |v: Option<u32>| {
+            v.map(|v| {
+                v.to_be_bytes()
+                    .iter()
+                    .filter(|b| **b != 0)
+                    .map(|b| char::from(*b))
+                    .collect::<String>()
+                    .trim()
+                    .to_string()
+            })
+            .unwrap_or_default()
+        };
+        let manufacturer = word(
+            self.ctx
+                .get_tpm_property(PropertyTag::Manufacturer)
+                .map_err(tpm_err("read the manufacturer"))?,
+        );
+        let vendor = utils::get_tpm_vendor(&mut self.ctx)
+            .map_err(tpm_err("read the vendor string"))?
+            .trim()
+            .to_string();
+        let fw1 = self
+            .ctx
+            .get_tpm_property(PropertyTag::FirmwareVersion1)
+            .map_err(tpm_err("read the firmware version"))?
+            .unwrap_or(0);
+        let fw2 = self
+            .ctx
+            .get_tpm_property(PropertyTag::FirmwareVersion2)
+            .map_err(tpm_err("read the firmware version"))?
+            .unwrap_or(0);
+        let software = vendor.contains("SW") || vendor.to_ascii_lowercase().contains("swtpm");
+        Ok(TpmInfo {
+            tcti: self.tcti.clone(),
+            manufacturer,
+            vendor,
+            firmware_version: format!(
+                "{}.{}.{}.{}",
+                fw1 >> 16,
+                fw1 & 0xffff,
+                fw2 >> 16,
+                fw2 & 0xffff
+            ),
+            software,
+        })
+    }
+
+    /// The standard ECC P-256 storage key, re-derived (same template, same key every time
+    /// on the same TPM until it is cleared). The caller flushes it.
+    fn srk(&mut self) -> Result<KeyHandle, TpmError> {
+        let attrs = ObjectAttributesBuilder::new()
+            .with_fixed_tpm(true)
+            .with_fixed_parent(true)
+            .with_sensitive_data_origin(true)
+            .with_user_with_auth(true)
+            .with_no_da(true)
+            .with_restricted(true)
+            .with_decrypt(true)
+            .build()
+            .map_err(tpm_err("build the SRK template"))?;
+        let template = PublicBuilder::new()
+            .with_public_algorithm(PublicAlgorithm::Ecc)
+            .with_name_hashing_algorithm(HashingAlgorithm::Sha256)
+            .with_object_attributes(attrs)
+            .with_ecc_parameters(
+                PublicEccParametersBuilder::new_restricted_decryption_key(
+                    SymmetricDefinitionObject::AES_128_CFB,
+                    EccCurve::NistP256,
+                )
+                .build()
+                .map_err(tpm_err("build the SRK template"))?,
+            )
+            .with_ecc_unique_identifier(EccPoint::default())
+            .build()
+            .map_err(tpm_err("build the SRK template"))?;
+        let r = self
+            .ctx
+            .execute_with_nullauth_session(|c| {
+                c.create_primary(Hierarchy::Owner, template, None, None, None, None)
+            })
+            .map_err(tpm_err("derive the storage key"))?;
+        Ok(r.key_handle)
+    }
+
+    fn flush(&mut self, h: KeyHandle) {
+        let _ = self.ctx.flush_context(h.into());
+    }
+}
+
+fn identity_template() -> Result<Public, TpmError> {
+    utils::create_unrestricted_signing_ecc_public(
+        EccScheme::EcDsa(HashScheme::new(HashingAlgorithm::Sha256)),
+        EccCurve::NistP256,
+    )
+    .map_err(tpm_err("build the identity template"))
+}
+
+/// The public half of the identity.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Identity {
+    /// SubjectPublicKeyInfo, PEM.
+    pub public_key_pem: String,
+    /// SHA-256 of the DER SubjectPublicKeyInfo, hex.
+    pub fingerprint: String,
+    #[serde(skip)]
+    pub spki_der: Vec<u8>,
+}
+
+fn pad32(v: &[u8]) -> Result<[u8; 32], TpmError> {
+    if v.len() > 32 {
+        return Err(TpmError::Format(format!("{}-byte P-256 value", v.len())));
+    }
+    let mut out = [0u8; 32];
+    out[32 - v.len()..].copy_from_slice(v);
+    Ok(out)
+}
+
+fn identity_from_public(public: &Public) -> Result<Identity, TpmError> {
+    let Public::Ecc { unique, .. } = public else {
+        return Err(TpmError::Format(
+            "the identity key is not an ECC key".into(),
+        ));
+    };
+    let mut sec1 = vec![4u8];
+    sec1.extend_from_slice(&pad32(unique.x().value())?);
+    sec1.extend_from_slice(&pad32(unique.y().value())?);
+    let key = p256::PublicKey::from_sec1_bytes(&sec1)
+        .map_err(|e| TpmError::Format(format!("the TPM returned an invalid P-256 point: {e}")))?;
+    let der = key
+        .to_public_key_der()
+        .map_err(|e| TpmError::Format(e.to_string()))?
+        .as_bytes()
+        .to_vec();
+    let pem = key
+        .to_public_key_pem(LineEnding::LF)
+        .map_err(|e| TpmError::Format(e.to_string()))?;
+    Ok(Identity {
+        public_key_pem: pem,
+        fingerprint: hex::encode(Sha256::digest(&der)),
+        spki_der: der,
+    })
+}
+
+/// The key blobs on disk.
+#[derive(Clone, Debug)]
+pub struct IdentityStore {
+    pub dir: PathBuf,
+}
+
+impl IdentityStore {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        IdentityStore { dir: dir.into() }
+    }
+
+    fn path(&self, f: &str) -> PathBuf {
+        self.dir.join(f)
+    }
+
+    fn io(&self, path: &Path) -> impl Fn(std::io::Error) -> TpmError + '_ {
+        let path = path.to_path_buf();
+        move |source| TpmError::Io {
+            path: path.clone(),
+            source,
+        }
+    }
+
+    pub fn exists(&self) -> bool {
+        self.path(PUB_FILE).exists() || self.path(PRIV_FILE).exists()
+    }
+
+    fn read_blobs(&self) -> Result<(Public, Private), TpmError> {
+        if !self.exists() {
+            return Err(TpmError::NoIdentity(self.dir.clone()));
+        }
+        let pp = self.path(PUB_FILE);
+        let sp = self.path(PRIV_FILE);
+        let public_bytes = fs::read(&pp).map_err(self.io(&pp))?;
+        let private_bytes = fs::read(&sp).map_err(self.io(&sp))?;
+        let public = Public::unmarshall(&public_bytes)
+            .map_err(|e| TpmError::Format(format!("{}: {e}", pp.display())))?;
+        let private = Private::try_from(private_bytes)
+            .map_err(|e| TpmError::Format(format!("{}: {e}", sp.display())))?;
+        Ok((public, private))
+    }
+
+    /// The public identity from the stored blob (no TPM needed).
+    pub fn public(&self) -> Result<Identity, TpmError> {
+        identity_from_public(&self.read_blobs()?.0)
+    }
+
+    /// Creates the identity key in the TPM and stores its blobs. Refuses when one exists:
+    /// replacing a device's identity is an explicit, separate action.
+    pub fn create(&self, tpm: &mut Tpm) -> Result<Identity, TpmError> {
+        if self.exists() {
+            return Err(TpmError::Exists(self.dir.clone()));
+        }
+        let srk = tpm.srk()?;
+        let template = identity_template()?;
+        let created = tpm
+            .ctx
+            .execute_with_nullauth_session(|c| c.create(srk, template, None, None, None, None));
+        tpm.flush(srk);
+        let created = created.map_err(tpm_err("create the identity key"))?;
+        let public_bytes = created
+            .out_public
+            .marshall()
+            .map_err(tpm_err("marshal the public blob"))?;
+        fsutil::create_dir_all_mode(&self.dir, 0o700).map_err(self.io(&self.dir))?;
+        let pp = self.path(PUB_FILE);
+        let sp = self.path(PRIV_FILE);
+        fsutil::write_atomic(&sp, created.out_private.value(), 0o600).map_err(self.io(&sp))?;
+        fsutil::write_atomic(&pp, &public_bytes, 0o600).map_err(self.io(&pp))?;
+        identity_from_public(&created.out_public)
+    }
+
+    /// Loads the key under a freshly derived SRK; runs `f` with it; flushes both.
+    fn with_key<T>(
+        &self,
+        tpm: &mut Tpm,
+        f: impl FnOnce(&mut Tpm, KeyHandle) -> Result<T, TpmError>,
+    ) -> Result<T, TpmError> {
+        let (public, private) = self.read_blobs()?;
+        let srk = tpm.srk()?;
+        let loaded = tpm
+            .ctx
+            .execute_with_nullauth_session(|c| c.load(srk, private, public));
+        tpm.flush(srk);
+        let key = loaded.map_err(|source| TpmError::Lost {
+            dir: self.dir.clone(),
+            source,
+        })?;
+        let r = f(tpm, key);
+        tpm.flush(key);
+        r
+    }
+
+    /// Checks that the stored key still loads into this TPM (Lost otherwise).
+    pub fn check(&self, tpm: &mut Tpm) -> Result<Identity, TpmError> {
+        let id = self.public()?;
+        self.with_key(tpm, |_, _| Ok(()))?;
+        Ok(id)
+    }
+
+    /// Signs SHA-256(`message`) inside the TPM; returns a DER ECDSA signature.
+    pub fn sign(&self, tpm: &mut Tpm, message: &[u8]) -> Result<Vec<u8>, TpmError> {
+        let digest = Digest::try_from(Sha256::digest(message).to_vec())
+            .map_err(tpm_err("prepare the digest"))?;
+        let ticket = HashcheckTicket::try_from(TPMT_TK_HASHCHECK {
+            tag: TPM2_ST_HASHCHECK,
+            hierarchy: TPM2_RH_NULL,
+            digest: Default::default(),
+        })
+        .map_err(tpm_err("prepare the null ticket"))?;
+        let sig = self.with_key(tpm, |tpm, key| {
+            tpm.ctx
+                .execute_with_nullauth_session(|c| {
+                    c.sign(key, digest, SignatureScheme::Null, ticket)
+                })
+                .map_err(tpm_err("sign"))
+        })?;
+        let Signature::EcDsa(ecc) = sig else {
+            return Err(TpmError::Format(
+                "the TPM returned a non-ECDSA signature".into(),
+            ));
+        };
+        let r = pad32(ecc.signature_r().value())?;
+        let s = pad32(ecc.signature_s().value())?;
+        let sig = p256::ecdsa::Signature::from_scalars(r, s)
+            .map_err(|e| TpmError::Format(format!("invalid signature scalars: {e}")))?;
+        Ok(sig.to_der().as_bytes().to_vec())
+    }
+}

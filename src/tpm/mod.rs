@@ -1,0 +1,46 @@
+//! Device identity bound to the TPM: a signing key that never leaves it.
+//!
+//! * TCTI from the caller, `$TCTI`, or `device:/dev/tpmrm0`, validated (`tcti.rs`).
+//! * Parent: the standard ECC P-256 storage key (SRK) template, re-derived as a transient
+//!   primary for every use — never persisted, never 0x81000001 (others own that handle).
+//! * Identity: an unrestricted ECC P-256 ECDSA-SHA256 key created under it once, stored as
+//!   public/private blobs (never ContextSave blobs, which die at TPM reset), loaded per use
+//!   and flushed after (`identity.rs`).
+
+pub mod identity;
+pub mod tcti;
+
+/// Errors from the TPM and the identity store.
+#[derive(Debug, thiserror::Error)]
+pub enum TpmError {
+    #[error(transparent)]
+    Tcti(#[from] tcti::TctiError),
+    #[error("no TPM reachable through {tcti}: {source}")]
+    Unreachable {
+        tcti: String,
+        source: tss_esapi::Error,
+    },
+    #[error("TPM: {what}: {source}")]
+    Tpm {
+        what: &'static str,
+        source: tss_esapi::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("no device identity in {0}: create one with `hardenctl identity create`")]
+    NoIdentity(std::path::PathBuf),
+    #[error("a device identity already exists in {0}; creating another is an explicit rotation")]
+    Exists(std::path::PathBuf),
+    #[error(
+        "the identity key in {dir} no longer loads into this TPM ({source}): the TPM was cleared or replaced, or the blobs belong to another device; the identity is lost"
+    )]
+    Lost {
+        dir: std::path::PathBuf,
+        source: tss_esapi::Error,
+    },
+    #[error("{0}")]
+    Format(String),
+}

@@ -1,0 +1,213 @@
+//! Device identity against a real software TPM (swtpm over TCP, one per test, on free
+//! ports): the key signs inside the TPM and an independent implementation (the p256 crate)
+//! verifies; the identity survives a TPM reset; a cleared TPM makes it lost without a new
+//! key being created; its blobs are useless in another TPM; no TPM is a clear error.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use hardend::tpm::TpmError;
+use hardend::tpm::identity::{IdentityStore, Tpm};
+use p256::ecdsa::signature::Verifier;
+use p256::ecdsa::{Signature, VerifyingKey};
+use p256::pkcs8::DecodePublicKey;
+
+struct Swtpm {
+    _dir: tempfile::TempDir,
+    child: Child,
+    port: u16,
+    ctrl: u16,
+}
+
+/// Two adjacent free ports: the swtpm TCTI talks to PORT and its control channel PORT+1.
+fn two_free_ports() -> (u16, u16) {
+    for _ in 0..100 {
+        let a = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = a.local_addr().unwrap().port();
+        if port < u16::MAX && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return (port, port + 1);
+        }
+    }
+    panic!("no two adjacent free ports");
+}
+
+impl Swtpm {
+    fn start() -> Swtpm {
+        let dir = tempfile::tempdir().unwrap();
+        let (port, ctrl) = two_free_ports();
+        let child = Command::new("swtpm")
+            .args(["socket", "--tpm2", "--flags", "startup-clear"])
+            .arg("--tpmstate")
+            .arg(format!("dir={}", dir.path().display()))
+            .arg("--server")
+            .arg(format!("type=tcp,port={port},bindaddr=127.0.0.1"))
+            .arg("--ctrl")
+            .arg(format!("type=tcp,port={ctrl},bindaddr=127.0.0.1"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("swtpm (apt-get install swtpm)");
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Swtpm {
+            _dir: dir,
+            child,
+            port,
+            ctrl,
+        }
+    }
+
+    fn tcti(&self) -> String {
+        format!("swtpm:host=127.0.0.1,port={}", self.port)
+    }
+
+    fn tools(&self, args: &[&str]) {
+        let out = Command::new(args[0])
+            .args(&args[1..])
+            .env("TPM2TOOLS_TCTI", self.tcti())
+            .env("TSS2_LOG", "all+none")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// A TPM reset, as at reboot: re-initialise, then TPM2_Startup(CLEAR).
+    fn reboot(&self) {
+        let out = Command::new("swtpm_ioctl")
+            .args(["--tcp", &format!("127.0.0.1:{}", self.ctrl), "-i"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.tools(&["tpm2_startup", "-c"]);
+    }
+}
+
+impl Drop for Swtpm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn verify(spki_der: &[u8], msg: &[u8], der_sig: &[u8]) -> bool {
+    let key = VerifyingKey::from_public_key_der(spki_der).unwrap();
+    let sig = Signature::from_der(der_sig).unwrap();
+    key.verify(msg, &sig).is_ok()
+}
+
+#[test]
+fn create_then_sign_a_nonce_verified_independently() {
+    let sw = Swtpm::start();
+    let dir = tempfile::tempdir().unwrap();
+    let store = IdentityStore::new(dir.path().join("identity"));
+    let mut tpm = Tpm::connect(&sw.tcti()).unwrap();
+    let info = tpm.info().unwrap();
+    assert!(
+        info.software,
+        "swtpm must be reported as a software TPM: {info:?}"
+    );
+    let id = store.create(&mut tpm).unwrap();
+    assert!(id.public_key_pem.starts_with("-----BEGIN PUBLIC KEY-----"));
+    assert_eq!(id.fingerprint.len(), 64);
+    let nonce = b"verifier-nonce-0123456789abcdef";
+    let sig = store.sign(&mut tpm, nonce).unwrap();
+    assert!(verify(&id.spki_der, nonce, &sig));
+    assert!(!verify(&id.spki_der, b"another message", &sig));
+    // the blobs are root-only
+    use std::os::unix::fs::PermissionsExt;
+    for f in ["identity.pub", "identity.priv"] {
+        let mode = std::fs::metadata(store.dir.join(f))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{f}");
+    }
+    // a second create is refused: replacing an identity is explicit
+    assert!(matches!(store.create(&mut tpm), Err(TpmError::Exists(_))));
+    assert_eq!(store.public().unwrap().fingerprint, id.fingerprint);
+}
+
+#[test]
+fn the_identity_survives_a_tpm_reset() {
+    let sw = Swtpm::start();
+    let dir = tempfile::tempdir().unwrap();
+    let store = IdentityStore::new(dir.path());
+    let id = {
+        let mut tpm = Tpm::connect(&sw.tcti()).unwrap();
+        store.create(&mut tpm).unwrap()
+    };
+    sw.reboot();
+    let mut tpm = Tpm::connect(&sw.tcti()).unwrap();
+    let again = store.check(&mut tpm).unwrap();
+    assert_eq!(again.fingerprint, id.fingerprint);
+    let sig = store.sign(&mut tpm, b"after reboot").unwrap();
+    assert!(verify(&id.spki_der, b"after reboot", &sig));
+}
+
+#[test]
+fn a_cleared_tpm_loses_the_identity_and_no_new_key_appears() {
+    let sw = Swtpm::start();
+    let dir = tempfile::tempdir().unwrap();
+    let store = IdentityStore::new(dir.path());
+    let id = {
+        let mut tpm = Tpm::connect(&sw.tcti()).unwrap();
+        store.create(&mut tpm).unwrap()
+    };
+    sw.tools(&["tpm2_clear", "-c", "p"]);
+    let mut tpm = Tpm::connect(&sw.tcti()).unwrap();
+    let e = store.check(&mut tpm).unwrap_err();
+    assert!(matches!(e, TpmError::Lost { .. }), "{e}");
+    assert!(e.to_string().contains("the identity is lost"));
+    assert!(store.sign(&mut tpm, b"x").is_err());
+    // nothing was replaced: the stored public key is still the old one, and create refuses
+    assert_eq!(store.public().unwrap().fingerprint, id.fingerprint);
+    assert!(matches!(store.create(&mut tpm), Err(TpmError::Exists(_))));
+}
+
+#[test]
+fn the_blobs_are_useless_in_another_tpm() {
+    let a = Swtpm::start();
+    let b = Swtpm::start();
+    let dir = tempfile::tempdir().unwrap();
+    let store = IdentityStore::new(dir.path());
+    store.create(&mut Tpm::connect(&a.tcti()).unwrap()).unwrap();
+    let mut other = Tpm::connect(&b.tcti()).unwrap();
+    assert!(matches!(
+        store.check(&mut other),
+        Err(TpmError::Lost { .. })
+    ));
+    assert!(store.sign(&mut other, b"nonce").is_err());
+}
+
+#[test]
+fn no_tpm_is_a_clear_error_not_a_panic() {
+    let (port, _) = two_free_ports();
+    let e = Tpm::connect(&format!("swtpm:host=127.0.0.1,port={port}"))
+        .err()
+        .unwrap();
+    assert!(
+        e.to_string()
+            .starts_with("no TPM reachable through swtpm:host=127.0.0.1"),
+        "{e}"
+    );
+    let e = Tpm::connect("swtpm:host=127.0.0.1,prot=1").err().unwrap();
+    assert!(e.to_string().contains("unknown key \"prot\""), "{e}");
+    let dir = tempfile::tempdir().unwrap();
+    let e = IdentityStore::new(dir.path()).public().unwrap_err();
+    assert!(matches!(e, TpmError::NoIdentity(_)));
+}
