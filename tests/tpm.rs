@@ -211,3 +211,49 @@ fn no_tpm_is_a_clear_error_not_a_panic() {
     let e = IdentityStore::new(dir.path()).public().unwrap_err();
     assert!(matches!(e, TpmError::NoIdentity(_)));
 }
+
+#[test]
+fn hardenctl_identity_create_show_sign() {
+    let sw = Swtpm::start();
+    let dir = tempfile::tempdir().unwrap();
+    let ctl = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_hardenctl"))
+            .args(args)
+            .args(["--tcti", &sw.tcti(), "--identity-dir"])
+            .arg(dir.path())
+            .env("TSS2_LOG", "all+none")
+            .output()
+            .unwrap()
+    };
+    let out = ctl(&["--json", "identity", "show"]);
+    assert_eq!(out.status.code(), Some(3), "no identity yet");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["state"], "none");
+    assert_eq!(v["tpm"]["software"], true);
+    assert!(ctl(&["identity", "create"]).status.success());
+    let out = ctl(&["--json", "identity", "show"]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["state"], "ok");
+    let pem = v["public_key_pem"].as_str().unwrap().to_string();
+    let out = ctl(&["identity", "sign", "--nonce", "00112233aabbccdd"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sig = hex::decode(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+    let key = VerifyingKey::from_public_key_pem(&pem).unwrap();
+    let sig = Signature::from_der(&sig).unwrap();
+    assert!(
+        key.verify(&hex::decode("00112233aabbccdd").unwrap(), &sig)
+            .is_ok()
+    );
+    // after a clear: lost, exit 3, and create still refuses
+    sw.tools(&["tpm2_clear", "-c", "p"]);
+    let out = ctl(&["--json", "identity", "show"]);
+    assert_eq!(out.status.code(), Some(3));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["state"], "lost");
+    assert_eq!(ctl(&["identity", "create"]).status.code(), Some(1));
+}

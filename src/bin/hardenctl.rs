@@ -52,6 +52,9 @@ enum Command {
     },
     /// Make the daemon re-read its configuration and profiles.
     Reload,
+    /// The device identity key in the TPM (talks to the TPM directly; root).
+    #[command(subcommand)]
+    Identity(IdentityCmd),
     /// dm-verity hash trees (byte-compatible with veritysetup).
     #[command(subcommand)]
     Verity(VerityCmd),
@@ -75,6 +78,38 @@ enum Command {
         quiet: bool,
         #[arg(last = true, required = true, value_name = "COMMAND")]
         command: Vec<OsString>,
+    },
+}
+
+#[derive(clap::Args, Debug, Clone)]
+struct TpmArgs {
+    /// TCTI, e.g. device:/dev/tpmrm0 or swtpm:host=127.0.0.1,port=2321 (default: $TCTI,
+    /// else device:/dev/tpmrm0).
+    #[arg(long)]
+    tcti: Option<String>,
+    /// Where the key blobs are kept.
+    #[arg(long, default_value = hardend::tpm::identity::DEFAULT_IDENTITY_DIR)]
+    identity_dir: PathBuf,
+}
+
+#[derive(Subcommand, Debug)]
+enum IdentityCmd {
+    /// Public key, fingerprint, TPM; exit 3 when there is no identity or it is lost.
+    Show {
+        #[command(flatten)]
+        tpm: TpmArgs,
+    },
+    /// Create the identity key (refused when one exists).
+    Create {
+        #[command(flatten)]
+        tpm: TpmArgs,
+    },
+    /// Sign a verifier's nonce inside the TPM: prints a DER ECDSA-SHA256 signature (hex).
+    Sign {
+        #[arg(long)]
+        nonce: String,
+        #[command(flatten)]
+        tpm: TpmArgs,
     },
 }
 
@@ -174,6 +209,15 @@ fn main() -> ExitCode {
             root_hash,
             tree,
         }) => cli::verity::verify(&out, &tree, &data, &hash_device, &root_hash),
+        Command::Identity(IdentityCmd::Show { tpm }) => {
+            cli::identity::show(&out, tpm.tcti.as_deref(), &tpm.identity_dir)
+        }
+        Command::Identity(IdentityCmd::Create { tpm }) => {
+            cli::identity::create(&out, tpm.tcti.as_deref(), &tpm.identity_dir)
+        }
+        Command::Identity(IdentityCmd::Sign { nonce, tpm }) => {
+            cli::identity::sign(&out, tpm.tcti.as_deref(), &tpm.identity_dir, &nonce)
+        }
         Command::Verity(VerityCmd::Open {
             name,
             data,

@@ -3,6 +3,7 @@
 
 pub mod daemon;
 pub mod exec;
+pub mod identity;
 pub mod profile;
 pub mod verity;
 
