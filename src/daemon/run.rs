@@ -86,7 +86,9 @@ pub fn init_logging() {
             .with(
                 tracing_subscriber::fmt::layer()
                     .with_writer(std::io::stderr)
-                    .with_target(false),
+                    .with_target(false)
+                    // colour only on a terminal, not in log files
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
             )
             .init(),
     }
