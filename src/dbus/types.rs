@@ -59,29 +59,4 @@ pub struct ProfileInfo {
 }
 
 /// The runtime dm-verity check: `(sssssss)`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, Type)]
-pub struct VerityInfo {
-    /// verified | corrupted | hash-mismatch | not-verity | unknown
-    pub state: String,
-    pub mountpoint: String,
-    pub device: String,
-    pub root_hash: String,
-    pub expected_root_hash: String,
-    /// config | hardend.verity.roothash | roothash | ""
-    pub expected_source: String,
-    pub detail: String,
-}
-
-impl From<crate::verity::runtime::VerityCheck> for VerityInfo {
-    fn from(c: crate::verity::runtime::VerityCheck) -> Self {
-        VerityInfo {
-            state: c.state,
-            mountpoint: c.mountpoint,
-            device: c.device,
-            root_hash: c.root_hash,
-            expected_root_hash: c.expected_root_hash,
-            expected_source: c.expected_source,
-            detail: c.detail,
-        }
-    }
-}
+pub use crate::verity::runtime::VerityCheck as VerityInfo;

@@ -51,7 +51,7 @@ impl Verity {
         if let Some(c) = self.daemon.refresh_verity() {
             crate::daemon::events::verity_corruption(&emitter, &c).await;
         }
-        (self.daemon.verity().into(),)
+        (self.daemon.verity(),)
     }
 
     /// The kernel reported corruption (status `C`) on the checked device.

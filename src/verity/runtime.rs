@@ -2,12 +2,13 @@
 //! hash we expect, and has the kernel seen corruption? Parsing is pure and unit-tested; the
 //! kernel path (device-mapper status) runs in the VM tests.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use zbus::zvariant::Type;
 
 use super::dm::{Control, VerityStatus, parse_status};
 
-/// The verdict for one mount point.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+/// The verdict for one mount point; also the D-Bus structure `(sssssss)`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, Type)]
 pub struct VerityCheck {
     /// verified | corrupted | hash-mismatch | not-verity | unknown
     pub state: String,
