@@ -257,3 +257,43 @@ fn hardenctl_identity_create_show_sign() {
     assert_eq!(v["state"], "lost");
     assert_eq!(ctl(&["identity", "create"]).status.code(), Some(1));
 }
+
+#[test]
+fn the_csr_passes_openssl_and_carries_the_tpm_key() {
+    let sw = Swtpm::start();
+    let dir = tempfile::tempdir().unwrap();
+    let store = IdentityStore::new(dir.path().join("id"));
+    let mut tpm = Tpm::connect(&sw.tcti()).unwrap();
+    let id = store.create(&mut tpm).unwrap();
+    let pem = hardend::tpm::csr::csr(&store, &mut tpm, "CN=gw-0042,O=Acme,C=DE").unwrap();
+    let csr = dir.path().join("req.pem");
+    std::fs::write(&csr, &pem).unwrap();
+    let out = Command::new("openssl")
+        .args(["req", "-verify", "-noout", "-subject", "-in"])
+        .arg(&csr)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("verify OK"), "{text}");
+    assert!(
+        text.contains("CN = gw-0042") || text.contains("CN=gw-0042"),
+        "{text}"
+    );
+    let out = Command::new("openssl")
+        .args(["req", "-pubkey", "-noout", "-in"])
+        .arg(&csr)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        id.public_key_pem,
+        "the CSR carries the TPM key"
+    );
+    // a bad subject is refused before the TPM is asked
+    assert!(hardend::tpm::csr::csr(&store, &mut tpm, "EMAIL=x").is_err());
+}

@@ -104,6 +104,14 @@ enum IdentityCmd {
         #[command(flatten)]
         tpm: TpmArgs,
     },
+    /// A PKCS#10 certificate signing request for the fleet CA, signed inside the TPM.
+    Csr {
+        /// e.g. CN=gw-0042,O=Acme,C=DE
+        #[arg(long)]
+        subject: String,
+        #[command(flatten)]
+        tpm: TpmArgs,
+    },
     /// Sign a verifier's nonce inside the TPM: prints a DER ECDSA-SHA256 signature (hex).
     Sign {
         #[arg(long)]
@@ -214,6 +222,9 @@ fn main() -> ExitCode {
         }
         Command::Identity(IdentityCmd::Create { tpm }) => {
             cli::identity::create(&out, tpm.tcti.as_deref(), &tpm.identity_dir)
+        }
+        Command::Identity(IdentityCmd::Csr { subject, tpm }) => {
+            cli::identity::csr(&out, tpm.tcti.as_deref(), &tpm.identity_dir, &subject)
         }
         Command::Identity(IdentityCmd::Sign { nonce, tpm }) => {
             cli::identity::sign(&out, tpm.tcti.as_deref(), &tpm.identity_dir, &nonce)

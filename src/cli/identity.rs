@@ -114,3 +114,21 @@ pub fn sign(
     }
     Ok(Exit::Ok)
 }
+
+/// `csr --subject S`: a PKCS#10 request signed inside the TPM, PEM on stdout.
+pub fn csr(
+    out: &Output,
+    tcti_arg: Option<&str>,
+    dir: &Path,
+    subject: &str,
+) -> Result<Exit, CliError> {
+    let mut tpm = Tpm::connect(&tcti::choose(tcti_arg))?;
+    let store = IdentityStore::new(dir);
+    let pem = crate::tpm::csr::csr(&store, &mut tpm, subject)?;
+    if out.json {
+        out.json(&serde_json::json!({ "subject": subject, "csr_pem": pem }));
+    } else {
+        print!("{pem}");
+    }
+    Ok(Exit::Ok)
+}

@@ -7,6 +7,7 @@
 //!   public/private blobs (never ContextSave blobs, which die at TPM reset), loaded per use
 //!   and flushed after (`identity.rs`).
 
+pub mod csr;
 pub mod identity;
 pub mod tcti;
 
