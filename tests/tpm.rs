@@ -297,3 +297,93 @@ fn the_csr_passes_openssl_and_carries_the_tpm_key() {
     // a bad subject is refused before the TPM is asked
     assert!(hardend::tpm::csr::csr(&store, &mut tpm, "EMAIL=x").is_err());
 }
+
+#[test]
+fn a_quote_verifies_and_an_extended_pcr_changes_the_digest() {
+    use hardend::tpm::quote::{quote, verify};
+    let sw = Swtpm::start();
+    let dir = tempfile::tempdir().unwrap();
+    let ak = IdentityStore::attestation(dir.path());
+    let mut tpm = Tpm::connect(&sw.tcti()).unwrap();
+    let nonce = b"fresh-verifier-nonce";
+    let q = quote(&ak, &mut tpm, nonce, &[0, 1, 2, 3, 4, 5, 6, 7]).unwrap();
+    assert_eq!(q.pcrs.len(), 8);
+    verify(&q, Some(nonce)).unwrap();
+    // a replay against another challenge fails
+    assert!(
+        verify(&q, Some(b"another nonce"))
+            .unwrap_err()
+            .to_string()
+            .contains("another nonce")
+    );
+    // tampering with a PCR value, the attest or relabelling a PCR fails
+    let mut t = q.clone();
+    t.pcrs.insert(7, "00".repeat(31) + "01");
+    assert!(
+        verify(&t, None)
+            .unwrap_err()
+            .to_string()
+            .contains("PCR values do not match")
+    );
+    let mut t = q.clone();
+    let v = t.pcrs.remove(&7).unwrap();
+    t.pcrs.insert(8, v);
+    assert!(verify(&t, None).is_err());
+    let mut t = q.clone();
+    t.attest.replace_range(20..22, "ff");
+    assert!(verify(&t, None).is_err());
+    // extend PCR 7: the new quote's values and digest differ, and the old values no
+    // longer match a fresh quote
+    sw.tools(&["tpm2_pcrextend", &format!("7:sha256={}", "ab".repeat(32))]);
+    let q2 = quote(&ak, &mut tpm, nonce, &[0, 1, 2, 3, 4, 5, 6, 7]).unwrap();
+    verify(&q2, Some(nonce)).unwrap();
+    assert_ne!(q.pcrs[&7], q2.pcrs[&7]);
+    assert_eq!(q.pcrs[&0], q2.pcrs[&0]);
+    let mut mixed = q2.clone();
+    mixed.pcrs = q.pcrs.clone();
+    assert!(verify(&mixed, None).is_err());
+    // the attestation key is restricted: it refuses to sign arbitrary data
+    assert!(ak.sign(&mut tpm, b"not a TPM structure").is_err());
+}
+
+#[test]
+fn hardenctl_quote_and_verify_quote() {
+    let sw = Swtpm::start();
+    let dir = tempfile::tempdir().unwrap();
+    let ctl = env!("CARGO_BIN_EXE_hardenctl");
+    let out = Command::new(ctl)
+        .args([
+            "identity",
+            "quote",
+            "--nonce",
+            "c0ffee",
+            "--pcrs",
+            "0,7",
+            "--tcti",
+            &sw.tcti(),
+            "--identity-dir",
+        ])
+        .arg(dir.path())
+        .env("TSS2_LOG", "all+none")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let file = dir.path().join("quote.json");
+    std::fs::write(&file, &out.stdout).unwrap();
+    let verify = |nonce: &str| {
+        Command::new(ctl)
+            .args(["identity", "verify-quote"])
+            .arg(&file)
+            .args(["--nonce", nonce])
+            .output()
+            .unwrap()
+    };
+    assert!(verify("c0ffee").status.success());
+    let bad = verify("beef");
+    assert_eq!(bad.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&bad.stdout).contains("another nonce"));
+}

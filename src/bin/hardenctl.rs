@@ -112,6 +112,24 @@ enum IdentityCmd {
         #[command(flatten)]
         tpm: TpmArgs,
     },
+    /// Quote sha256 PCRs with a verifier's nonce (attestation key, created on first use);
+    /// prints a JSON bundle.
+    Quote {
+        #[arg(long)]
+        nonce: String,
+        /// PCR indices.
+        #[arg(long, value_delimiter = ',', default_value = "0,1,2,3,4,5,6,7")]
+        pcrs: Vec<u8>,
+        #[command(flatten)]
+        tpm: TpmArgs,
+    },
+    /// Check a quote bundle offline: signature, nonce, PCR digest (exit 3 when invalid).
+    VerifyQuote {
+        file: PathBuf,
+        /// The nonce the verifier sent (default: the one in the bundle).
+        #[arg(long)]
+        nonce: Option<String>,
+    },
     /// Sign a verifier's nonce inside the TPM: prints a DER ECDSA-SHA256 signature (hex).
     Sign {
         #[arg(long)]
@@ -225,6 +243,12 @@ fn main() -> ExitCode {
         }
         Command::Identity(IdentityCmd::Csr { subject, tpm }) => {
             cli::identity::csr(&out, tpm.tcti.as_deref(), &tpm.identity_dir, &subject)
+        }
+        Command::Identity(IdentityCmd::Quote { nonce, pcrs, tpm }) => {
+            cli::identity::quote(&out, tpm.tcti.as_deref(), &tpm.identity_dir, &nonce, &pcrs)
+        }
+        Command::Identity(IdentityCmd::VerifyQuote { file, nonce }) => {
+            cli::identity::verify_quote(&out, &file, nonce.as_deref())
         }
         Command::Identity(IdentityCmd::Sign { nonce, tpm }) => {
             cli::identity::sign(&out, tpm.tcti.as_deref(), &tpm.identity_dir, &nonce)

@@ -26,8 +26,25 @@ use crate::fsutil;
 
 /// Default place for the key blobs (root only).
 pub const DEFAULT_IDENTITY_DIR: &str = "/var/lib/hardend/identity";
-const PUB_FILE: &str = "identity.pub";
-const PRIV_FILE: &str = "identity.priv";
+
+/// Which key a store holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyKind {
+    /// Unrestricted signing: CSRs, challenge signatures.
+    Identity,
+    /// Restricted signing: signs only TPM-generated structures (quotes), so a quote cannot
+    /// be forged by having the key sign arbitrary bytes.
+    Attestation,
+}
+
+impl KeyKind {
+    fn files(self) -> (&'static str, &'static str) {
+        match self {
+            KeyKind::Identity => ("identity.pub", "identity.priv"),
+            KeyKind::Attestation => ("ak.pub", "ak.priv"),
+        }
+    }
+}
 
 fn tpm_err(what: &'static str) -> impl Fn(tss_esapi::Error) -> TpmError {
     move |source| TpmError::Tpm { what, source }
@@ -47,7 +64,7 @@ pub struct TpmInfo {
 /// One TPM connection. Callers that share it keep it behind a lock: a TPM context is not
 /// reentrant, and without a resource manager (swtpm over TCP) only one client may talk.
 pub struct Tpm {
-    ctx: Context,
+    pub(crate) ctx: Context,
     tcti: String,
 }
 
@@ -155,12 +172,42 @@ impl Tpm {
     }
 }
 
-fn identity_template() -> Result<Public, TpmError> {
-    utils::create_unrestricted_signing_ecc_public(
-        EccScheme::EcDsa(HashScheme::new(HashingAlgorithm::Sha256)),
-        EccCurve::NistP256,
-    )
-    .map_err(tpm_err("build the identity template"))
+fn key_template(kind: KeyKind) -> Result<Public, TpmError> {
+    let scheme = EccScheme::EcDsa(HashScheme::new(HashingAlgorithm::Sha256));
+    if kind == KeyKind::Identity {
+        return utils::create_unrestricted_signing_ecc_public(scheme, EccCurve::NistP256)
+            .map_err(tpm_err("build the identity template"));
+    }
+    let e = tpm_err("build the attestation key template");
+    let attrs = ObjectAttributesBuilder::new()
+        .with_fixed_tpm(true)
+        .with_fixed_parent(true)
+        .with_sensitive_data_origin(true)
+        .with_user_with_auth(true)
+        .with_restricted(true)
+        .with_sign_encrypt(true)
+        .build()
+        .map_err(&e)?;
+    PublicBuilder::new()
+        .with_public_algorithm(PublicAlgorithm::Ecc)
+        .with_name_hashing_algorithm(HashingAlgorithm::Sha256)
+        .with_object_attributes(attrs)
+        .with_ecc_parameters(
+            PublicEccParametersBuilder::new()
+                .with_ecc_scheme(scheme)
+                .with_curve(EccCurve::NistP256)
+                .with_key_derivation_function_scheme(
+                    tss_esapi::structures::KeyDerivationFunctionScheme::Null,
+                )
+                .with_is_signing_key(true)
+                .with_is_decryption_key(false)
+                .with_restricted(true)
+                .build()
+                .map_err(&e)?,
+        )
+        .with_ecc_unique_identifier(EccPoint::default())
+        .build()
+        .map_err(&e)
 }
 
 /// The public half of the identity.
@@ -213,11 +260,24 @@ fn identity_from_public(public: &Public) -> Result<Identity, TpmError> {
 #[derive(Clone, Debug)]
 pub struct IdentityStore {
     pub dir: PathBuf,
+    pub kind: KeyKind,
 }
 
 impl IdentityStore {
+    /// The identity key's store.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        IdentityStore { dir: dir.into() }
+        IdentityStore {
+            dir: dir.into(),
+            kind: KeyKind::Identity,
+        }
+    }
+
+    /// The attestation key's store (same directory, other files).
+    pub fn attestation(dir: impl Into<PathBuf>) -> Self {
+        IdentityStore {
+            dir: dir.into(),
+            kind: KeyKind::Attestation,
+        }
     }
 
     fn path(&self, f: &str) -> PathBuf {
@@ -233,15 +293,16 @@ impl IdentityStore {
     }
 
     pub fn exists(&self) -> bool {
-        self.path(PUB_FILE).exists() || self.path(PRIV_FILE).exists()
+        let (p, s) = self.kind.files();
+        self.path(p).exists() || self.path(s).exists()
     }
 
     fn read_blobs(&self) -> Result<(Public, Private), TpmError> {
         if !self.exists() {
             return Err(TpmError::NoIdentity(self.dir.clone()));
         }
-        let pp = self.path(PUB_FILE);
-        let sp = self.path(PRIV_FILE);
+        let (pf, sf) = self.kind.files();
+        let (pp, sp) = (self.path(pf), self.path(sf));
         let public_bytes = fs::read(&pp).map_err(self.io(&pp))?;
         let private_bytes = fs::read(&sp).map_err(self.io(&sp))?;
         let public = Public::unmarshall(&public_bytes)
@@ -263,7 +324,7 @@ impl IdentityStore {
             return Err(TpmError::Exists(self.dir.clone()));
         }
         let srk = tpm.srk()?;
-        let template = identity_template()?;
+        let template = key_template(self.kind)?;
         let created = tpm
             .ctx
             .execute_with_nullauth_session(|c| c.create(srk, template, None, None, None, None));
@@ -274,15 +335,15 @@ impl IdentityStore {
             .marshall()
             .map_err(tpm_err("marshal the public blob"))?;
         fsutil::create_dir_all_mode(&self.dir, 0o700).map_err(self.io(&self.dir))?;
-        let pp = self.path(PUB_FILE);
-        let sp = self.path(PRIV_FILE);
+        let (pf, sf) = self.kind.files();
+        let (pp, sp) = (self.path(pf), self.path(sf));
         fsutil::write_atomic(&sp, created.out_private.value(), 0o600).map_err(self.io(&sp))?;
         fsutil::write_atomic(&pp, &public_bytes, 0o600).map_err(self.io(&pp))?;
         identity_from_public(&created.out_public)
     }
 
     /// Loads the key under a freshly derived SRK; runs `f` with it; flushes both.
-    fn with_key<T>(
+    pub(crate) fn with_key<T>(
         &self,
         tpm: &mut Tpm,
         f: impl FnOnce(&mut Tpm, KeyHandle) -> Result<T, TpmError>,

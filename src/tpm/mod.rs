@@ -9,6 +9,7 @@
 
 pub mod csr;
 pub mod identity;
+pub mod quote;
 pub mod tcti;
 
 /// Errors from the TPM and the identity store.
