@@ -22,17 +22,27 @@ fn main() {
             break (p, p + 1);
         }
     };
-    let mut sw = Command::new("swtpm")
-        .args(["socket", "--tpm2", "--flags", "startup-clear"])
-        .arg("--tpmstate")
-        .arg(format!("dir={}", dir.path().display()))
-        .arg("--server")
-        .arg(format!("type=tcp,port={port},bindaddr=127.0.0.1"))
-        .arg("--ctrl")
-        .arg(format!("type=tcp,port={ctrl},bindaddr=127.0.0.1"))
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("swtpm");
+    // killed on every exit path, panics included, so no swtpm is left behind
+    struct Guard(std::process::Child);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _sw = Guard(
+        Command::new("swtpm")
+            .args(["socket", "--tpm2", "--flags", "startup-clear"])
+            .arg("--tpmstate")
+            .arg(format!("dir={}", dir.path().display()))
+            .arg("--server")
+            .arg(format!("type=tcp,port={port},bindaddr=127.0.0.1"))
+            .arg("--ctrl")
+            .arg(format!("type=tcp,port={ctrl},bindaddr=127.0.0.1"))
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("swtpm"),
+    );
     std::thread::sleep(Duration::from_millis(300));
     let tcti = format!("swtpm:host=127.0.0.1,port={port}");
     let n = 30;
@@ -187,6 +197,4 @@ fn main() {
         "  quote  hardend {q:>7.2} ms   tpm2-tools {tq:>7.2} ms   ratio {:.1}x (hardend also reads the PCRs)",
         tq / q
     );
-    let _ = sw.kill();
-    let _ = sw.wait();
 }
