@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 
 use hardend::tpm::identity::{IdentityStore, Tpm};
 
+#[path = "../tests/common/swtpm.rs"]
+mod swtpm;
+
 fn median(mut v: Vec<Duration>) -> f64 {
     v.sort();
     v[v.len() / 2].as_secs_f64() * 1e3
@@ -15,36 +18,9 @@ fn median(mut v: Vec<Duration>) -> f64 {
 
 fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (port, ctrl) = loop {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
-        let p = l.local_addr().expect("addr").port();
-        if std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
-            break (p, p + 1);
-        }
-    };
-    // killed on every exit path, panics included, so no swtpm is left behind
-    struct Guard(std::process::Child);
-    impl Drop for Guard {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _sw = Guard(
-        Command::new("swtpm")
-            .args(["socket", "--tpm2", "--flags", "startup-clear"])
-            .arg("--tpmstate")
-            .arg(format!("dir={}", dir.path().display()))
-            .arg("--server")
-            .arg(format!("type=tcp,port={port},bindaddr=127.0.0.1"))
-            .arg("--ctrl")
-            .arg(format!("type=tcp,port={ctrl},bindaddr=127.0.0.1"))
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("swtpm"),
-    );
-    std::thread::sleep(Duration::from_millis(300));
-    let tcti = format!("swtpm:host=127.0.0.1,port={port}");
+    // the tests' swtpm helper: killed on drop, on every exit path
+    let sw = swtpm::Swtpm::start();
+    let tcti = sw.tcti();
     let n = 30;
 
     let store = IdentityStore::new(dir.path().join("id"));
@@ -97,6 +73,19 @@ fn main() {
         "-r",
         "k.priv",
     ]);
+    // no resource manager: every tool run leaves its transients loaded and swtpm has only
+    // three object slots, so transients are flushed between tool runs (saved contexts
+    // reload), which is how tpm2-tools must be driven without tpm2-abrmd
+    tools(&["tpm2_flushcontext", "-t"]);
+    tools(&[
+        "tpm2_createprimary",
+        "-C",
+        "o",
+        "-G",
+        "ecc256",
+        "-c",
+        "srk.ctx",
+    ]);
     tools(&[
         "tpm2_create",
         "-C",
@@ -123,6 +112,7 @@ fn main() {
             "-c",
             "srk.ctx",
         ]);
+        tools(&["tpm2_flushcontext", "-t"]);
         tools(&[
             "tpm2_load",
             "-C",
@@ -134,6 +124,7 @@ fn main() {
             "-c",
             "k.ctx",
         ]);
+        tools(&["tpm2_flushcontext", "-t"]);
         tools(&[
             "tpm2_sign",
             "-c",
@@ -156,6 +147,7 @@ fn main() {
             "-c",
             "srk.ctx",
         ]);
+        tools(&["tpm2_flushcontext", "-t"]);
         tools(&[
             "tpm2_load",
             "-C",
@@ -167,6 +159,7 @@ fn main() {
             "-c",
             "ak.ctx",
         ]);
+        tools(&["tpm2_flushcontext", "-t"]);
         tools(&[
             "tpm2_quote",
             "-c",

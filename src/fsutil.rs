@@ -50,6 +50,17 @@ pub fn write_atomic_with(path: &Path, data: &[u8], mode: u32, durable: bool) -> 
     result
 }
 
+/// Renames `from` to `to` (same directory) and fsyncs the directory, so the rename survives
+/// a crash once this returns.
+pub fn rename_durable(from: &Path, to: &Path) -> io::Result<()> {
+    fs::rename(from, to)?;
+    let dir = to
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    File::open(dir)?.sync_all()
+}
+
 /// Creates `dir` and its parents with `mode` for the directories this call creates.
 pub fn create_dir_all_mode(dir: &Path, mode: u32) -> io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;

@@ -5,104 +5,17 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+mod common;
+
+use std::process::Command;
+
+use common::swtpm::{Swtpm, two_free_ports};
 
 use hardend::tpm::TpmError;
 use hardend::tpm::identity::{IdentityStore, Tpm};
 use p256::ecdsa::signature::Verifier;
 use p256::ecdsa::{Signature, VerifyingKey};
 use p256::pkcs8::DecodePublicKey;
-
-struct Swtpm {
-    _dir: tempfile::TempDir,
-    child: Child,
-    port: u16,
-    ctrl: u16,
-}
-
-/// Two adjacent free ports: the swtpm TCTI talks to PORT and its control channel PORT+1.
-fn two_free_ports() -> (u16, u16) {
-    for _ in 0..100 {
-        let a = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = a.local_addr().unwrap().port();
-        if port < u16::MAX && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
-            return (port, port + 1);
-        }
-    }
-    panic!("no two adjacent free ports");
-}
-
-impl Swtpm {
-    fn start() -> Swtpm {
-        let dir = tempfile::tempdir().unwrap();
-        let (port, ctrl) = two_free_ports();
-        let child = Command::new("swtpm")
-            .args(["socket", "--tpm2", "--flags", "startup-clear"])
-            .arg("--tpmstate")
-            .arg(format!("dir={}", dir.path().display()))
-            .arg("--server")
-            .arg(format!("type=tcp,port={port},bindaddr=127.0.0.1"))
-            .arg("--ctrl")
-            .arg(format!("type=tcp,port={ctrl},bindaddr=127.0.0.1"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("swtpm (apt-get install swtpm)");
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        Swtpm {
-            _dir: dir,
-            child,
-            port,
-            ctrl,
-        }
-    }
-
-    fn tcti(&self) -> String {
-        format!("swtpm:host=127.0.0.1,port={}", self.port)
-    }
-
-    fn tools(&self, args: &[&str]) {
-        let out = Command::new(args[0])
-            .args(&args[1..])
-            .env("TPM2TOOLS_TCTI", self.tcti())
-            .env("TSS2_LOG", "all+none")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    /// A TPM reset, as at reboot: re-initialise, then TPM2_Startup(CLEAR).
-    fn reboot(&self) {
-        let out = Command::new("swtpm_ioctl")
-            .args(["--tcp", &format!("127.0.0.1:{}", self.ctrl), "-i"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        self.tools(&["tpm2_startup", "-c"]);
-    }
-}
-
-impl Drop for Swtpm {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn verify(spki_der: &[u8], msg: &[u8], der_sig: &[u8]) -> bool {
     let key = VerifyingKey::from_public_key_der(spki_der).unwrap();
@@ -229,7 +142,7 @@ fn hardenctl_identity_create_show_sign() {
     assert_eq!(out.status.code(), Some(3), "no identity yet");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["state"], "none");
-    assert_eq!(v["tpm"]["software"], true);
+    assert_eq!(v["software_tpm"], true);
     assert!(ctl(&["identity", "create"]).status.success());
     let out = ctl(&["--json", "identity", "show"]);
     assert!(out.status.success());
@@ -386,4 +299,56 @@ fn hardenctl_quote_and_verify_quote() {
     let bad = verify("beef");
     assert_eq!(bad.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&bad.stdout).contains("another nonce"));
+}
+
+#[test]
+fn rotation_keeps_the_old_key_until_commit_and_survives_an_interrupted_commit() {
+    let sw = Swtpm::start();
+    let dir = tempfile::tempdir().unwrap();
+    let store = IdentityStore::new(dir.path());
+    let mut tpm = Tpm::connect(&sw.tcti()).unwrap();
+    assert!(matches!(
+        store.rotate(&mut tpm).unwrap_err(),
+        TpmError::NoIdentity(_)
+    ));
+    let old = store.create(&mut tpm).unwrap();
+    let next = store.rotate(&mut tpm).unwrap();
+    assert_ne!(old.fingerprint, next.fingerprint);
+    assert_eq!(store.check(&mut tpm).unwrap(), old, "still the identity");
+    assert_eq!(store.pending_public().unwrap(), next);
+    // a commit that stopped after moving the public blob: the next read finishes it,
+    // never pairing the new public blob with the old private one
+    std::fs::rename(
+        dir.path().join("identity.next.pub"),
+        dir.path().join("identity.pub"),
+    )
+    .unwrap();
+    assert_eq!(store.check(&mut tpm).unwrap(), next);
+    assert!(store.pending_public().is_none());
+    let sig = store.sign(&mut tpm, b"after").unwrap();
+    assert!(verify(&next.spki_der, b"after", &sig));
+    assert!(matches!(
+        store.commit_rotation().unwrap_err(),
+        TpmError::NoRotation(_)
+    ));
+}
+
+#[test]
+fn ek_certificates_in_nv_are_reported() {
+    let plain = Swtpm::start();
+    let info = Tpm::connect(&plain.tcti()).unwrap().info().unwrap();
+    assert!(info.ek_certificates.is_empty(), "{info:?}");
+    assert!(info.software);
+    let made = Swtpm::start_manufactured();
+    let info = Tpm::connect(&made.tcti()).unwrap().info().unwrap();
+    assert!(
+        info.ek_certificates
+            .contains(&"rsa2048 (0x01c00002)".to_string()),
+        "{info:?}"
+    );
+    assert!(
+        info.ek_certificates
+            .contains(&"ecc-p384 (0x01c00016)".to_string()),
+        "{info:?}"
+    );
 }

@@ -52,9 +52,8 @@ enum Command {
     },
     /// Make the daemon re-read its configuration and profiles.
     Reload,
-    /// The device identity key in the TPM (talks to the TPM directly; root).
-    #[command(subcommand)]
-    Identity(IdentityCmd),
+    /// The device identity key in the TPM (through hardend, or --direct).
+    Identity(IdentityArgs),
     /// dm-verity hash trees (byte-compatible with veritysetup).
     #[command(subcommand)]
     Verity(VerityCmd),
@@ -81,36 +80,39 @@ enum Command {
     },
 }
 
-#[derive(clap::Args, Debug, Clone)]
-struct TpmArgs {
-    /// TCTI, e.g. device:/dev/tpmrm0 or swtpm:host=127.0.0.1,port=2321 (default: $TCTI,
-    /// else device:/dev/tpmrm0).
-    #[arg(long)]
+#[derive(clap::Args, Debug)]
+struct IdentityArgs {
+    /// Talk to the TPM directly instead of through hardend (root; for provisioning before
+    /// the daemon runs).
+    #[arg(long, global = true)]
+    direct: bool,
+    /// TCTI for --direct, e.g. device:/dev/tpmrm0 or swtpm:host=127.0.0.1,port=2321
+    /// (default: $TCTI, else device:/dev/tpmrm0). Implies --direct.
+    #[arg(long, global = true)]
     tcti: Option<String>,
-    /// Where the key blobs are kept.
-    #[arg(long, default_value = hardend::tpm::identity::DEFAULT_IDENTITY_DIR)]
-    identity_dir: PathBuf,
+    /// Where the key blobs are kept, with --direct (default /var/lib/hardend/identity).
+    #[arg(long, global = true)]
+    identity_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    cmd: IdentityCmd,
 }
 
 #[derive(Subcommand, Debug)]
 enum IdentityCmd {
-    /// Public key, fingerprint, TPM; exit 3 when there is no identity or it is lost.
-    Show {
-        #[command(flatten)]
-        tpm: TpmArgs,
-    },
-    /// Create the identity key (refused when one exists).
-    Create {
-        #[command(flatten)]
-        tpm: TpmArgs,
-    },
+    /// State, public key, fingerprint, TPM, EK certificate, pending rotation; exit 3 unless
+    /// the identity is ok (none, lost, no TPM).
+    Show,
+    /// Create the identity key (refused when one exists, also when it is lost).
+    Create,
     /// A PKCS#10 certificate signing request for the fleet CA, signed inside the TPM.
     Csr {
-        /// e.g. CN=gw-0042,O=Acme,C=DE
-        #[arg(long)]
+        /// e.g. CN=gw-0042,O=Acme,C=DE (default: the daemon's [identity] subject, else
+        /// CN=<hostname>).
+        #[arg(long, default_value = "")]
         subject: String,
-        #[command(flatten)]
-        tpm: TpmArgs,
+        /// For the pending identity of a rotation, to enrol it before committing.
+        #[arg(long)]
+        next: bool,
     },
     /// Quote sha256 PCRs with a verifier's nonce (attestation key, created on first use);
     /// prints a JSON bundle.
@@ -120,8 +122,6 @@ enum IdentityCmd {
         /// PCR indices.
         #[arg(long, value_delimiter = ',', default_value = "0,1,2,3,4,5,6,7")]
         pcrs: Vec<u8>,
-        #[command(flatten)]
-        tpm: TpmArgs,
     },
     /// Check a quote bundle offline: signature, nonce, PCR digest (exit 3 when invalid).
     VerifyQuote {
@@ -134,8 +134,16 @@ enum IdentityCmd {
     Sign {
         #[arg(long)]
         nonce: String,
-        #[command(flatten)]
-        tpm: TpmArgs,
+    },
+    /// Make a new identity key beside the current one, which stays in use until --commit.
+    /// Also the way to replace a lost identity.
+    Rotate {
+        /// Make the pending identity current and delete the old key.
+        #[arg(long, conflicts_with = "abort")]
+        commit: bool,
+        /// Discard the pending identity.
+        #[arg(long)]
+        abort: bool,
     },
 }
 
@@ -207,6 +215,27 @@ enum ProfileCmd {
     },
 }
 
+fn identity(out: &cli::Output, bus: &str, a: IdentityArgs) -> Result<Exit, cli::CliError> {
+    use cli::identity::{self as id, Backend, Rotation};
+    let b = Backend::choose(bus, a.direct, a.tcti.as_deref(), a.identity_dir.as_deref())?;
+    match a.cmd {
+        IdentityCmd::Show => id::show(out, &b),
+        IdentityCmd::Create => id::create(out, &b),
+        IdentityCmd::Csr { subject, next } => id::csr(out, &b, &subject, next),
+        IdentityCmd::Quote { nonce, pcrs } => id::quote(out, &b, &nonce, &pcrs),
+        IdentityCmd::Sign { nonce } => id::sign(out, &b, &nonce),
+        IdentityCmd::Rotate { commit, abort } => {
+            let what = match (commit, abort) {
+                (true, _) => Rotation::Commit,
+                (_, true) => Rotation::Abort,
+                _ => Rotation::Start,
+            };
+            id::rotate(out, &b, what)
+        }
+        IdentityCmd::VerifyQuote { file, nonce } => id::verify_quote(out, &file, nonce.as_deref()),
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let loader = ProfileLoader::new(args.profile_path);
@@ -235,24 +264,11 @@ fn main() -> ExitCode {
             root_hash,
             tree,
         }) => cli::verity::verify(&out, &tree, &data, &hash_device, &root_hash),
-        Command::Identity(IdentityCmd::Show { tpm }) => {
-            cli::identity::show(&out, tpm.tcti.as_deref(), &tpm.identity_dir)
-        }
-        Command::Identity(IdentityCmd::Create { tpm }) => {
-            cli::identity::create(&out, tpm.tcti.as_deref(), &tpm.identity_dir)
-        }
-        Command::Identity(IdentityCmd::Csr { subject, tpm }) => {
-            cli::identity::csr(&out, tpm.tcti.as_deref(), &tpm.identity_dir, &subject)
-        }
-        Command::Identity(IdentityCmd::Quote { nonce, pcrs, tpm }) => {
-            cli::identity::quote(&out, tpm.tcti.as_deref(), &tpm.identity_dir, &nonce, &pcrs)
-        }
-        Command::Identity(IdentityCmd::VerifyQuote { file, nonce }) => {
-            cli::identity::verify_quote(&out, &file, nonce.as_deref())
-        }
-        Command::Identity(IdentityCmd::Sign { nonce, tpm }) => {
-            cli::identity::sign(&out, tpm.tcti.as_deref(), &tpm.identity_dir, &nonce)
-        }
+        Command::Identity(IdentityArgs {
+            cmd: IdentityCmd::VerifyQuote { file, nonce },
+            ..
+        }) => cli::identity::verify_quote(&out, &file, nonce.as_deref()),
+        Command::Identity(id) => identity(&out, &args.bus, id),
         Command::Verity(VerityCmd::Open {
             name,
             data,

@@ -14,7 +14,7 @@ pub struct Client {
     rt: tokio::runtime::Runtime,
 }
 
-fn bus_error(bus: &str, e: zbus::Error) -> CliError {
+pub(crate) fn bus_error(bus: &str, e: zbus::Error) -> CliError {
     match e {
         zbus::Error::MethodError(name, msg, _) => {
             let msg = msg.unwrap_or_default();
@@ -48,6 +48,20 @@ impl Client {
                 self.proxy.inner().connection(),
             ))
             .map_err(|e| CliError::Daemon(e.to_string()))
+    }
+
+    /// The Identity interface on the same connection.
+    pub fn identity(&self) -> Result<crate::dbus::identity::IdentityProxy<'static>, CliError> {
+        self.rt
+            .block_on(crate::dbus::identity::IdentityProxy::new(
+                self.proxy.inner().connection(),
+            ))
+            .map_err(|e| CliError::Daemon(e.to_string()))
+    }
+
+    /// Runs a call on the client's runtime.
+    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
     }
 
     /// Connects to `bus` ("system" or an address) and checks that hardend is there.

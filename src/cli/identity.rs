@@ -1,13 +1,19 @@
-//! `hardenctl identity show | create | sign`: the device identity, talking to the TPM
-//! directly (root: the TPM device and /var/lib/hardend are root-only). The daemon's
-//! org.hardend1.Identity interface will front the same library.
+//! `hardenctl identity show | create | csr | sign | quote | verify-quote | rotate`.
+//!
+//! By default through the daemon (org.hardend1.Identity), which owns the TPM and decides who
+//! may sign. `--direct` (or `--tcti`) talks to the TPM itself instead: for provisioning
+//! before the daemon runs, and for a TPM the daemon does not use (root).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use super::daemon::{Client, bus_error};
 use super::{CliError, Exit, Output, columns};
+use crate::daemon::identity::examine;
+use crate::dbus::types::IdentityInfo;
 use crate::tpm::TpmError;
-use crate::tpm::identity::{IdentityStore, Tpm};
-use crate::tpm::tcti;
+use crate::tpm::identity::IdentityStore;
+use crate::tpm::quote::QuoteBundle;
+use crate::tpm::{tcti, worker};
 
 impl From<TpmError> for CliError {
     fn from(e: TpmError) -> Self {
@@ -15,140 +21,305 @@ impl From<TpmError> for CliError {
     }
 }
 
-/// `show`: the public key and fingerprint (from the blob), the TPM, and whether the key
-/// still loads. Exit 3 when the identity is missing or lost.
-pub fn show(out: &Output, tcti_arg: Option<&str>, dir: &Path) -> Result<Exit, CliError> {
-    let store = IdentityStore::new(dir);
-    let tcti = tcti::choose(tcti_arg);
-    let mut tpm = Tpm::connect(&tcti)?;
-    let info = tpm.info()?;
-    let (state, id, detail) = match store.check(&mut tpm) {
-        Ok(id) => ("ok", Some(id), String::new()),
-        Err(TpmError::NoIdentity(_)) => ("none", None, format!("no identity in {}", dir.display())),
-        Err(e @ TpmError::Lost { .. }) => ("lost", store.public().ok(), e.to_string()),
-        Err(e) => return Err(e.into()),
-    };
-    if out.json {
-        out.json(&serde_json::json!({
-            "state": state,
-            "detail": detail,
-            "tpm": info,
-            "fingerprint": id.as_ref().map(|i| i.fingerprint.clone()),
-            "public_key_pem": id.as_ref().map(|i| i.public_key_pem.clone()),
-        }));
-    } else {
-        let mut rows = vec![
-            vec!["state".into(), out.paint(state, Some(state == "ok"))],
-            vec![
-                "tpm".into(),
-                format!(
-                    "{} {} firmware {} via {}",
-                    info.manufacturer, info.vendor, info.firmware_version, info.tcti
-                ),
-            ],
-        ];
-        if let Some(i) = &id {
-            rows.push(vec![
-                "fingerprint".into(),
-                format!("sha256:{}", i.fingerprint),
-            ]);
-        }
-        print!("{}", columns(&rows));
-        if info.software {
-            println!(
-                "{}",
-                out.paint(
-                    "warning: this is a software TPM; keys in it are not protected by hardware",
-                    None
-                )
-            );
-        }
-        if let Some(i) = &id {
-            print!("{}", i.public_key_pem);
-        }
-        if !detail.is_empty() {
-            println!("{detail}");
-        }
-    }
-    Ok(if state == "ok" { Exit::Ok } else { Exit::Bad })
+/// Who does the TPM work.
+pub enum Backend {
+    Daemon { client: Client, bus: String },
+    Direct { tcti: String, dir: PathBuf },
 }
 
-pub fn create(out: &Output, tcti_arg: Option<&str>, dir: &Path) -> Result<Exit, CliError> {
-    let mut tpm = Tpm::connect(&tcti::choose(tcti_arg))?;
-    let id = IdentityStore::new(dir).create(&mut tpm)?;
-    if out.json {
-        out.json(&id);
-    } else {
-        println!(
-            "created the device identity in {}: sha256:{}",
-            dir.display(),
-            id.fingerprint
-        );
-        print!("{}", id.public_key_pem);
+/// What `rotate` should do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rotation {
+    Start,
+    Commit,
+    Abort,
+}
+
+impl Backend {
+    /// The daemon on `bus`, or the TPM directly when `direct` or a TCTI is given.
+    pub fn choose(
+        bus: &str,
+        direct: bool,
+        tcti_arg: Option<&str>,
+        dir: Option<&Path>,
+    ) -> Result<Backend, CliError> {
+        if direct || tcti_arg.is_some() {
+            return Ok(Backend::Direct {
+                tcti: tcti::choose(tcti_arg),
+                dir: dir
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|| crate::tpm::identity::DEFAULT_IDENTITY_DIR.into()),
+            });
+        }
+        if dir.is_some() {
+            return Err(CliError::Usage(
+                "--identity-dir needs --direct (the daemon uses its configured directory)".into(),
+            ));
+        }
+        Ok(Backend::Daemon {
+            client: Client::connect(bus)?,
+            bus: bus.to_string(),
+        })
     }
-    Ok(Exit::Ok)
+
+    fn direct<T>(
+        tcti: &str,
+        f: impl FnMut(&mut crate::tpm::identity::Tpm) -> Result<T, TpmError>,
+    ) -> Result<T, CliError> {
+        worker::with_retry(tcti, f).map_err(CliError::from)
+    }
+
+    pub fn info(&self) -> Result<IdentityInfo, CliError> {
+        match self {
+            Backend::Daemon { client, bus } => {
+                let p = client.identity()?;
+                let (i,) = client
+                    .block_on(p.check())
+                    .map_err(|e| bus_error(bus, e))?;
+                Ok(i)
+            }
+            Backend::Direct { tcti, dir } => {
+                // an unreachable TPM is an error here, not a state: the admin asked this TPM
+                let mut tpm = crate::tpm::identity::Tpm::connect(tcti)?;
+                Ok(examine(&mut tpm, dir))
+            }
+        }
+    }
+
+    pub fn create(&self) -> Result<IdentityInfo, CliError> {
+        match self {
+            Backend::Daemon { client, bus } => {
+                let p = client.identity()?;
+                let (i,) = client
+                    .block_on(p.create())
+                    .map_err(|e| bus_error(bus, zbus::Error::from(e)))?;
+                Ok(i)
+            }
+            Backend::Direct { tcti, dir } => {
+                Self::direct(tcti, |tpm| IdentityStore::new(dir).create(tpm))?;
+                self.info()
+            }
+        }
+    }
+
+    pub fn sign(&self, nonce: &[u8]) -> Result<Vec<u8>, CliError> {
+        match self {
+            Backend::Daemon { client, bus } => {
+                let p = client.identity()?;
+                client
+                    .block_on(p.sign(nonce.to_vec()))
+                    .map_err(|e| bus_error(bus, zbus::Error::from(e)))
+            }
+            Backend::Direct { tcti, dir } => {
+                Self::direct(tcti, |tpm| IdentityStore::new(dir).sign(tpm, nonce))
+            }
+        }
+    }
+
+    pub fn csr(&self, subject: &str, next: bool) -> Result<String, CliError> {
+        match self {
+            Backend::Daemon { client, bus } => {
+                let p = client.identity()?;
+                client
+                    .block_on(p.csr(subject.to_string(), next))
+                    .map_err(|e| bus_error(bus, zbus::Error::from(e)))
+            }
+            Backend::Direct { tcti, dir } => {
+                if subject.is_empty() {
+                    return Err(CliError::Usage(
+                        "--subject is required with --direct".into(),
+                    ));
+                }
+                let store = IdentityStore::new(dir);
+                let store = if next {
+                    if store.pending_public().is_none() {
+                        return Err(TpmError::NoRotation(dir.clone()).into());
+                    }
+                    store.pending()
+                } else {
+                    store
+                };
+                Self::direct(tcti, |tpm| crate::tpm::csr::csr(&store, tpm, subject))
+            }
+        }
+    }
+
+    pub fn quote(&self, nonce: &[u8], pcrs: &[u8]) -> Result<QuoteBundle, CliError> {
+        match self {
+            Backend::Daemon { client, bus } => {
+                let p = client.identity()?;
+                let (q,) = client
+                    .block_on(p.quote(nonce.to_vec(), pcrs.to_vec()))
+                    .map_err(|e| bus_error(bus, zbus::Error::from(e)))?;
+                Ok(q)
+            }
+            Backend::Direct { tcti, dir } => Self::direct(tcti, |tpm| {
+                crate::tpm::quote::quote(&IdentityStore::attestation(dir), tpm, nonce, pcrs)
+            }),
+        }
+    }
+
+    /// Returns the fingerprint of the pending (Start) or new current (Commit) identity.
+    pub fn rotate(&self, what: Rotation) -> Result<String, CliError> {
+        match self {
+            Backend::Daemon { client, bus } => {
+                let p = client.identity()?;
+                let r = match what {
+                    Rotation::Start => client.block_on(p.rotate()),
+                    Rotation::Commit => client.block_on(p.commit_rotation()),
+                    Rotation::Abort => client.block_on(p.abort_rotation()).map(|()| String::new()),
+                };
+                r.map_err(|e| bus_error(bus, zbus::Error::from(e)))
+            }
+            Backend::Direct { tcti, dir } => {
+                let store = IdentityStore::new(dir);
+                match what {
+                    Rotation::Start => {
+                        Self::direct(tcti, |tpm| store.rotate(tpm).map(|i| i.fingerprint))
+                    }
+                    Rotation::Commit => Ok(store.commit_rotation()?.fingerprint),
+                    Rotation::Abort => store
+                        .abort_rotation()
+                        .map(|()| String::new())
+                        .map_err(Into::into),
+                }
+            }
+        }
+    }
+}
+
+fn nonce_arg(nonce_hex: &str, max: usize) -> Result<Vec<u8>, CliError> {
+    let nonce = hex::decode(nonce_hex)
+        .map_err(|e| CliError::Usage(format!("--nonce {nonce_hex:?}: {e}")))?;
+    if nonce.is_empty() || nonce.len() > max {
+        return Err(CliError::Usage(format!(
+            "--nonce must be 1 to {max} bytes of hex"
+        )));
+    }
+    Ok(nonce)
+}
+
+fn print_info(out: &Output, i: &IdentityInfo) {
+    if out.json {
+        out.json(i);
+        return;
+    }
+    let mut rows = vec![
+        vec!["state".into(), out.paint(&i.state, Some(i.state == "ok"))],
+        vec![
+            "tpm".into(),
+            if i.tpm.is_empty() {
+                "-".into()
+            } else {
+                i.tpm.clone()
+            },
+        ],
+        vec![
+            "ek certificate".into(),
+            if i.ek_certificates.is_empty() {
+                "none in NV".into()
+            } else {
+                i.ek_certificates.join(", ")
+            },
+        ],
+    ];
+    if !i.fingerprint.is_empty() {
+        rows.push(vec![
+            "fingerprint".into(),
+            format!("sha256:{}", i.fingerprint),
+        ]);
+    }
+    if !i.pending_fingerprint.is_empty() {
+        rows.push(vec![
+            "rotation".into(),
+            format!(
+                "pending sha256:{} (commit with `hardenctl identity rotate --commit`)",
+                i.pending_fingerprint
+            ),
+        ]);
+    }
+    print!("{}", columns(&rows));
+    if i.software_tpm {
+        println!(
+            "{}",
+            out.paint(
+                "warning: this is a software TPM; keys in it are not protected by hardware",
+                None
+            )
+        );
+    }
+    print!("{}", i.public_key_pem);
+    if !i.detail.is_empty() {
+        println!("{}", i.detail);
+    }
+}
+
+/// `show`: exit 3 unless the identity is `ok`.
+pub fn show(out: &Output, b: &Backend) -> Result<Exit, CliError> {
+    let i = b.info()?;
+    print_info(out, &i);
+    Ok(if i.state == "ok" { Exit::Ok } else { Exit::Bad })
+}
+
+pub fn create(out: &Output, b: &Backend) -> Result<Exit, CliError> {
+    let i = b.create()?;
+    if !out.json {
+        println!("created the device identity: sha256:{}", i.fingerprint);
+    }
+    print_info(out, &i);
+    Ok(if i.state == "ok" { Exit::Ok } else { Exit::Bad })
 }
 
 /// `sign --nonce HEX`: a DER ECDSA-SHA256 signature over the nonce bytes.
-pub fn sign(
-    out: &Output,
-    tcti_arg: Option<&str>,
-    dir: &Path,
-    nonce_hex: &str,
-) -> Result<Exit, CliError> {
-    let nonce = hex::decode(nonce_hex)
-        .map_err(|e| CliError::Usage(format!("--nonce {nonce_hex:?}: {e}")))?;
-    if nonce.is_empty() || nonce.len() > 1024 {
-        return Err(CliError::Usage(
-            "--nonce must be 1 to 1024 bytes of hex".into(),
-        ));
-    }
-    let mut tpm = Tpm::connect(&tcti::choose(tcti_arg))?;
-    let store = IdentityStore::new(dir);
-    let sig = store.sign(&mut tpm, &nonce)?;
-    let id = store.public()?;
+pub fn sign(out: &Output, b: &Backend, nonce_hex: &str) -> Result<Exit, CliError> {
+    let nonce = nonce_arg(nonce_hex, 1024)?;
+    let sig = b.sign(&nonce)?;
     if out.json {
-        out.json(&serde_json::json!({ "nonce": nonce_hex, "signature_der": hex::encode(&sig), "fingerprint": id.fingerprint }));
+        out.json(&serde_json::json!({ "nonce": nonce_hex, "signature_der": hex::encode(&sig) }));
     } else {
         println!("{}", hex::encode(&sig));
     }
     Ok(Exit::Ok)
 }
 
-/// `csr --subject S`: a PKCS#10 request signed inside the TPM, PEM on stdout.
-pub fn csr(
-    out: &Output,
-    tcti_arg: Option<&str>,
-    dir: &Path,
-    subject: &str,
-) -> Result<Exit, CliError> {
-    let mut tpm = Tpm::connect(&tcti::choose(tcti_arg))?;
-    let store = IdentityStore::new(dir);
-    let pem = crate::tpm::csr::csr(&store, &mut tpm, subject)?;
+/// `csr [--subject S] [--next]`: a PKCS#10 request signed inside the TPM, PEM on stdout.
+pub fn csr(out: &Output, b: &Backend, subject: &str, next: bool) -> Result<Exit, CliError> {
+    let pem = b.csr(subject, next)?;
     if out.json {
-        out.json(&serde_json::json!({ "subject": subject, "csr_pem": pem }));
+        out.json(&serde_json::json!({ "subject": subject, "next": next, "csr_pem": pem }));
     } else {
         print!("{pem}");
     }
     Ok(Exit::Ok)
 }
 
-/// `quote --nonce HEX [--pcrs LIST]`: a PCR quote by the attestation key (created on first
-/// use), as a JSON bundle for `verify-quote` or a remote verifier.
-pub fn quote(
-    out: &Output,
-    tcti_arg: Option<&str>,
-    dir: &Path,
-    nonce_hex: &str,
-    pcrs: &[u8],
-) -> Result<Exit, CliError> {
-    let nonce = hex::decode(nonce_hex)
-        .map_err(|e| CliError::Usage(format!("--nonce {nonce_hex:?}: {e}")))?;
-    let mut tpm = Tpm::connect(&tcti::choose(tcti_arg))?;
-    let bundle =
-        crate::tpm::quote::quote(&IdentityStore::attestation(dir), &mut tpm, &nonce, pcrs)?;
+/// `quote --nonce HEX [--pcrs LIST]`: a JSON bundle for `verify-quote` or a verifier.
+pub fn quote(out: &Output, b: &Backend, nonce_hex: &str, pcrs: &[u8]) -> Result<Exit, CliError> {
+    let nonce = nonce_arg(nonce_hex, 64)?;
+    let bundle = b.quote(&nonce, pcrs)?;
     // the bundle is the answer, in either mode
     out.json(&bundle);
+    Ok(Exit::Ok)
+}
+
+/// `rotate [--commit | --abort]`.
+pub fn rotate(out: &Output, b: &Backend, what: Rotation) -> Result<Exit, CliError> {
+    let fp = b.rotate(what)?;
+    if out.json {
+        out.json(
+            &serde_json::json!({ "action": format!("{what:?}").to_lowercase(), "fingerprint": fp }),
+        );
+    } else {
+        match what {
+            Rotation::Start => println!(
+                "next identity created: sha256:{fp}\nthe current identity stays in use; enrol the new one (`hardenctl identity csr --next`), then `hardenctl identity rotate --commit`"
+            ),
+            Rotation::Commit => {
+                println!("the device identity is now sha256:{fp}; the old key is deleted")
+            }
+            Rotation::Abort => println!("the pending identity was discarded"),
+        }
+    }
     Ok(Exit::Ok)
 }
 
@@ -156,7 +327,7 @@ pub fn quote(
 pub fn verify_quote(out: &Output, file: &Path, nonce_hex: Option<&str>) -> Result<Exit, CliError> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| CliError::Usage(format!("{}: {e}", file.display())))?;
-    let bundle: crate::tpm::quote::QuoteBundle = serde_json::from_str(&text)
+    let bundle: QuoteBundle = serde_json::from_str(&text)
         .map_err(|e| CliError::Usage(format!("{}: not a quote bundle: {e}", file.display())))?;
     let nonce = nonce_hex
         .map(hex::decode)

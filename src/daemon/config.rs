@@ -44,6 +44,17 @@ struct RawConfig {
     services: BTreeMap<Spanned<String>, Spanned<String>>,
     #[serde(default)]
     verity: RawVerity,
+    #[serde(default)]
+    identity: RawIdentity,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawIdentity {
+    tcti: Option<Spanned<String>>,
+    dir: Option<Spanned<String>>,
+    signers_group: Option<Spanned<String>>,
+    subject: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -92,6 +103,14 @@ pub struct Config {
     pub verity_root_hash: Option<String>,
     /// The mount point whose device is checked (default `/`).
     pub verity_mountpoint: String,
+    /// TCTI for the TPM (`None`: the TPM is not used, identity state `disabled`).
+    pub identity_tcti: Option<String>,
+    /// Where the identity key blobs live.
+    pub identity_dir: PathBuf,
+    /// Group whose members may Sign, Quote and Csr besides root ("" = root only).
+    pub identity_signers_group: String,
+    /// Default CSR subject ("" = `CN=<hostname>`).
+    pub identity_subject: String,
 }
 
 impl Default for Config {
@@ -109,6 +128,11 @@ impl Default for Config {
             services: BTreeMap::new(),
             verity_root_hash: None,
             verity_mountpoint: "/".into(),
+            // `$TCTI` when set, else device:/dev/tpmrm0
+            identity_tcti: Some(crate::tpm::tcti::choose(None)),
+            identity_dir: crate::tpm::identity::DEFAULT_IDENTITY_DIR.into(),
+            identity_signers_group: String::new(),
+            identity_subject: String::new(),
         }
     }
 }
@@ -236,7 +260,46 @@ impl Config {
         let verity_mountpoint = abs(&raw.verity.mountpoint, "verity.mountpoint", Path::new("/"))?
             .display()
             .to_string();
+        let identity_tcti = match &raw.identity.tcti {
+            None => d.identity_tcti.clone(),
+            Some(t) if t.get_ref() == "none" => None,
+            Some(t) => {
+                crate::tpm::tcti::parse(t.get_ref())
+                    .map_err(|e| invalid(t.span(), "identity.tcti", e.to_string()))?;
+                Some(t.get_ref().clone())
+            }
+        };
+        let identity_signers_group = match &raw.identity.signers_group {
+            None => String::new(),
+            Some(g)
+                if g.get_ref().is_empty()
+                    || g.get_ref()
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) =>
+            {
+                g.get_ref().clone()
+            }
+            Some(g) => {
+                return Err(invalid(
+                    g.span(),
+                    "identity.signers_group",
+                    format!("{:?} is not a group name", g.get_ref()),
+                ));
+            }
+        };
+        let identity_subject = match &raw.identity.subject {
+            None => String::new(),
+            Some(sub) => {
+                crate::tpm::csr::parse_subject(sub.get_ref())
+                    .map_err(|e| invalid(sub.span(), "identity.subject", e.to_string()))?;
+                sub.get_ref().clone()
+            }
+        };
         Ok(Config {
+            identity_tcti,
+            identity_dir: abs(&raw.identity.dir, "identity.dir", &d.identity_dir)?,
+            identity_signers_group,
+            identity_subject,
             verity_root_hash,
             verity_mountpoint,
             source: Some(path.to_path_buf()),

@@ -12,6 +12,8 @@ pub const MSG_ENFORCEMENT_CHANGED: &str = "6e0c3f1d9b2a4c57a8f0e4d2b7c19a35";
 pub const MSG_NOT_ENFORCED: &str = "b4a7d2e9f13c4e6b9d05a8c7e2f1b360";
 /// The kernel reported dm-verity corruption on the checked device.
 pub const MSG_VERITY_CORRUPTION: &str = "e3c5a1f7092b4d6e8c4f1a2b3d5e6f70";
+/// The device identity changed state (lost, TPM gone, created, rotated).
+pub const MSG_IDENTITY_CHANGED: &str = "9a41c6e2d8f04b7a93e15c0b2f6d7e84";
 /// The daemon started and owns its bus name.
 pub const MSG_DAEMON_READY: &str = "2d9f6a1c7e3b4f08b5c2a9d4e6f7180c";
 
@@ -66,5 +68,38 @@ pub async fn verity_corruption(
             .await
     {
         tracing::warn!("cannot emit VerityCorruption: {e}");
+    }
+}
+
+/// Emits `StateChanged` on org.hardend1.Identity and logs it; losing the identity is an
+/// error (the device can no longer prove who it is), anything else a notice.
+pub async fn identity_changed(
+    emitter: &SignalEmitter<'_>,
+    c: &crate::daemon::identity::IdentityChange,
+) {
+    let i = &c.info;
+    if matches!(i.state.as_str(), "lost" | "no-tpm" | "error") {
+        tracing::error!(
+            message_id = MSG_IDENTITY_CHANGED,
+            old_state = %c.old,
+            new_state = %i.state,
+            fingerprint = %i.fingerprint,
+            "device identity {} (was {}): {}",
+            i.state, c.old, i.detail
+        );
+    } else {
+        tracing::info!(
+            message_id = MSG_IDENTITY_CHANGED,
+            old_state = %c.old,
+            new_state = %i.state,
+            fingerprint = %i.fingerprint,
+            "device identity {} (was {})",
+            i.state, c.old
+        );
+    }
+    if let Err(e) =
+        crate::dbus::identity::Identity::state_changed(emitter, &c.old, &i.state, &i.detail).await
+    {
+        tracing::warn!("cannot emit StateChanged: {e}");
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod events;
+pub mod identity;
 pub mod run;
 pub mod state;
 pub mod verify;

@@ -149,6 +149,14 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
             },
         )
         .await?;
+    conn.object_server()
+        .at(
+            OBJECT_PATH,
+            crate::dbus::identity::Identity {
+                daemon: daemon.clone(),
+            },
+        )
+        .await?;
     let iface = conn
         .object_server()
         .interface::<_, Manager>(OBJECT_PATH)
@@ -156,6 +164,9 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
     let emitter = iface.signal_emitter().clone();
     if let Some(c) = daemon.refresh_verity() {
         events::verity_corruption(&emitter, &c).await;
+    }
+    if let Some(c) = daemon.identity().refresh().await {
+        events::identity_changed(&emitter, &c).await;
     }
 
     daemon.verify_all().await;
@@ -210,7 +221,12 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
             _ = hup.recv() => {
                 notify(&[sd_notify::NotifyState::Reloading]);
                 match daemon.reload().await {
-                    Ok(()) => tracing::info!("configuration reloaded"),
+                    Ok(()) => {
+                        tracing::info!("configuration reloaded");
+                        if let Some(c) = daemon.identity().refresh().await {
+                            events::identity_changed(&emitter, &c).await;
+                        }
+                    }
                     Err(e) => tracing::error!("reload failed, keeping the previous configuration: {e}"),
                 }
                 for e in daemon.apply_config_services().await {
@@ -226,6 +242,9 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
                 // catches every later state
                 if let Some(c) = daemon.refresh_verity() {
                     events::verity_corruption(&emitter, &c).await;
+                }
+                if let Some(c) = daemon.identity().refresh().await {
+                    events::identity_changed(&emitter, &c).await;
                 }
                 for change in daemon.verify_all().await {
                     events::enforcement_changed(&emitter, &change).await;

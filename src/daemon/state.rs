@@ -62,6 +62,7 @@ pub struct Daemon {
     /// Serializes confine/release/reload so that drop-ins and reloads never interleave.
     ops: tokio::sync::Mutex<()>,
     kernel_abi: u8,
+    identity: crate::daemon::identity::IdentityService,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -71,13 +72,19 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Daemon {
     pub fn new(config: Config, systemd: Option<Systemd>) -> Self {
         Daemon {
-            config: RwLock::new(config),
             systemd,
             services: Mutex::new(BTreeMap::new()),
             verity: Mutex::new(Default::default()),
             ops: tokio::sync::Mutex::new(()),
             kernel_abi: kernel_abi(),
+            identity: crate::daemon::identity::IdentityService::new(&config),
+            config: RwLock::new(config),
         }
+    }
+
+    /// The device identity (org.hardend1.Identity).
+    pub fn identity(&self) -> &crate::daemon::identity::IdentityService {
+        &self.identity
     }
 
     pub fn config(&self) -> Config {
@@ -304,6 +311,10 @@ impl Daemon {
         if matches!(v.state.as_str(), "corrupted" | "hash-mismatch") {
             detail.push(format!("dm-verity {}: {}", v.state, v.detail));
         }
+        let id = self.identity.info();
+        if matches!(id.state.as_str(), "no-tpm" | "lost" | "error") {
+            detail.push(format!("identity {}: {}", id.state, id.detail));
+        }
         if self.kernel_abi == 0 {
             detail.push(
                 "the kernel has no Landlock: profiles with [landlock] refuse to start".into(),
@@ -370,6 +381,7 @@ impl Daemon {
         let mut new = Config::load(&path).map_err(|e| DaemonError::InvalidArgs(e.to_string()))?;
         // The bus cannot change under a running daemon.
         new.bus = cur.bus;
+        self.identity.configure(&new);
         *self.config.write().unwrap_or_else(|e| e.into_inner()) = new;
         Ok(())
     }

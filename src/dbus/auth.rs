@@ -32,3 +32,48 @@ pub async fn require_root(conn: &Connection, hdr: &Header<'_>, what: &str) -> fd
         )))
     }
 }
+
+/// Fails with AccessDenied unless the caller is root or, when `group` is not empty, has
+/// `group` among its groups as the bus daemon reports them (`UnixGroupIDs`). A bus that
+/// does not report groups, or a group that does not exist, denies (fail closed).
+pub async fn require_root_or_group(
+    conn: &Connection,
+    hdr: &Header<'_>,
+    group: &str,
+    what: &str,
+) -> fdo::Result<()> {
+    let sender = hdr
+        .sender()
+        .ok_or_else(|| fdo::Error::AccessDenied("message has no sender".into()))?;
+    let dbus = DBusProxy::new(conn).await?;
+    let creds = dbus
+        .get_connection_credentials(BusName::Unique(sender.to_owned()))
+        .await?;
+    let uid = creds.unix_user_id().ok_or_else(|| {
+        fdo::Error::AccessDenied("the bus did not report the caller's uid".into())
+    })?;
+    if uid == 0 {
+        return Ok(());
+    }
+    let deny = |why: String| {
+        Err(fdo::Error::AccessDenied(format!(
+            "{what} requires root{} (caller uid {uid}){why}",
+            if group.is_empty() {
+                String::new()
+            } else {
+                format!(" or group {group}")
+            }
+        )))
+    };
+    if group.is_empty() {
+        return deny(String::new());
+    }
+    let Some(gid) = uzers::get_group_by_name(group).map(|g| g.gid()) else {
+        return deny(format!(": group {group} does not exist"));
+    };
+    match creds.unix_group_ids() {
+        Some(gids) if gids.contains(&gid) => Ok(()),
+        Some(_) => deny(String::new()),
+        None => deny(": the bus did not report the caller's groups".into()),
+    }
+}

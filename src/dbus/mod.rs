@@ -2,6 +2,7 @@
 //! implementations) and hardenctl (the generated proxies). Documented in docs/dbus.md.
 
 pub mod auth;
+pub mod identity;
 pub mod manager;
 pub mod types;
 pub mod verity;

@@ -60,3 +60,23 @@ pub struct ProfileInfo {
 
 /// The runtime dm-verity check: `(sssssss)`.
 pub use crate::verity::runtime::VerityCheck as VerityInfo;
+
+/// The device identity: `(ssssssbas)`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct IdentityInfo {
+    /// ok | none | lost | no-tpm | disabled | error | unknown
+    pub state: String,
+    /// Why, in one sentence ("" when ok).
+    pub detail: String,
+    /// SHA-256 of the DER SubjectPublicKeyInfo, hex ("" when there is no key).
+    pub fingerprint: String,
+    pub public_key_pem: String,
+    /// The next identity's fingerprint while a rotation is pending, else "".
+    pub pending_fingerprint: String,
+    /// Manufacturer, vendor, firmware and TCTI.
+    pub tpm: String,
+    /// A software TPM protects nothing on a real device.
+    pub software_tpm: bool,
+    /// EK certificates present in NV, e.g. `ecc-p256 (0x01c0000a)`.
+    pub ek_certificates: Vec<String>,
+}

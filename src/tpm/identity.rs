@@ -7,15 +7,16 @@ use p256::pkcs8::{EncodePublicKey, LineEnding};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 use tss_esapi::attributes::ObjectAttributesBuilder;
-use tss_esapi::constants::PropertyTag;
 use tss_esapi::constants::tss::{TPM2_RH_NULL, TPM2_ST_HASHCHECK};
+use tss_esapi::constants::{CapabilityType, PropertyTag};
 use tss_esapi::handles::KeyHandle;
 use tss_esapi::interface_types::algorithm::{HashingAlgorithm, PublicAlgorithm};
 use tss_esapi::interface_types::ecc::EccCurve;
 use tss_esapi::interface_types::resource_handles::Hierarchy;
 use tss_esapi::structures::{
-    Digest, EccPoint, EccScheme, HashScheme, HashcheckTicket, Private, Public, PublicBuilder,
-    PublicEccParametersBuilder, Signature, SignatureScheme, SymmetricDefinitionObject,
+    CapabilityData, Digest, EccPoint, EccScheme, HashScheme, HashcheckTicket, Private, Public,
+    PublicBuilder, PublicEccParametersBuilder, Signature, SignatureScheme,
+    SymmetricDefinitionObject,
 };
 use tss_esapi::traits::{Marshall, UnMarshall};
 use tss_esapi::tss2_esys::TPMT_TK_HASHCHECK;
@@ -35,6 +36,9 @@ pub enum KeyKind {
     /// Restricted signing: signs only TPM-generated structures (quotes), so a quote cannot
     /// be forged by having the key sign arbitrary bytes.
     Attestation,
+    /// The next identity during a rotation: made by `rotate`, becomes the identity at
+    /// `rotate --commit`, discarded by `rotate --abort`.
+    Pending,
 }
 
 impl KeyKind {
@@ -42,6 +46,7 @@ impl KeyKind {
         match self {
             KeyKind::Identity => ("identity.pub", "identity.priv"),
             KeyKind::Attestation => ("ak.pub", "ak.priv"),
+            KeyKind::Pending => ("identity.next.pub", "identity.next.priv"),
         }
     }
 }
@@ -59,7 +64,24 @@ pub struct TpmInfo {
     pub firmware_version: String,
     /// A software TPM (swtpm, simulators) protects nothing on a real device.
     pub software: bool,
+    /// Endorsement-key certificates the manufacturer stored in NV (TCG EK Credential
+    /// Profile indices), e.g. `ecc-p256 (0x01c0000a)`; empty when there are none.
+    pub ek_certificates: Vec<String>,
 }
+
+/// TCG EK Credential Profile 2.x: where manufacturers store EK certificates (the low range
+/// of 1.x and the high range of 2.x).
+const EK_CERT_INDICES: [(u32, &str); 9] = [
+    (0x01c0_0002, "rsa2048"),
+    (0x01c0_000a, "ecc-p256"),
+    (0x01c0_0012, "rsa2048"),
+    (0x01c0_0014, "ecc-p256"),
+    (0x01c0_0016, "ecc-p384"),
+    (0x01c0_0018, "ecc-p521"),
+    (0x01c0_001a, "ecc-sm2"),
+    (0x01c0_001c, "rsa3072"),
+    (0x01c0_001e, "rsa4096"),
+];
 
 /// One TPM connection. Callers that share it keep it behind a lock: a TPM context is not
 /// reentrant, and without a resource manager (swtpm over TCP) only one client may talk.
@@ -80,6 +102,11 @@ impl Tpm {
             ctx,
             tcti: tcti_str.to_string(),
         })
+    }
+
+    /// The TCTI this connection uses.
+    pub fn tcti(&self) -> &str {
+        &self.tcti
     }
 
     pub fn info(&mut self) -> Result<TpmInfo, TpmError> {
@@ -115,6 +142,7 @@ impl Tpm {
             .map_err(tpm_err("read the firmware version"))?
             .unwrap_or(0);
         let software = vendor.contains("SW") || vendor.to_ascii_lowercase().contains("swtpm");
+        let ek_certificates = self.ek_certificates()?;
         Ok(TpmInfo {
             tcti: self.tcti.clone(),
             manufacturer,
@@ -127,7 +155,25 @@ impl Tpm {
                 fw2 & 0xffff
             ),
             software,
+            ek_certificates,
         })
+    }
+
+    /// Which EK certificate NV indices are defined.
+    fn ek_certificates(&mut self) -> Result<Vec<String>, TpmError> {
+        let (data, _) = self
+            .ctx
+            .get_capability(CapabilityType::Handles, 0x01c0_0000, 64)
+            .map_err(tpm_err("list NV indices"))?;
+        let CapabilityData::Handles(handles) = data else {
+            return Ok(Vec::new());
+        };
+        let defined: Vec<u32> = handles.into_inner().into_iter().map(u32::from).collect();
+        Ok(EK_CERT_INDICES
+            .iter()
+            .filter(|(i, _)| defined.contains(i))
+            .map(|(i, name)| format!("{name} (0x{i:08x})"))
+            .collect())
     }
 
     /// The standard ECC P-256 storage key, re-derived (same template, same key every time
@@ -174,7 +220,7 @@ impl Tpm {
 
 fn key_template(kind: KeyKind) -> Result<Public, TpmError> {
     let scheme = EccScheme::EcDsa(HashScheme::new(HashingAlgorithm::Sha256));
-    if kind == KeyKind::Identity {
+    if kind != KeyKind::Attestation {
         return utils::create_unrestricted_signing_ecc_public(scheme, EccCurve::NistP256)
             .map_err(tpm_err("build the identity template"));
     }
@@ -298,6 +344,9 @@ impl IdentityStore {
     }
 
     fn read_blobs(&self) -> Result<(Public, Private), TpmError> {
+        if self.kind == KeyKind::Identity {
+            self.finish_interrupted_commit()?;
+        }
         if !self.exists() {
             return Err(TpmError::NoIdentity(self.dir.clone()));
         }
@@ -337,8 +386,10 @@ impl IdentityStore {
         fsutil::create_dir_all_mode(&self.dir, 0o700).map_err(self.io(&self.dir))?;
         let (pf, sf) = self.kind.files();
         let (pp, sp) = (self.path(pf), self.path(sf));
-        fsutil::write_atomic(&sp, created.out_private.value(), 0o600).map_err(self.io(&sp))?;
+        // public first: a lone pending private blob then always means an interrupted
+        // commit (see `finish_interrupted_commit`), never an interrupted rotation
         fsutil::write_atomic(&pp, &public_bytes, 0o600).map_err(self.io(&pp))?;
+        fsutil::write_atomic(&sp, created.out_private.value(), 0o600).map_err(self.io(&sp))?;
         identity_from_public(&created.out_public)
     }
 
@@ -368,6 +419,90 @@ impl IdentityStore {
         let id = self.public()?;
         self.with_key(tpm, |_, _| Ok(()))?;
         Ok(id)
+    }
+
+    /// The pending next identity's store (same directory).
+    pub fn pending(&self) -> IdentityStore {
+        IdentityStore {
+            dir: self.dir.clone(),
+            kind: KeyKind::Pending,
+        }
+    }
+
+    fn complete(&self) -> bool {
+        let (p, s) = self.kind.files();
+        self.path(p).exists() && self.path(s).exists()
+    }
+
+    /// The next identity when a rotation is pending.
+    pub fn pending_public(&self) -> Option<Identity> {
+        let p = self.pending();
+        if p.complete() { p.public().ok() } else { None }
+    }
+
+    /// Starts a rotation: creates a new identity key next to the current one, which stays
+    /// in use (signatures, CSRs) until [`commit_rotation`](Self::commit_rotation). Also the
+    /// explicit way to replace a lost identity.
+    pub fn rotate(&self, tpm: &mut Tpm) -> Result<Identity, TpmError> {
+        self.finish_interrupted_commit()?;
+        if !self.exists() {
+            return Err(TpmError::NoIdentity(self.dir.clone()));
+        }
+        let p = self.pending();
+        if p.complete() {
+            return Err(TpmError::RotationPending(self.dir.clone()));
+        }
+        // a rotation that died between its two writes left only the public blob
+        let (pf, _) = p.kind.files();
+        let _ = fs::remove_file(p.path(pf));
+        p.create(tpm)
+    }
+
+    /// Makes the pending identity the identity; the old key blobs are gone afterwards.
+    pub fn commit_rotation(&self) -> Result<Identity, TpmError> {
+        let p = self.pending();
+        if !p.complete() {
+            return Err(TpmError::NoRotation(self.dir.clone()));
+        }
+        let (npub, npriv) = p.kind.files();
+        let (ipub, ipriv) = self.kind.files();
+        let (from, to) = (self.path(npub), self.path(ipub));
+        fsutil::rename_durable(&from, &to).map_err(self.io(&from))?;
+        let (from, to) = (self.path(npriv), self.path(ipriv));
+        fsutil::rename_durable(&from, &to).map_err(self.io(&from))?;
+        self.public()
+    }
+
+    /// Discards the pending identity.
+    pub fn abort_rotation(&self) -> Result<(), TpmError> {
+        self.finish_interrupted_commit()?;
+        let p = self.pending();
+        let (npub, npriv) = p.kind.files();
+        if !self.path(npub).exists() && !self.path(npriv).exists() {
+            return Err(TpmError::NoRotation(self.dir.clone()));
+        }
+        for f in [npriv, npub] {
+            let path = self.path(f);
+            match fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(TpmError::Io { path, source: e });
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// A commit moves the public blob first, then the private one. A pending private blob
+    /// without its public blob is therefore a commit that stopped half way: finish it.
+    fn finish_interrupted_commit(&self) -> Result<(), TpmError> {
+        let (npub, npriv) = KeyKind::Pending.files();
+        let (_, ipriv) = KeyKind::Identity.files();
+        let (np, ns) = (self.path(npub), self.path(npriv));
+        if ns.exists() && !np.exists() {
+            fsutil::rename_durable(&ns, &self.path(ipriv)).map_err(self.io(&ns))?;
+        }
+        Ok(())
     }
 
     /// Signs SHA-256(`message`) inside the TPM; returns a DER ECDSA signature.

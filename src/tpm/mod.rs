@@ -5,12 +5,16 @@
 //!   primary for every use — never persisted, never 0x81000001 (others own that handle).
 //! * Identity: an unrestricted ECC P-256 ECDSA-SHA256 key created under it once, stored as
 //!   public/private blobs (never ContextSave blobs, which die at TPM reset), loaded per use
-//!   and flushed after (`identity.rs`).
+//!   and flushed after (`identity.rs`). A rotation makes the next key beside it; it becomes
+//!   the identity only at commit.
+//! * The daemon does all TPM work on one thread, a fresh connection per job, transient
+//!   "busy" answers retried within a bound (`worker.rs`).
 
 pub mod csr;
 pub mod identity;
 pub mod quote;
 pub mod tcti;
+pub mod worker;
 
 /// Errors from the TPM and the identity store.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +47,16 @@ pub enum TpmError {
         dir: std::path::PathBuf,
         source: tss_esapi::Error,
     },
+    #[error(
+        "a rotation is already pending in {0}: `hardenctl identity rotate --commit` or `--abort` it first"
+    )]
+    RotationPending(std::path::PathBuf),
+    #[error("no rotation is pending in {0}")]
+    NoRotation(std::path::PathBuf),
+    #[error("the TPM stayed busy through {attempts} attempts: {last}")]
+    Busy { attempts: usize, last: String },
+    #[error("the TPM thread is gone")]
+    WorkerGone,
     #[error("{0}")]
     Format(String),
 }

@@ -2,6 +2,8 @@
 //! probe example (a separate, forked child process) and read what it reports.
 #![allow(dead_code)]
 
+pub mod swtpm;
+
 use std::fs;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -245,6 +247,12 @@ impl TestDaemon {
             fs::copy(e.path(), dir.path().join("profiles").join(e.file_name())).expect("copy");
         }
         let d = dir.path().display();
+        // no TPM unless the test brings one (the identity is then `disabled`, not degraded)
+        let rest = if rest.contains("[identity]") {
+            rest.to_string()
+        } else {
+            format!("{rest}\n[identity]\ntcti = \"none\"\n")
+        };
         fs::write(
             dir.path().join("hardend.toml"),
             format!(
