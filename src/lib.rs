@@ -13,6 +13,7 @@ pub mod confine;
 pub mod daemon;
 pub mod dbus;
 pub mod fsutil;
+pub mod integrity;
 pub mod profile;
 pub mod systemd;
 pub mod tomlpos;

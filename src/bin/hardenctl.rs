@@ -54,6 +54,9 @@ enum Command {
     Reload,
     /// The device identity key in the TPM (through hardend, or --direct).
     Identity(IdentityArgs),
+    /// Integrity monitoring of critical files (the daemon's baseline, violations, events).
+    #[command(subcommand)]
+    Integrity(IntegrityCmd),
     /// dm-verity hash trees (byte-compatible with veritysetup).
     #[command(subcommand)]
     Verity(VerityCmd),
@@ -144,6 +147,35 @@ enum IdentityCmd {
         /// Discard the pending identity.
         #[arg(long)]
         abort: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum IntegrityCmd {
+    /// The monitor and every path that differs from the baseline; exit 3 unless ok.
+    Status,
+    /// Make a new baseline from a full scan of every watch set (root).
+    Init,
+    /// Scan every watch set now and compare with the baseline (root); exit 3 on differences.
+    Scan,
+    /// The persistent event log; --follow then prints violations as they happen.
+    Events {
+        /// How many logged events to show.
+        #[arg(short = 'n', long, default_value_t = 50)]
+        count: u32,
+        #[arg(long, short)]
+        follow: bool,
+    },
+    /// Take the current state of PATHs into the baseline (root), or with --from-dpkg
+    /// every violation whose content matches its package's md5sum (the dpkg hook).
+    Accept {
+        #[arg(required_unless_present = "from_dpkg", conflicts_with = "from_dpkg")]
+        paths: Vec<PathBuf>,
+        #[arg(long)]
+        from_dpkg: bool,
+        /// dpkg's admin directory (default /var/lib/dpkg).
+        #[arg(long, requires = "from_dpkg")]
+        dpkg_admin: Option<PathBuf>,
     },
 }
 
@@ -269,6 +301,17 @@ fn main() -> ExitCode {
             ..
         }) => cli::identity::verify_quote(&out, &file, nonce.as_deref()),
         Command::Identity(id) => identity(&out, &args.bus, id),
+        Command::Integrity(IntegrityCmd::Status) => cli::integrity::status(&out, &args.bus),
+        Command::Integrity(IntegrityCmd::Init) => cli::integrity::init(&out, &args.bus),
+        Command::Integrity(IntegrityCmd::Scan) => cli::integrity::scan(&out, &args.bus),
+        Command::Integrity(IntegrityCmd::Events { count, follow }) => {
+            cli::integrity::events(&out, &args.bus, count, follow)
+        }
+        Command::Integrity(IntegrityCmd::Accept {
+            paths,
+            from_dpkg,
+            dpkg_admin,
+        }) => cli::integrity::accept(&out, &args.bus, &paths, from_dpkg, dpkg_admin.as_deref()),
         Command::Verity(VerityCmd::Open {
             name,
             data,

@@ -59,6 +59,11 @@ impl Client {
             .map_err(|e| CliError::Daemon(e.to_string()))
     }
 
+    /// The bus connection.
+    pub fn connection(&self) -> &zbus::Connection {
+        self.proxy.inner().connection()
+    }
+
     /// Runs a call on the client's runtime.
     pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
         self.rt.block_on(f)

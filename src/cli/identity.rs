@@ -73,9 +73,7 @@ impl Backend {
         match self {
             Backend::Daemon { client, bus } => {
                 let p = client.identity()?;
-                let (i,) = client
-                    .block_on(p.check())
-                    .map_err(|e| bus_error(bus, e))?;
+                let (i,) = client.block_on(p.check()).map_err(|e| bus_error(bus, e))?;
                 Ok(i)
             }
             Backend::Direct { tcti, dir } => {

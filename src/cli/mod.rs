@@ -4,6 +4,7 @@
 pub mod daemon;
 pub mod exec;
 pub mod identity;
+pub mod integrity;
 pub mod profile;
 pub mod verity;
 

@@ -46,6 +46,33 @@ struct RawConfig {
     verity: RawVerity,
     #[serde(default)]
     identity: RawIdentity,
+    #[serde(default)]
+    integrity: RawIntegrity,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawIntegrity {
+    enabled: Option<bool>,
+    dir: Option<Spanned<String>>,
+    scan_interval: Option<Spanned<String>>,
+    scan_rate_mb: Option<Spanned<i64>>,
+    max_watches: Option<Spanned<i64>>,
+    max_events: Option<Spanned<i64>>,
+    #[serde(default)]
+    watch: Vec<Spanned<RawWatch>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWatch {
+    name: Spanned<String>,
+    paths: Vec<Spanned<String>>,
+    recursive: Option<bool>,
+    #[serde(default)]
+    exclude: Vec<Spanned<String>>,
+    attributes: Option<Vec<Spanned<String>>>,
+    severity: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -111,6 +138,39 @@ pub struct Config {
     pub identity_signers_group: String,
     /// Default CSR subject ("" = `CN=<hostname>`).
     pub identity_subject: String,
+    /// `[integrity]`.
+    pub integrity: IntegrityConfig,
+}
+
+/// `[integrity]`: what to watch and how.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IntegrityConfig {
+    pub enabled: bool,
+    /// Baseline, MAC key and event log.
+    pub dir: PathBuf,
+    /// Seconds between full rescans.
+    pub scan_interval: u64,
+    /// Periodic scans read at most this many bytes per second (None: unlimited).
+    pub scan_rate: Option<u64>,
+    /// inotify watches to use at most (0: half of fs.inotify.max_user_watches).
+    pub max_watches: usize,
+    /// Events kept in the persistent log.
+    pub max_events: usize,
+    pub sets: Vec<crate::integrity::WatchSet>,
+}
+
+impl Default for IntegrityConfig {
+    fn default() -> Self {
+        IntegrityConfig {
+            enabled: true,
+            dir: "/var/lib/hardend/integrity".into(),
+            scan_interval: 86_400,
+            scan_rate: None,
+            max_watches: 0,
+            max_events: 10_000,
+            sets: crate::integrity::WatchSet::defaults(),
+        }
+    }
 }
 
 impl Default for Config {
@@ -133,6 +193,7 @@ impl Default for Config {
             identity_dir: crate::tpm::identity::DEFAULT_IDENTITY_DIR.into(),
             identity_signers_group: String::new(),
             identity_subject: String::new(),
+            integrity: IntegrityConfig::default(),
         }
     }
 }
@@ -295,7 +356,9 @@ impl Config {
                 sub.get_ref().clone()
             }
         };
+        let integrity = parse_integrity(&raw.integrity, &invalid)?;
         Ok(Config {
+            integrity,
             identity_tcti,
             identity_dir: abs(&raw.identity.dir, "identity.dir", &d.identity_dir)?,
             identity_signers_group,
@@ -334,6 +397,156 @@ impl Config {
     }
 }
 
+fn parse_integrity(
+    r: &RawIntegrity,
+    invalid: &dyn Fn(std::ops::Range<usize>, &str, String) -> ConfigError,
+) -> Result<IntegrityConfig, ConfigError> {
+    use crate::integrity::{Attrs, Severity, WatchSet};
+    let d = IntegrityConfig::default();
+    let dir = match &r.dir {
+        None => d.dir.clone(),
+        Some(p) if Path::new(p.get_ref()).is_absolute() => PathBuf::from(p.get_ref()),
+        Some(p) => {
+            return Err(invalid(
+                p.span(),
+                "integrity.dir",
+                format!("{:?} must be an absolute path", p.get_ref()),
+            ));
+        }
+    };
+    let scan_interval = match &r.scan_interval {
+        None => d.scan_interval,
+        Some(v) => match humantime::parse_duration(v.get_ref()) {
+            Ok(t) if t.as_secs() >= 60 => t.as_secs(),
+            Ok(_) => {
+                return Err(invalid(
+                    v.span(),
+                    "integrity.scan_interval",
+                    "must be at least 1m".into(),
+                ));
+            }
+            Err(e) => {
+                return Err(invalid(
+                    v.span(),
+                    "integrity.scan_interval",
+                    format!("{:?}: {e} (e.g. \"24h\", \"30m\")", v.get_ref()),
+                ));
+            }
+        },
+    };
+    let nonneg = |v: &Option<Spanned<i64>>, key: &str, default: u64| match v {
+        None => Ok(default),
+        Some(n) => u64::try_from(*n.get_ref()).map_err(|_| {
+            invalid(
+                n.span(),
+                key,
+                format!("{} must not be negative", n.get_ref()),
+            )
+        }),
+    };
+    let rate = nonneg(&r.scan_rate_mb, "integrity.scan_rate_mb", 0)?;
+    let max_watches = nonneg(&r.max_watches, "integrity.max_watches", 0)? as usize;
+    let max_events = nonneg(&r.max_events, "integrity.max_events", d.max_events as u64)? as usize;
+    let mut sets = Vec::new();
+    for w in &r.watch {
+        let span = w.span();
+        let w = w.get_ref();
+        let name = w.name.get_ref();
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(invalid(
+                w.name.span(),
+                "integrity.watch.name",
+                format!("{name:?}: letters, digits, - _ . only"),
+            ));
+        }
+        if sets.iter().any(|s: &WatchSet| &s.name == name) {
+            return Err(invalid(
+                w.name.span(),
+                "integrity.watch.name",
+                format!("{name:?} is used twice"),
+            ));
+        }
+        if w.paths.is_empty() {
+            return Err(invalid(
+                span,
+                "integrity.watch.paths",
+                format!("set {name:?} has no paths"),
+            ));
+        }
+        let mut paths = Vec::new();
+        for p in &w.paths {
+            if !Path::new(p.get_ref()).is_absolute() {
+                return Err(invalid(
+                    p.span(),
+                    "integrity.watch.paths",
+                    format!("{:?} must be an absolute path", p.get_ref()),
+                ));
+            }
+            paths.push(PathBuf::from(p.get_ref()));
+        }
+        for e in &w.exclude {
+            if let Err(err) = globset::Glob::new(e.get_ref()) {
+                return Err(invalid(
+                    e.span(),
+                    "integrity.watch.exclude",
+                    err.to_string(),
+                ));
+            }
+        }
+        let attrs = match &w.attributes {
+            None => Attrs::ALL,
+            Some(list) => {
+                for a in list {
+                    if !Attrs::NAMES.contains(&a.get_ref().as_str()) {
+                        return Err(invalid(
+                            a.span(),
+                            "integrity.watch.attributes",
+                            format!(
+                                "unknown attribute {:?} (one of {})",
+                                a.get_ref(),
+                                Attrs::NAMES.join(", ")
+                            ),
+                        ));
+                    }
+                }
+                Attrs::from_names(list.iter().map(|a| a.get_ref().as_str()))
+                    .map_err(|m| invalid(span.clone(), "integrity.watch.attributes", m))?
+            }
+        };
+        let severity = match &w.severity {
+            None => Severity::High,
+            Some(s) => Severity::parse(s.get_ref()).ok_or_else(|| {
+                invalid(
+                    s.span(),
+                    "integrity.watch.severity",
+                    format!("{:?}: one of low, medium, high, critical", s.get_ref()),
+                )
+            })?,
+        };
+        sets.push(WatchSet {
+            name: name.clone(),
+            paths,
+            recursive: w.recursive.unwrap_or(true),
+            exclude: w.exclude.iter().map(|e| e.get_ref().clone()).collect(),
+            attrs,
+            severity,
+        });
+    }
+    Ok(IntegrityConfig {
+        enabled: r.enabled.unwrap_or(true),
+        dir,
+        scan_interval,
+        scan_rate: (rate > 0).then(|| rate * 1_000_000),
+        max_watches,
+        max_events,
+        sets: if sets.is_empty() { d.sets } else { sets },
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -355,6 +568,35 @@ mod tests {
         assert_eq!(c.verify_interval, 5);
         assert_eq!(c.profile_path, [PathBuf::from("/srv/p")]);
         assert_eq!(c.services["mosquitto.service"], "mosquitto");
+    }
+
+    #[test]
+    fn integrity_sets_and_their_errors() {
+        let c = parse("[integrity]\nscan_interval = \"6h\"\n[[integrity.watch]]\nname = \"app\"\npaths = [\"/opt/app\"]\nexclude = [\"**/*.log\"]\nattributes = [\"content\", \"mode\"]\nseverity = \"critical\"\n").unwrap();
+        assert_eq!(c.integrity.scan_interval, 6 * 3600);
+        assert_eq!(c.integrity.sets.len(), 1);
+        assert!(!c.integrity.sets[0].attrs.owner);
+        assert_eq!(parse("").unwrap().integrity.sets.len(), 5, "the defaults");
+        let e = parse(
+            "[[integrity.watch]]\nname = \"a\"\npaths = [\"/x\"]\n\nattributes = [\"colour\"]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("/etc/hardend/hardend.toml:5: integrity.watch.attributes: unknown attribute \"colour\""), "{e}");
+        let e = parse("[[integrity.watch]]\nname = \"a\"\npaths = [\"rel\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("/etc/hardend/hardend.toml:3: integrity.watch.paths:"),
+            "{e}"
+        );
+        let e = parse("[integrity]\nscan_interval = \"soon\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("/etc/hardend/hardend.toml:2: integrity.scan_interval:"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -14,6 +14,12 @@ pub const MSG_NOT_ENFORCED: &str = "b4a7d2e9f13c4e6b9d05a8c7e2f1b360";
 pub const MSG_VERITY_CORRUPTION: &str = "e3c5a1f7092b4d6e8c4f1a2b3d5e6f70";
 /// The device identity changed state (lost, TPM gone, created, rotated).
 pub const MSG_IDENTITY_CHANGED: &str = "9a41c6e2d8f04b7a93e15c0b2f6d7e84";
+/// A watched file differs from the integrity baseline.
+pub const MSG_INTEGRITY_VIOLATION: &str = "5b8e2f4a1c7d4e09a3f6b1d2c8e7a940";
+/// The integrity baseline itself was changed outside hardend or cannot be read.
+pub const MSG_INTEGRITY_TAMPERED: &str = "c1d9e8f7a6b54c3d8e2f1a0b9c8d7e61";
+/// A watch set is rescanned because real-time events were lost (queue overflow, no watches).
+pub const MSG_INTEGRITY_RESCAN: &str = "7f3a9c2e4b1d4a8f9e6c5b0a1d2e3f47";
 /// The daemon started and owns its bus name.
 pub const MSG_DAEMON_READY: &str = "2d9f6a1c7e3b4f08b5c2a9d4e6f7180c";
 

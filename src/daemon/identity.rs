@@ -94,6 +94,11 @@ impl IdentityService {
         }
     }
 
+    /// The TPM thread, when a TPM is configured (also used to seal the integrity key).
+    pub fn tpm(&self) -> Option<TpmWorker> {
+        self.current().1
+    }
+
     /// The last known state.
     pub fn info(&self) -> IdentityInfo {
         lock(&self.info).clone()

@@ -3,6 +3,7 @@
 pub mod config;
 pub mod events;
 pub mod identity;
+pub mod integrity;
 pub mod run;
 pub mod state;
 pub mod verify;

@@ -36,6 +36,8 @@ pub enum RunError {
     },
     #[error("signals: {0}")]
     Signal(std::io::Error),
+    #[error("integrity: {0}")]
+    Integrity(#[from] crate::integrity::IntegrityError),
 }
 
 /// How long to wait for the bus at startup.
@@ -132,7 +134,7 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
             None
         }
     };
-    let daemon = Arc::new(Daemon::new(config, systemd.clone()));
+    let daemon = Arc::new(Daemon::new(config, systemd.clone())?);
     conn.object_server()
         .at(
             OBJECT_PATH,
@@ -157,6 +159,14 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
             },
         )
         .await?;
+    conn.object_server()
+        .at(
+            OBJECT_PATH,
+            crate::dbus::integrity::Integrity {
+                daemon: daemon.clone(),
+            },
+        )
+        .await?;
     let iface = conn
         .object_server()
         .interface::<_, Manager>(OBJECT_PATH)
@@ -168,6 +178,31 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
     if let Some(c) = daemon.identity().refresh().await {
         events::identity_changed(&emitter, &c).await;
     }
+    // integrity violations reach the bus through one task, in order
+    let (violations_tx, mut violations_rx) =
+        tokio::sync::mpsc::channel::<crate::integrity::Violation>(1024);
+    let sig = emitter.clone();
+    tokio::spawn(async move {
+        while let Some(v) = violations_rx.recv().await {
+            if let Err(e) = crate::dbus::integrity::Integrity::integrity_violation(
+                &sig,
+                &v.path,
+                v.kind.as_str(),
+                &v.expected,
+                &v.actual,
+                &v.set,
+                v.severity.as_str(),
+            )
+            .await
+            {
+                tracing::warn!("cannot emit IntegrityViolation: {e}");
+            }
+        }
+    });
+    daemon
+        .integrity()
+        .start(daemon.identity().tpm(), violations_tx)
+        .await;
 
     daemon.verify_all().await;
     tokio::time::timeout(
@@ -197,6 +232,9 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
     let mut hup = signal(SignalKind::hangup()).map_err(RunError::Signal)?;
     let interval = Duration::from_secs(daemon.config().verify_interval);
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    let scan_every = Duration::from_secs(daemon.config().integrity.scan_interval);
+    let mut scan_tick =
+        tokio::time::interval_at(tokio::time::Instant::now() + scan_every, scan_every);
     let mut jobs = match &systemd {
         Some(sd) => match sd.job_events().await {
             Ok(s) => Some(Box::pin(s)),
@@ -223,6 +261,8 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
                 match daemon.reload().await {
                     Ok(()) => {
                         tracing::info!("configuration reloaded");
+                        let cfg = daemon.config();
+                        daemon.integrity().configure(&cfg.integrity, daemon.identity().tpm()).await;
                         if let Some(c) = daemon.identity().refresh().await {
                             events::identity_changed(&emitter, &c).await;
                         }
@@ -236,6 +276,10 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
                     events::enforcement_changed(&emitter, &change).await;
                 }
                 notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status(&status_line(&daemon))]);
+            }
+            _ = scan_tick.tick() => {
+                let d = daemon.clone();
+                tokio::spawn(async move { d.integrity().periodic_scan().await });
             }
             _ = tick.tick() => {
                 // the kernel's corruption uevents stop after 100 errors; the status poll
@@ -263,6 +307,7 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
             }
         }
     }
+    daemon.integrity().stop();
     notify(&[sd_notify::NotifyState::Stopping]);
     tracing::info!("hardend stopping");
     Ok(())

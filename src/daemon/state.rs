@@ -63,6 +63,7 @@ pub struct Daemon {
     ops: tokio::sync::Mutex<()>,
     kernel_abi: u8,
     identity: crate::daemon::identity::IdentityService,
+    integrity: crate::daemon::integrity::IntegrityService,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -70,8 +71,12 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Daemon {
-    pub fn new(config: Config, systemd: Option<Systemd>) -> Self {
-        Daemon {
+    pub fn new(
+        config: Config,
+        systemd: Option<Systemd>,
+    ) -> Result<Self, crate::integrity::IntegrityError> {
+        Ok(Daemon {
+            integrity: crate::daemon::integrity::IntegrityService::new(&config.integrity)?,
             systemd,
             services: Mutex::new(BTreeMap::new()),
             verity: Mutex::new(Default::default()),
@@ -79,7 +84,12 @@ impl Daemon {
             kernel_abi: kernel_abi(),
             identity: crate::daemon::identity::IdentityService::new(&config),
             config: RwLock::new(config),
-        }
+        })
+    }
+
+    /// The integrity monitor (org.hardend1.Integrity).
+    pub fn integrity(&self) -> &crate::daemon::integrity::IntegrityService {
+        &self.integrity
     }
 
     /// The device identity (org.hardend1.Identity).
@@ -310,6 +320,10 @@ impl Daemon {
         let v = self.verity();
         if matches!(v.state.as_str(), "corrupted" | "hash-mismatch") {
             detail.push(format!("dm-verity {}: {}", v.state, v.detail));
+        }
+        let ig = self.integrity.info();
+        if matches!(ig.state.as_str(), "violations" | "tampered" | "error") {
+            detail.push(format!("integrity {}: {}", ig.state, ig.detail));
         }
         let id = self.identity.info();
         if matches!(id.state.as_str(), "no-tpm" | "lost" | "error") {

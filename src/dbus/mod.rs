@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod identity;
+pub mod integrity;
 pub mod manager;
 pub mod types;
 pub mod verity;

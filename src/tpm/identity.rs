@@ -51,7 +51,7 @@ impl KeyKind {
     }
 }
 
-fn tpm_err(what: &'static str) -> impl Fn(tss_esapi::Error) -> TpmError {
+pub(crate) fn tpm_err(what: &'static str) -> impl Fn(tss_esapi::Error) -> TpmError {
     move |source| TpmError::Tpm { what, source }
 }
 
@@ -178,7 +178,7 @@ impl Tpm {
 
     /// The standard ECC P-256 storage key, re-derived (same template, same key every time
     /// on the same TPM until it is cleared). The caller flushes it.
-    fn srk(&mut self) -> Result<KeyHandle, TpmError> {
+    pub(crate) fn srk(&mut self) -> Result<KeyHandle, TpmError> {
         let attrs = ObjectAttributesBuilder::new()
             .with_fixed_tpm(true)
             .with_fixed_parent(true)
@@ -213,7 +213,7 @@ impl Tpm {
         Ok(r.key_handle)
     }
 
-    fn flush(&mut self, h: KeyHandle) {
+    pub(crate) fn flush(&mut self, h: KeyHandle) {
         let _ = self.ctx.flush_context(h.into());
     }
 }

@@ -13,6 +13,7 @@
 pub mod csr;
 pub mod identity;
 pub mod quote;
+pub mod seal;
 pub mod tcti;
 pub mod worker;
 

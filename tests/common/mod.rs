@@ -248,11 +248,15 @@ impl TestDaemon {
         }
         let d = dir.path().display();
         // no TPM unless the test brings one (the identity is then `disabled`, not degraded)
-        let rest = if rest.contains("[identity]") {
+        let mut rest = if rest.contains("[identity]") {
             rest.to_string()
         } else {
             format!("{rest}\n[identity]\ntcti = \"none\"\n")
         };
+        // nor the host's /etc and /usr watched, unless the test says what to watch
+        if !rest.contains("[integrity]") && !rest.contains("[[integrity.watch]]") {
+            rest.push_str("\n[integrity]\nenabled = false\n");
+        }
         fs::write(
             dir.path().join("hardend.toml"),
             format!(

@@ -1,0 +1,326 @@
+//! `hardenctl integrity status | init | scan | events [--follow] | accept PATH... |
+//! accept --from-dpkg`: the daemon's integrity monitor over D-Bus.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+
+use super::daemon::{Client, bus_error};
+use super::{CliError, Exit, Output, columns};
+use crate::daemon::integrity::IntegrityInfo;
+use crate::dbus::integrity::{IntegrityProxy, ViolationInfo};
+
+fn proxy(c: &Client) -> Result<IntegrityProxy<'static>, CliError> {
+    c.block_on(IntegrityProxy::new(c.connection()))
+        .map_err(|e| CliError::Daemon(e.to_string()))
+}
+
+fn when(t: u64) -> String {
+    if t == 0 {
+        return "never".into();
+    }
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(t)).to_string()
+}
+
+fn print_status(out: &Output, i: &IntegrityInfo) {
+    let good = match i.state.as_str() {
+        "ok" => Some(true),
+        "violations" | "tampered" | "error" => Some(false),
+        _ => None,
+    };
+    let rows = vec![
+        vec!["state".into(), out.paint(&i.state, good)],
+        vec!["violations".into(), i.violations.to_string()],
+        vec![
+            "baseline".into(),
+            if i.baseline_created == 0 {
+                "none".into()
+            } else {
+                format!(
+                    "{} paths, made {}, protected by a {} key",
+                    i.entries,
+                    when(i.baseline_created),
+                    if i.key == "tpm" {
+                        "TPM-sealed"
+                    } else {
+                        "root-only file"
+                    }
+                )
+            },
+        ],
+        vec!["last full scan".into(), when(i.last_scan)],
+        vec![
+            "real time".into(),
+            format!(
+                "{} inotify watches{}{}",
+                i.watches,
+                if i.unwatched > 0 {
+                    format!(
+                        ", {} paths beyond the watch budget (periodic scan only)",
+                        i.unwatched
+                    )
+                } else {
+                    String::new()
+                },
+                if i.rescans > 0 {
+                    format!(", {} rescans after lost events", i.rescans)
+                } else {
+                    String::new()
+                }
+            ),
+        ],
+    ];
+    print!("{}", columns(&rows));
+    if !i.detail.is_empty() {
+        println!("{}", i.detail);
+    }
+}
+
+fn violations_table(out: &Output, v: &[ViolationInfo]) -> String {
+    let mut rows = vec![vec![
+        "PATH".to_string(),
+        "CHANGE".into(),
+        "SET".into(),
+        "SEVERITY".into(),
+        "EXPECTED → ACTUAL".into(),
+    ]];
+    for x in v {
+        rows.push(vec![
+            x.path.clone(),
+            out.paint(&x.kind, Some(false)),
+            x.set.clone(),
+            x.severity.clone(),
+            format!(
+                "{} → {}",
+                if x.expected.is_empty() {
+                    "-"
+                } else {
+                    &x.expected
+                },
+                if x.actual.is_empty() { "-" } else { &x.actual }
+            ),
+        ]);
+    }
+    columns(&rows)
+}
+
+fn exit_for(i: &IntegrityInfo) -> Exit {
+    if i.state == "ok" { Exit::Ok } else { Exit::Bad }
+}
+
+/// `status`: the monitor and every current violation; exit 3 unless `ok`.
+pub fn status(out: &Output, bus: &str) -> Result<Exit, CliError> {
+    let c = Client::connect(bus)?;
+    let p = proxy(&c)?;
+    let (i,) = c.block_on(p.status()).map_err(|e| bus_error(bus, e))?;
+    let v = c
+        .block_on(p.list_violations())
+        .map_err(|e| bus_error(bus, e))?;
+    if out.json {
+        out.json(&serde_json::json!({ "status": i, "violations": v }));
+    } else {
+        print_status(out, &i);
+        if !v.is_empty() {
+            println!();
+            print!("{}", violations_table(out, &v));
+        }
+    }
+    Ok(exit_for(&i))
+}
+
+/// Runs a long call, showing scan progress on a terminal meanwhile.
+fn with_progress<T>(
+    c: &Client,
+    p: &IntegrityProxy<'static>,
+    call: impl std::future::Future<Output = T>,
+) -> T {
+    let tty = std::io::stderr().is_terminal();
+    c.block_on(async {
+        let ticker = async {
+            if !tty {
+                return std::future::pending().await;
+            }
+            loop {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                if let Ok((i,)) = p.status().await
+                    && i.scanning
+                {
+                    eprint!(
+                        "\rscanning: {}/{} files, {} MB   ",
+                        i.scan_files,
+                        i.scan_total,
+                        i.scan_bytes / 1_000_000
+                    );
+                }
+            }
+        };
+        let r = tokio::select! {
+            r = call => r,
+            () = ticker => unreachable!("the ticker never ends"),
+        };
+        if tty {
+            eprint!("\r\x1b[K");
+        }
+        r
+    })
+}
+
+/// `init`: a new baseline from a full scan.
+pub fn init(out: &Output, bus: &str) -> Result<Exit, CliError> {
+    let c = Client::connect(bus)?;
+    let p = proxy(&c)?;
+    let (i,) = with_progress(&c, &p, p.init()).map_err(|e| bus_error(bus, e.into()))?;
+    if out.json {
+        out.json(&i);
+    } else {
+        println!(
+            "new baseline: {} paths, protected by a {} key",
+            i.entries,
+            if i.key == "tpm" {
+                "TPM-sealed"
+            } else {
+                "root-only file"
+            }
+        );
+    }
+    Ok(Exit::Ok)
+}
+
+/// `scan`: a full scan now; exit 3 when something differs.
+pub fn scan(out: &Output, bus: &str) -> Result<Exit, CliError> {
+    let c = Client::connect(bus)?;
+    let p = proxy(&c)?;
+    let (i,) = with_progress(&c, &p, p.scan()).map_err(|e| bus_error(bus, e.into()))?;
+    let v = c
+        .block_on(p.list_violations())
+        .map_err(|e| bus_error(bus, e))?;
+    if out.json {
+        out.json(&serde_json::json!({ "status": i, "violations": v }));
+    } else {
+        print_status(out, &i);
+        if !v.is_empty() {
+            println!();
+            print!("{}", violations_table(out, &v));
+        }
+    }
+    Ok(exit_for(&i))
+}
+
+/// `events [-n N] [--follow]`: the persistent log, then (with --follow) live violations.
+pub fn events(out: &Output, bus: &str, count: u32, follow: bool) -> Result<Exit, CliError> {
+    let c = Client::connect(bus)?;
+    let p = proxy(&c)?;
+    // subscribe before reading the log, so nothing falls between the two
+    let mut live = if follow {
+        Some(
+            c.block_on(p.receive_integrity_violation())
+                .map_err(|e| bus_error(bus, e))?,
+        )
+    } else {
+        None
+    };
+    let ev = c.block_on(p.events(count)).map_err(|e| bus_error(bus, e))?;
+    if out.json && !follow {
+        out.json(&ev);
+    } else {
+        for e in &ev {
+            if out.json {
+                println!("{}", serde_json::to_string(e).unwrap_or_default());
+            } else {
+                println!(
+                    "{}  {:<9} {:<12} {} {}",
+                    when(e.time),
+                    e.event,
+                    e.kind,
+                    e.path,
+                    if e.actual.is_empty() {
+                        String::new()
+                    } else {
+                        format!("({})", e.actual)
+                    }
+                );
+            }
+        }
+    }
+    if let Some(stream) = live.as_mut() {
+        c.block_on(async {
+            while let Some(sig) = stream.next().await {
+                let Ok(a) = sig.args() else { continue };
+                if out.json {
+                    println!(
+                        "{}",
+                        serde_json::json!({ "event": "violation", "path": a.path(), "kind": a.kind(), "expected": a.expected(), "actual": a.actual(), "set": a.set(), "severity": a.severity() })
+                    );
+                } else {
+                    println!(
+                        "{}  violation {:<12} {} ({} → {}) [{} {}]",
+                        when(crate::integrity::now()),
+                        a.kind(),
+                        a.path(),
+                        a.expected(),
+                        a.actual(),
+                        a.set(),
+                        a.severity()
+                    );
+                }
+            }
+        });
+    }
+    Ok(Exit::Ok)
+}
+
+/// `accept PATH...` or `accept --from-dpkg`.
+pub fn accept(
+    out: &Output,
+    bus: &str,
+    paths: &[std::path::PathBuf],
+    from_dpkg: bool,
+    dpkg_admin: Option<&std::path::Path>,
+) -> Result<Exit, CliError> {
+    let c = Client::connect(bus)?;
+    let p = proxy(&c)?;
+    if from_dpkg {
+        let admin = dpkg_admin
+            .map(|d| d.display().to_string())
+            .unwrap_or_default();
+        let (ok, refused) = c
+            .block_on(p.accept_from_dpkg(admin))
+            .map_err(|e| bus_error(bus, e.into()))?;
+        if out.json {
+            out.json(&serde_json::json!({ "accepted": ok, "refused": refused.iter().map(|(p, w)| serde_json::json!({"path": p, "why": w})).collect::<Vec<_>>() }));
+        } else {
+            for a in &ok {
+                println!("accepted (dpkg): {a}");
+            }
+            for (p, why) in &refused {
+                println!(
+                    "{}: {p}: {why}",
+                    out.paint("still a violation", Some(false))
+                );
+            }
+        }
+        return Ok(if refused.is_empty() {
+            Exit::Ok
+        } else {
+            Exit::Bad
+        });
+    }
+    let abs: Vec<String> = paths
+        .iter()
+        .map(|p| {
+            std::path::absolute(p)
+                .map(|a| a.display().to_string())
+                .map_err(|e| CliError::Usage(format!("{}: {e}", p.display())))
+        })
+        .collect::<Result<_, _>>()?;
+    let n = c
+        .block_on(p.accept(abs.clone()))
+        .map_err(|e| bus_error(bus, e.into()))?;
+    if out.json {
+        out.json(&serde_json::json!({ "accepted": abs, "count": n }));
+    } else {
+        println!("accepted into the baseline: {n} path(s)");
+    }
+    Ok(Exit::Ok)
+}

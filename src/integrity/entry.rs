@@ -1,0 +1,336 @@
+//! What is recorded about one path, read without following symlinks and without changing
+//! its access time, and how two records differ for a watch set's attributes.
+
+use std::fs::{File, Metadata, OpenOptions};
+use std::io::Read;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{Attrs, ChangeKind};
+
+/// File type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Kind {
+    File,
+    Dir,
+    Symlink,
+    /// Device, FIFO or socket.
+    Special,
+}
+
+impl Kind {
+    fn of(m: &Metadata) -> Kind {
+        let t = m.file_type();
+        if t.is_symlink() {
+            Kind::Symlink
+        } else if t.is_dir() {
+            Kind::Dir
+        } else if t.is_file() {
+            Kind::File
+        } else {
+            // block and character devices, FIFOs, sockets
+            Kind::Special
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Kind::File => "file",
+            Kind::Dir => "directory",
+            Kind::Symlink => "symlink",
+            Kind::Special => "special",
+        }
+    }
+}
+
+/// One path's recorded state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub kind: Kind,
+    /// Permission bits including setuid/setgid/sticky.
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub size: u64,
+    /// Regular files only.
+    pub sha256: Option<[u8; 32]>,
+    /// Symlinks only.
+    pub target: Option<Vec<u8>>,
+    /// Sorted by name; `security.capability` among them.
+    pub xattrs: Vec<(String, Vec<u8>)>,
+    pub ino: u64,
+    pub nlink: u64,
+}
+
+/// Read buffer per file: large reads, few syscalls.
+const READ_BUF: usize = 256 * 1024;
+
+/// SHA-256 of a regular file, opened with O_NOFOLLOW and O_NOATIME (the monitor's own reads
+/// change nothing it watches). Calls `on_read` with each chunk's length (rate limiting).
+pub fn hash_file(path: &Path, on_read: &mut dyn FnMut(usize)) -> std::io::Result<[u8; 32]> {
+    let open = |flags| {
+        OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK | flags)
+            .open(path)
+    };
+    // O_NOATIME needs ownership or CAP_FOWNER; without it, fall back to a plain open
+    let mut f: File = match open(libc::O_NOATIME) {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => open(0)?,
+        r => r?,
+    };
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; READ_BUF];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        on_read(n);
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().into())
+}
+
+fn read_xattrs(path: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    // `xattr::list`/`get` do not follow symlinks (llistxattr, lgetxattr)
+    if let Ok(names) = xattr::list(path) {
+        for n in names {
+            let name = n.to_string_lossy().into_owned();
+            if let Ok(Some(v)) = xattr::get(path, &n) {
+                out.push((name, v));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+impl Entry {
+    /// Records `path` (lstat; content hashed for regular files).
+    pub fn read(path: &Path, on_read: &mut dyn FnMut(usize)) -> std::io::Result<Entry> {
+        let m = std::fs::symlink_metadata(path)?;
+        Self::from_metadata(path, &m, on_read)
+    }
+
+    /// Records `path` whose lstat result is `m`.
+    pub fn from_metadata(
+        path: &Path,
+        m: &Metadata,
+        on_read: &mut dyn FnMut(usize),
+    ) -> std::io::Result<Entry> {
+        let kind = Kind::of(m);
+        let sha256 = match kind {
+            Kind::File => Some(hash_file(path, on_read)?),
+            _ => None,
+        };
+        let target = match kind {
+            Kind::Symlink => Some(
+                std::os::unix::ffi::OsStrExt::as_bytes(std::fs::read_link(path)?.as_os_str())
+                    .to_vec(),
+            ),
+            _ => None,
+        };
+        // the file may have been replaced while it was hashed: a second lstat must agree
+        let m2 = std::fs::symlink_metadata(path)?;
+        if m2.ino() != m.ino() || m2.size() != m.size() {
+            return Self::read(path, on_read);
+        }
+        Ok(Entry {
+            kind,
+            mode: m.mode() & 0o7777,
+            uid: m.uid(),
+            gid: m.gid(),
+            size: if kind == Kind::Dir { 0 } else { m.size() },
+            sha256,
+            target,
+            xattrs: read_xattrs(path),
+            ino: m.ino(),
+            // a directory's link count changes with every subdirectory added or removed
+            nlink: if kind == Kind::Dir { 0 } else { m.nlink() },
+        })
+    }
+}
+
+fn short(h: &[u8; 32]) -> String {
+    hex::encode(h)
+}
+
+fn xattr_names(x: &[(String, Vec<u8>)]) -> String {
+    if x.is_empty() {
+        return "-".into();
+    }
+    x.iter()
+        .map(|(n, v)| format!("{n}:{}", &hex::encode(Sha256::digest(v))[..12]))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// How `actual` differs from `expected` for the attributes in `a`: the kind of change and the
+/// differing attributes as `name=value` lists (expected, actual). `None`: no difference.
+pub fn compare(
+    expected: &Entry,
+    actual: &Entry,
+    a: &Attrs,
+) -> Option<(ChangeKind, String, String)> {
+    let (mut e, mut n) = (Vec::new(), Vec::new());
+    let mut push = |name: &str, ev: String, av: String| {
+        e.push(format!("{name}={ev}"));
+        n.push(format!("{name}={av}"));
+    };
+    if a.kind && expected.kind != actual.kind {
+        push(
+            "type",
+            expected.kind.name().into(),
+            actual.kind.name().into(),
+        );
+        return Some((ChangeKind::TypeChanged, e.join(" "), n.join(" ")));
+    }
+    let mut content = false;
+    if a.content
+        && let (Some(x), Some(y)) = (&expected.sha256, &actual.sha256)
+        && x != y
+    {
+        push("sha256", short(x), short(y));
+        content = true;
+    }
+    if a.size && expected.size != actual.size {
+        push("size", expected.size.to_string(), actual.size.to_string());
+        content = true;
+    }
+    if a.target && expected.target != actual.target {
+        let t = |v: &Option<Vec<u8>>| {
+            v.as_deref()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default()
+        };
+        push("target", t(&expected.target), t(&actual.target));
+        content = true;
+    }
+    if a.mode && expected.mode != actual.mode {
+        push(
+            "mode",
+            format!("{:04o}", expected.mode),
+            format!("{:04o}", actual.mode),
+        );
+    }
+    if a.owner && (expected.uid, expected.gid) != (actual.uid, actual.gid) {
+        push(
+            "owner",
+            format!("{}:{}", expected.uid, expected.gid),
+            format!("{}:{}", actual.uid, actual.gid),
+        );
+    }
+    if a.xattrs && expected.xattrs != actual.xattrs {
+        push(
+            "xattrs",
+            xattr_names(&expected.xattrs),
+            xattr_names(&actual.xattrs),
+        );
+    }
+    if a.inode && expected.ino != actual.ino {
+        push("inode", expected.ino.to_string(), actual.ino.to_string());
+    }
+    if a.inode && expected.nlink != actual.nlink {
+        push(
+            "links",
+            expected.nlink.to_string(),
+            actual.nlink.to_string(),
+        );
+    }
+    if e.is_empty() {
+        return None;
+    }
+    let kind = if content {
+        ChangeKind::Modified
+    } else {
+        ChangeKind::Metadata
+    };
+    Some((kind, e.join(" "), n.join(" ")))
+}
+
+/// A one-line summary of an entry (for added files).
+pub fn describe(x: &Entry) -> String {
+    let mut s = format!(
+        "type={} mode={:04o} owner={}:{}",
+        x.kind.name(),
+        x.mode,
+        x.uid,
+        x.gid
+    );
+    if let Some(h) = &x.sha256 {
+        s.push_str(&format!(" size={} sha256={}", x.size, short(h)));
+    }
+    if let Some(t) = &x.target {
+        s.push_str(&format!(" target={}", String::from_utf8_lossy(t)));
+    }
+    if !x.xattrs.is_empty() {
+        s.push_str(&format!(" xattrs={}", xattr_names(&x.xattrs)));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file() -> Entry {
+        Entry {
+            kind: Kind::File,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            size: 3,
+            sha256: Some([1; 32]),
+            target: None,
+            xattrs: vec![],
+            ino: 7,
+            nlink: 1,
+        }
+    }
+
+    #[test]
+    fn content_wins_over_metadata_and_type_over_everything() {
+        let e = file();
+        assert_eq!(compare(&e, &e, &Attrs::ALL), None);
+        let mut a = file();
+        a.mode = 0o4755;
+        let (k, x, y) = compare(&e, &a, &Attrs::ALL).unwrap();
+        assert_eq!(
+            (k, x.as_str(), y.as_str()),
+            (ChangeKind::Metadata, "mode=0644", "mode=4755")
+        );
+        a.sha256 = Some([2; 32]);
+        assert_eq!(
+            compare(&e, &a, &Attrs::ALL).unwrap().0,
+            ChangeKind::Modified
+        );
+        a.kind = Kind::Symlink;
+        assert_eq!(
+            compare(&e, &a, &Attrs::ALL).unwrap().0,
+            ChangeKind::TypeChanged
+        );
+    }
+
+    #[test]
+    fn only_the_sets_attributes_count() {
+        let e = file();
+        let mut a = file();
+        a.uid = 1000;
+        a.ino = 9;
+        let only_content = Attrs::from_names(["content", "size"]).unwrap();
+        assert_eq!(compare(&e, &a, &only_content), None);
+        let (k, x, _) = compare(&e, &a, &Attrs::ALL).unwrap();
+        assert_eq!(k, ChangeKind::Metadata);
+        assert_eq!(x, "owner=0:0 inode=7");
+        assert!(
+            Attrs::from_names(["colour"])
+                .unwrap_err()
+                .contains("unknown attribute")
+        );
+    }
+}

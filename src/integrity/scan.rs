@@ -1,0 +1,234 @@
+//! The scanner: walks a watch set (lstat only, no symlink following, one file system per
+//! root), then records the entries on every core, hashing with large reads. A periodic scan
+//! can be throttled (bytes per second) and runs at low CPU priority so it does not starve
+//! the device.
+
+use std::collections::BTreeMap;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+
+use super::entry::Entry;
+use super::{IntegrityError, WatchSet};
+
+/// How to scan.
+#[derive(Clone, Debug, Default)]
+pub struct ScanOptions {
+    /// Worker threads (0: one per core).
+    pub threads: usize,
+    /// At most this many bytes per second (None: as fast as the disk and CPU allow).
+    pub rate: Option<u64>,
+    /// Lower the workers' CPU priority (nice 10).
+    pub background: bool,
+}
+
+/// Live counters, readable while a scan runs (progress display).
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub files: AtomicU64,
+    pub bytes: AtomicU64,
+    pub total_files: AtomicU64,
+}
+
+/// Path → entry for one set. Keys are the raw path bytes (paths need not be UTF-8).
+pub type Entries = BTreeMap<Vec<u8>, Entry>;
+
+/// The exclude patterns of a set, compiled.
+#[derive(Clone, Debug)]
+pub struct Excludes(GlobSet);
+
+impl Excludes {
+    pub fn new(patterns: &[String]) -> Result<Excludes, IntegrityError> {
+        let mut b = GlobSetBuilder::new();
+        for p in patterns {
+            b.add(
+                Glob::new(p)
+                    .map_err(|e| IntegrityError::Invalid(format!("exclude pattern {p:?}: {e}")))?,
+            );
+        }
+        b.build()
+            .map(Excludes)
+            .map_err(|e| IntegrityError::Invalid(e.to_string()))
+    }
+
+    pub fn matches(&self, path: &Path) -> bool {
+        self.0.is_match(path)
+    }
+}
+
+/// Whether `set` covers `path`: under one of its roots (directly under it when the set is
+/// not recursive), and neither the path nor a directory between it and the root excluded.
+pub fn covers(set: &WatchSet, ex: &Excludes, path: &Path) -> bool {
+    for root in &set.paths {
+        let Ok(rel) = path.strip_prefix(root) else {
+            continue;
+        };
+        if !set.recursive && rel.components().count() > 1 {
+            continue;
+        }
+        let mut cur = root.clone();
+        if ex.matches(&cur) {
+            continue;
+        }
+        let mut ok = true;
+        for c in rel.components() {
+            cur.push(c);
+            if ex.matches(&cur) {
+                ok = false;
+                break;
+            }
+        }
+        if ok {
+            return true;
+        }
+    }
+    false
+}
+
+/// The paths of a set with their lstat results (excluded subtrees not entered).
+pub fn walk(set: &WatchSet, ex: &Excludes) -> Vec<(PathBuf, std::fs::Metadata)> {
+    let mut out = Vec::new();
+    for root in &set.paths {
+        let mut w = walkdir::WalkDir::new(root)
+            .follow_links(false)
+            .same_file_system(true)
+            .sort_by_file_name();
+        if !set.recursive {
+            w = w.max_depth(1);
+        }
+        let mut it = w.into_iter();
+        while let Some(r) = it.next() {
+            let Ok(e) = r else { continue };
+            if ex.matches(e.path()) {
+                if e.file_type().is_dir() {
+                    it.skip_current_dir();
+                }
+                continue;
+            }
+            if let Ok(m) = e.metadata() {
+                out.push((e.into_path(), m));
+            }
+        }
+    }
+    out
+}
+
+/// Sleeps as needed to keep `done` bytes since `start` under `rate` bytes/s.
+fn throttle(rate: Option<u64>, start: Instant, done: u64) {
+    if let Some(r) = rate.filter(|r| *r > 0) {
+        let due = Duration::from_secs_f64(done as f64 / r as f64);
+        let el = start.elapsed();
+        if due > el {
+            std::thread::sleep(due - el);
+        }
+    }
+}
+
+/// Records every path of `set` in parallel. Files that vanish while scanned are skipped;
+/// other read errors are returned with the entries (a path that cannot be read is reported,
+/// not silently dropped).
+pub fn scan_set(
+    set: &WatchSet,
+    opts: &ScanOptions,
+    progress: &Progress,
+) -> Result<(Entries, Vec<String>), IntegrityError> {
+    let ex = Excludes::new(&set.exclude)?;
+    let paths = walk(set, &ex);
+    progress
+        .total_files
+        .fetch_add(paths.len() as u64, Ordering::Relaxed);
+    let threads = if opts.threads == 0 {
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    } else {
+        opts.threads
+    };
+    let next = AtomicUsize::new(0);
+    let results = Mutex::new((Entries::new(), Vec::new()));
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                if opts.background {
+                    // SAFETY: setpriority on the calling thread (who = 0 with PRIO_PROCESS is
+                    // the calling thread on Linux); no pointers involved.
+                    unsafe {
+                        libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+                    }
+                }
+                let mut local = Entries::new();
+                let mut errors = Vec::new();
+                const CHUNK: usize = 32;
+                loop {
+                    let i = next.fetch_add(CHUNK, Ordering::Relaxed);
+                    if i >= paths.len() {
+                        break;
+                    }
+                    for (p, m) in &paths[i..(i + CHUNK).min(paths.len())] {
+                        let mut on_read = |n: usize| {
+                            let done = progress.bytes.fetch_add(n as u64, Ordering::Relaxed);
+                            throttle(opts.rate, start, done + n as u64);
+                        };
+                        match Entry::from_metadata(p, m, &mut on_read) {
+                            Ok(e) => {
+                                local.insert(p.as_os_str().as_bytes().to_vec(), e);
+                            }
+                            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                            Err(e) => errors.push(format!("{}: {e}", p.display())),
+                        }
+                        progress.files.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                let mut r = results.lock().unwrap_or_else(|e| e.into_inner());
+                r.0.append(&mut local);
+                r.1.append(&mut errors);
+            });
+        }
+    });
+    Ok(results.into_inner().unwrap_or_else(|e| e.into_inner()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::integrity::{Attrs, Severity};
+
+    fn set(root: &Path, recursive: bool, exclude: &[&str]) -> WatchSet {
+        WatchSet {
+            name: "t".into(),
+            paths: vec![root.to_path_buf()],
+            recursive,
+            exclude: exclude.iter().map(|s| s.to_string()).collect(),
+            attrs: Attrs::ALL,
+            severity: Severity::High,
+        }
+    }
+
+    #[test]
+    fn excludes_and_recursion() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("a/cache")).unwrap();
+        std::fs::write(d.path().join("a/x"), "x").unwrap();
+        std::fs::write(d.path().join("a/cache/y"), "y").unwrap();
+        std::fs::write(d.path().join("top.bak"), "z").unwrap();
+        let s = set(d.path(), true, &["**/cache", "**/*.bak"]);
+        let (e, errs) = scan_set(&s, &ScanOptions::default(), &Progress::default()).unwrap();
+        assert!(errs.is_empty());
+        let names: Vec<String> = e
+            .keys()
+            .map(|k| String::from_utf8_lossy(k).replace(&d.path().display().to_string(), ""))
+            .collect();
+        assert_eq!(names, ["", "/a", "/a/x"]);
+        let ex = Excludes::new(&s.exclude).unwrap();
+        assert!(covers(&s, &ex, &d.path().join("a/x")));
+        assert!(!covers(&s, &ex, &d.path().join("a/cache/y")));
+        assert!(!covers(&s, &ex, &d.path().join("a/cache/new/z")));
+        let flat = set(d.path(), false, &[]);
+        let ex = Excludes::new(&[]).unwrap();
+        assert!(covers(&flat, &ex, &d.path().join("top.bak")));
+        assert!(!covers(&flat, &ex, &d.path().join("a/x")));
+    }
+}
