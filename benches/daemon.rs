@@ -38,7 +38,11 @@ fn main() {
     }
     std::fs::write(
         dir.path().join("hardend.toml"),
-        format!("[daemon]\nruntime_dir = \"{}/run\"\n", dir.path().display()),
+        // the core daemon: no TPM, no integrity watches (benches/integrity.rs measures those)
+        format!(
+            "[daemon]\nruntime_dir = \"{}/run\"\n[identity]\ntcti = \"none\"\n[integrity]\nenabled = false\n",
+            dir.path().display()
+        ),
     )
     .expect("config");
     let mut daemon = Command::new(env!("CARGO_BIN_EXE_hardend"))

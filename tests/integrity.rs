@@ -702,3 +702,72 @@ fn with_a_tpm_the_baseline_key_is_sealed_and_never_bypassed() {
     );
     assert!(!s.state.path().join("mac-key").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn during_a_dpkg_run_only_what_dpkg_does_not_vouch_for_is_alerted() {
+    let s = Setup::start_with("", |t| {
+        fs::write(t.join("pkgfile"), "version 1\n").unwrap();
+        fs::write(t.join("other"), "version 1\n").unwrap();
+    });
+    ok(s.ctl(&["integrity", "init"]));
+    let admin = tempfile::tempdir().unwrap();
+    fs::create_dir_all(admin.path().join("info")).unwrap();
+    let rel = |f: &str| s.p(f).strip_prefix("/").unwrap().display().to_string();
+    fs::write(
+        admin.path().join("info/demo.md5sums"),
+        format!(
+            "{}  {}\n{}  {}\n",
+            md5_hex(b"version 2\n"),
+            rel("pkgfile"),
+            md5_hex(b"version 2\n"),
+            rel("other")
+        ),
+    )
+    .unwrap();
+    let conn = zbus::connection::Builder::address(s.bus.address.as_str())
+        .unwrap()
+        .build()
+        .await
+        .unwrap();
+    let proxy = IntegrityProxy::new(&conn).await.unwrap();
+    let mut signals = proxy.receive_integrity_violation().await.unwrap();
+    // what the dpkg hooks do around an upgrade
+    ok(s.ctl(&["integrity", "dpkg-hold"]));
+    fs::write(s.p("pkgfile"), "version 2\n").unwrap();
+    fs::write(s.p("other"), "not what the package ships\n").unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        s.status()["status"]["violations"],
+        2,
+        "recorded while dpkg runs"
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), signals.next())
+            .await
+            .is_err(),
+        "but no alert yet"
+    );
+    let out = s.ctl(&[
+        "integrity",
+        "accept",
+        "--from-dpkg",
+        "--dpkg-admin",
+        admin.path().to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    let sig = tokio::time::timeout(Duration::from_secs(5), signals.next())
+        .await
+        .expect("the alert for the file dpkg does not vouch for")
+        .unwrap();
+    assert_eq!(
+        *sig.args().unwrap().path(),
+        s.p("other").display().to_string()
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), signals.next())
+            .await
+            .is_err(),
+        "and none for the package's own file"
+    );
+    assert_eq!(s.violations().len(), 1);
+}

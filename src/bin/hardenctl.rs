@@ -166,6 +166,9 @@ enum IntegrityCmd {
         #[arg(long, short)]
         follow: bool,
     },
+    /// dpkg is about to run (the dpkg pre-invoke hook, root): alerts wait for
+    /// `accept --from-dpkg` (at most an hour), so package updates raise none.
+    DpkgHold,
     /// Take the current state of PATHs into the baseline (root), or with --from-dpkg
     /// every violation whose content matches its package's md5sum (the dpkg hook).
     Accept {
@@ -304,6 +307,7 @@ fn main() -> ExitCode {
         Command::Integrity(IntegrityCmd::Status) => cli::integrity::status(&out, &args.bus),
         Command::Integrity(IntegrityCmd::Init) => cli::integrity::init(&out, &args.bus),
         Command::Integrity(IntegrityCmd::Scan) => cli::integrity::scan(&out, &args.bus),
+        Command::Integrity(IntegrityCmd::DpkgHold) => cli::integrity::dpkg_hold(&out, &args.bus),
         Command::Integrity(IntegrityCmd::Events { count, follow }) => {
             cli::integrity::events(&out, &args.bus, count, follow)
         }

@@ -324,3 +324,15 @@ pub fn accept(
     }
     Ok(Exit::Ok)
 }
+
+/// `dpkg-hold`: the dpkg pre-invoke hook.
+pub fn dpkg_hold(out: &Output, bus: &str) -> Result<Exit, CliError> {
+    let c = Client::connect(bus)?;
+    let p = proxy(&c)?;
+    c.block_on(p.dpkg_hold())
+        .map_err(|e| bus_error(bus, e.into()))?;
+    if out.json {
+        out.json(&serde_json::json!({ "held": true }));
+    }
+    Ok(Exit::Ok)
+}

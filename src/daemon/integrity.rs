@@ -68,7 +68,16 @@ struct Inner {
     progress: Mutex<Arc<Progress>>,
     /// One scan, init or acceptance at a time.
     busy: tokio::sync::Mutex<()>,
+    /// Callers waiting until the watcher has drained the kernel's queue.
+    flush: Mutex<Vec<std::sync::mpsc::Sender<()>>>,
+    /// While dpkg runs (pre-invoke hook until accept --from-dpkg): violations are recorded
+    /// but their alerts wait, so that what dpkg vouches for never raises one. Expires.
+    hold_until: Mutex<Option<std::time::Instant>>,
+    held: Mutex<Vec<Violation>>,
 }
+
+/// A dpkg hold ends at the latest after this long (alerts are delayed, never dropped).
+const MAX_HOLD: Duration = Duration::from_secs(3600);
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -98,13 +107,33 @@ impl Inner {
     }
 
     /// Journal, event log and signal for every update. Called on blocking threads only.
+    fn holding(&self) -> bool {
+        let mut h = lock(&self.hold_until);
+        match *h {
+            Some(t) if std::time::Instant::now() < t => true,
+            Some(_) => {
+                *h = None;
+                drop(h);
+                tracing::warn!(
+                    "integrity: the dpkg hold expired without `accept --from-dpkg`; releasing its alerts"
+                );
+                let held = std::mem::take(&mut *lock(&self.held));
+                self.publish(held.into_iter().map(Update::Raised).collect());
+                false
+            }
+            None => false,
+        }
+    }
+
     fn publish(&self, updates: Vec<Update>) {
         if updates.is_empty() {
             return;
         }
         let tx = lock(&self.tx).clone();
+        let hold = self.holding();
         for u in updates {
             match u {
+                Update::Raised(v) if hold => lock(&self.held).push(v),
                 Update::Raised(v) => {
                     let msg = format!(
                         "integrity violation in {} ({}): {} {}: expected {} actual {}",
@@ -273,8 +302,16 @@ impl Inner {
         }
         self.update_watch_counts(&w);
         while !stop.load(Ordering::Relaxed) {
-            match w.wait(Duration::from_millis(500)) {
-                Ok(None) => {}
+            let waiting = !lock(&self.flush).is_empty();
+            let timeout = Duration::from_millis(if waiting { 5 } else { 500 });
+            match w.wait(timeout) {
+                Ok(None) => {
+                    // the queue is empty: everything that happened so far is processed
+                    for tx in lock(&self.flush).drain(..) {
+                        let _ = tx.send(());
+                    }
+                    let _ = self.holding(); // expiry
+                }
                 Ok(Some(batch)) => {
                     for (set, reason) in &batch.rescan {
                         self.rescan_set(*set, reason);
@@ -311,6 +348,15 @@ impl Inner {
         }
     }
 
+    /// Waits (bounded) until the watcher has processed every queued event.
+    fn drain_events(&self) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        lock(&self.flush).push(tx);
+        if rx.recv_timeout(Duration::from_secs(60)).is_err() {
+            tracing::warn!("integrity: the watcher did not settle within 60 s");
+        }
+    }
+
     fn update_watch_counts(&self, w: &Watcher) {
         let mut i = lock(&self.info);
         i.watches = w.watches() as u32;
@@ -335,6 +381,9 @@ impl IntegrityService {
                 stop: Mutex::new(Arc::new(AtomicBool::new(false))),
                 progress: Mutex::new(Arc::new(Progress::default())),
                 busy: tokio::sync::Mutex::new(()),
+                flush: Mutex::new(Vec::new()),
+                hold_until: Mutex::new(None),
+                held: Mutex::new(Vec::new()),
             }),
         })
     }
@@ -636,6 +685,12 @@ impl IntegrityService {
         .map_err(|e| IntegrityError::Invalid(e.to_string()))?
     }
 
+    /// dpkg is about to run (its pre-invoke hook): hold alerts until `accept_from_dpkg`.
+    pub fn dpkg_hold(&self) {
+        *lock(&self.inner.hold_until) = Some(std::time::Instant::now() + MAX_HOLD);
+        tracing::info!("integrity: dpkg is running; alerts wait for `accept --from-dpkg`");
+    }
+
     /// Accepts the violations dpkg vouches for; returns (accepted paths, refused with why).
     pub async fn accept_from_dpkg(
         &self,
@@ -645,6 +700,8 @@ impl IntegrityService {
         let key = self.current_key()?;
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
+            // dpkg has finished writing: let the watcher judge every event it caused first
+            inner.drain_events();
             let admin = admin.unwrap_or_else(|| PathBuf::from(DPKG_ADMIN));
             let dpkg = DpkgDb::load(&admin).map_err(|source| IntegrityError::Io {
                 path: admin.clone(),
@@ -682,6 +739,19 @@ impl IntegrityService {
             for (p, why) in &refused {
                 tracing::warn!(message_id = MSG_INTEGRITY_VIOLATION, path = %p, "integrity: not accepted from dpkg: {p}: {why}");
             }
+            // end the hold: what dpkg did not vouch for is alerted now
+            *lock(&inner.hold_until) = None;
+            let held = std::mem::take(&mut *lock(&inner.held));
+            let still: Vec<Update> = {
+                let m = lock(&inner.monitor);
+                let current: std::collections::HashSet<&str> =
+                    m.violations().map(|v| v.path.as_str()).collect();
+                held.into_iter()
+                    .filter(|v| current.contains(v.path.as_str()))
+                    .map(Update::Raised)
+                    .collect()
+            };
+            updates.extend(still);
             inner.publish(updates);
             Ok((ok, refused))
         })

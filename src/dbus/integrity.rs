@@ -158,6 +158,19 @@ impl Integrity {
             .map_err(failed)
     }
 
+    /// dpkg is about to change files (its pre-invoke hook): violations are still recorded,
+    /// but their alerts wait for AcceptFromDpkg (at most an hour), so that what dpkg vouches
+    /// for raises none.
+    async fn dpkg_hold(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<()> {
+        auth::require_root(conn, &hdr, "DpkgHold").await?;
+        self.daemon.integrity().dpkg_hold();
+        Ok(())
+    }
+
     /// Accepts the violations whose content matches dpkg's md5sums (`admin_dir` "" =
     /// /var/lib/dpkg). Returns the accepted paths and the refused ones with the reason.
     async fn accept_from_dpkg(
