@@ -272,6 +272,7 @@ fn identity(out: &cli::Output, bus: &str, a: IdentityArgs) -> Result<Exit, cli::
 }
 
 fn main() -> ExitCode {
+    hardend::cli::docs::generate_if_asked(<Args as clap::CommandFactory>::command(), "1");
     let args = Args::parse();
     let loader = ProfileLoader::new(args.profile_path);
     let out = cli::Output::new(args.json);

@@ -43,6 +43,7 @@ struct Args {
 }
 
 fn main() {
+    hardend::cli::docs::generate_if_asked(<Args as clap::CommandFactory>::command(), "8");
     let args = Args::parse();
     let req = ExecRequest {
         profile: args.profile,

@@ -24,6 +24,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    hardend::cli::docs::generate_if_asked(<Args as clap::CommandFactory>::command(), "8");
     let args = Args::parse();
     if args.check_config {
         return match Config::load(&args.config) {

@@ -2,6 +2,7 @@
 //! state it reports is good ([`Exit`]) or an error; `--json` prints exactly one document.
 
 pub mod daemon;
+pub mod docs;
 pub mod exec;
 pub mod identity;
 pub mod integrity;

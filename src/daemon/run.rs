@@ -96,6 +96,46 @@ pub fn init_logging() {
     }
 }
 
+/// The kernel's dm-verity corruption uevents, read on their own thread. Without them (no
+/// netlink, e.g. a restrictive sandbox) corruption is still found by the status poll.
+fn verity_uevents(
+    poll_secs: u64,
+) -> tokio::sync::mpsc::Receiver<crate::verity::uevent::VerityError> {
+    let (tx, rx) = tokio::sync::mpsc::channel(128);
+    match crate::verity::uevent::UeventSocket::open() {
+        Ok(sock) => {
+            let spawned = std::thread::Builder::new()
+                .name("hardend-uevents".into())
+                .spawn(move || {
+                    loop {
+                        match sock.next() {
+                            Ok(u) => {
+                                if let Some(e) = u.verity_error()
+                                    && tx.blocking_send(e).is_err()
+                                {
+                                    return;
+                                }
+                            }
+                            Err(e) => {
+                                tracing::warn!("kernel uevents: {e}");
+                                std::thread::sleep(Duration::from_secs(1));
+                            }
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::warn!(
+                    "cannot read kernel uevents ({e}); dm-verity corruption is found by polling every {poll_secs} s"
+                );
+            }
+        }
+        Err(e) => tracing::warn!(
+            "cannot read kernel uevents ({e}); dm-verity corruption is found by polling every {poll_secs} s"
+        ),
+    }
+    rx
+}
+
 /// Runs the daemon until SIGTERM/SIGINT.
 pub async fn run(opts: Options) -> Result<(), RunError> {
     let mut config = Config::load(&opts.config)?;
@@ -227,6 +267,7 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
         sd_notify::NotifyState::Status(&status_line(&daemon)),
     ]);
 
+    let mut uevents = verity_uevents(daemon.config().verify_interval);
     let mut term = signal(SignalKind::terminate()).map_err(RunError::Signal)?;
     let mut int = signal(SignalKind::interrupt()).map_err(RunError::Signal)?;
     let mut hup = signal(SignalKind::hangup()).map_err(RunError::Signal)?;
@@ -276,6 +317,20 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
                     events::enforcement_changed(&emitter, &change).await;
                 }
                 notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status(&status_line(&daemon))]);
+            }
+            Some(e) = uevents.recv() => {
+                tracing::error!(
+                    message_id = events::MSG_VERITY_CORRUPTION,
+                    device = %e.device,
+                    block = e.block,
+                    "kernel: dm-verity corruption on {}: {} block {}",
+                    e.device,
+                    if e.metadata { "hash" } else { "data" },
+                    e.block
+                );
+                if let Some(c) = daemon.refresh_verity() {
+                    events::verity_corruption(&emitter, &c).await;
+                }
             }
             _ = scan_tick.tick() => {
                 let d = daemon.clone();

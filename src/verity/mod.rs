@@ -13,6 +13,7 @@ pub mod dm;
 pub mod runtime;
 pub mod superblock;
 pub mod tree;
+pub mod uevent;
 
 use std::path::PathBuf;
 

@@ -1,0 +1,203 @@
+# Phase 1 (sourced by guest/run): install the package and run scenarios a, b, c, e, f and
+# the first half of d. Uses check/note/wait_for from guest/run.
+
+# --- install -----------------------------------------------------------------------------
+# the guest boots a kernel and initramfs from the host: rebuilding its initramfs (the
+# package's hook triggers that) would only cost minutes under TCG
+sed -i 's/^update_initramfs=.*/update_initramfs=no/' /etc/initramfs-tools/update-initramfs.conf
+check "the hardend .deb installs (dpkg -i)" dpkg -i "$H/hardend.deb"
+# verification every 2 s; the verity check watches the test device mounted at /mnt/vtest
+cat > /etc/hardend/hardend.toml <<'EOF'
+[daemon]
+verify_interval = 2
+[verity]
+mountpoint = "/mnt/vtest"
+EOF
+systemctl restart hardend
+
+# --- (a) the service -----------------------------------------------------------------------
+check "a: hardend.service is active" systemctl is-active hardend
+check "a: hardenctl status is good" hardenctl status
+note "$(hardenctl status 2>&1)"
+sec=$(systemd-analyze security hardend.service 2>&1)
+note "systemd-analyze security hardend.service:" "$(printf '%s\n' "$sec" | grep -E '✗|Overall')"
+exposure=$(printf '%s\n' "$sec" | sed -n 's/.*Overall exposure level for hardend.service: \([0-9.]*\).*/\1/p')
+check "a: exposure $exposure is at most 2.5" awk -v e="$exposure" 'BEGIN { exit !(e != "" && e <= 2.5) }'
+
+# --- (b) authorization on the real system bus ------------------------------------------------
+nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
+denied() { # the call must fail with AccessDenied
+    local out
+    out=$(nobody busctl call org.hardend1 /org/hardend1 "$@" 2>&1) && { echo "allowed: $out"; return 1; }
+    printf '%s\n' "$out"
+    printf '%s\n' "$out" | grep -q "Access denied"
+}
+check "b: non-root busctl Manager.Reload: Access denied" denied org.hardend1.Manager Reload
+check "b: non-root busctl Manager.Confine: Access denied" denied org.hardend1.Manager Confine ssbb mosquitto.service mosquitto false false
+check "b: non-root busctl Identity.Create: Access denied" denied org.hardend1.Identity Create
+check "b: non-root busctl Integrity.Init: Access denied" denied org.hardend1.Integrity Init
+check "b: non-root may read: hardenctl status as nobody" nobody hardenctl status
+
+# --- (c) a real Debian service, confined -----------------------------------------------------
+check "c: mosquitto (Debian's package) runs" systemctl is-active mosquitto
+check "c: hardenctl confine mosquitto.service mosquitto" hardenctl confine mosquitto.service mosquitto
+enforced() { hardenctl services | grep -E "^$1 +[^ ]+ +enforced"; }
+check "c: hardenctl services shows mosquitto enforced" wait_for 10 enforced mosquitto.service
+note "$(hardenctl services 2>&1)"
+mpid=$(systemctl show -p MainPID --value mosquitto)
+check "c: the kernel shows NoNewPrivs and a seccomp filter on mosquitto" \
+    bash -c "grep -q '^NoNewPrivs:[[:space:]]*1' /proc/$mpid/status && grep -q '^Seccomp:[[:space:]]*2' /proc/$mpid/status"
+mqtt_connack() { # MQTT 3.1.1 CONNECT (clean session, empty client id) -> CONNACK accepted
+    exec 3<>/dev/tcp/127.0.0.1/1883 || return 1
+    printf '\x10\x0c\x00\x04MQTT\x04\x02\x00\x3c\x00\x00' >&3
+    local r; r=$(timeout 5 head -c 4 <&3 | od -An -tx1 | tr -d ' \n')
+    exec 3<&-
+    echo "reply: $r"
+    [ "$r" = "20020000" ]
+}
+check "c: confined mosquitto still serves MQTT (CONNECT -> CONNACK)" mqtt_connack
+
+# a sandboxed web server whose CGI children (same Landlock domain and seccomp filter)
+# report what they may do from inside the sandbox
+mkdir -p /var/www/cgi-bin
+echo "served from inside the sandbox" > /var/www/index.html
+cat > /var/www/cgi-bin/probe <<'EOF'
+#!/bin/busybox sh
+echo "Content-Type: text/plain"
+echo
+b=/bin/busybox
+if $b cat /var/www/index.html >/dev/null 2>&1; then echo "docroot read: allowed"; else echo "docroot read: denied"; fi
+if $b cat /etc/shadow >/dev/null 2>&1; then echo "shadow read: allowed"; else echo "shadow read: denied"; fi
+if $b touch /var/www/pwned 2>/dev/null; then echo "docroot write: allowed"; else echo "docroot write: denied"; fi
+if $b touch /etc/pwned 2>/dev/null; then echo "etc write: allowed"; else echo "etc write: denied"; fi
+out=$($b timeout 1 $b nc -l -p 9999 2>&1)
+case "$out" in *ermission*|*denied*|*bind*) echo "bind 9999: denied ($out)" ;; *) echo "bind 9999: allowed ($out)" ;; esac
+EOF
+chmod 755 /var/www/cgi-bin/probe
+cat > /etc/hardend/profiles/vmtest-cgi.toml <<'EOF'
+name = "vmtest-cgi"
+description = "busybox httpd with CGI, for the VM tests: reads its document root, runs its CGI scripts, binds 8081"
+include = ["base"]
+[landlock]
+read = ["/var/www"]
+read_exec = ["/bin/busybox", "/usr/bin/busybox", "/var/www/cgi-bin"]
+write = []
+bind_tcp = [8081]
+connect_tcp = []
+[seccomp]
+allow = ["@system-service"]
+deny = ["@privileged", "@io-uring"]
+EOF
+cat > /etc/systemd/system/vmtest-httpd.service <<'EOF'
+[Unit]
+Description=busybox httpd with a CGI probe (hardend VM tests)
+[Service]
+ExecStart=/bin/busybox httpd -f -p 127.0.0.1:8081 -h /var/www
+EOF
+systemctl daemon-reload
+systemctl start vmtest-httpd
+check "c: hardenctl confine vmtest-httpd.service vmtest-cgi" hardenctl confine vmtest-httpd.service vmtest-cgi
+check "c: vmtest-httpd enforced" wait_for 10 enforced vmtest-httpd.service
+probe=$(busybox wget -q -O - http://127.0.0.1:8081/cgi-bin/probe 2>&1)
+note "from inside the sandbox:" "$probe"
+check "c: inside the sandbox the document root is readable" grep -q "docroot read: allowed" <<<"$probe"
+check "c: inside the sandbox /etc/shadow cannot be read (even as root)" grep -q "shadow read: denied" <<<"$probe"
+check "c: inside the sandbox nothing can be written" bash -c 'grep -q "docroot write: denied" <<<"$1" && grep -q "etc write: denied" <<<"$1" && [ ! -e /etc/pwned ]' _ "$probe"
+check "c: inside the sandbox binding another port is denied" grep -q "bind 9999: denied" <<<"$probe"
+# and the same probe unconfined, to show the difference is the sandbox
+check "c: unconfined, the same probe reads /etc/shadow" bash -c 'SERVER_PROTOCOL=x /var/www/cgi-bin/probe | grep -q "shadow read: allowed"'
+rm -f /var/www/pwned /etc/pwned
+
+# --- (d) first half: a device identity to find again after the reboot ------------------------
+check "d: /dev/tpmrm0 exists" test -c /dev/tpmrm0
+check "d: hardenctl identity create" hardenctl identity create
+fp=$(hardenctl --json identity show | sed -n 's/.*"fingerprint": *"\([0-9a-f]*\)".*/\1/p')
+echo "$fp" > "$H/results/fingerprint"
+check "d: the identity has a fingerprint" test -n "$fp"
+note "identity: $(hardenctl identity show 2>&1 | head -n 4)"
+
+# --- (e) dm-verity on a real kernel ----------------------------------------------------------
+img=/var/tmp/data.img
+hash=/var/tmp/hash.img
+rm -f "$img" "$hash"
+dd if=/dev/zero of="$img" bs=1M count=16 status=none
+mkfs.ext4 -q -F "$img"
+mkdir -p /mnt/vtest
+mount -o loop "$img" /mnt/vtest
+printf 'hello-verity-block %.0s' $(seq 300) > /mnt/vtest/file
+umount /mnt/vtest
+fmt=$(hardenctl --json verity format "$img" "$hash" 2>&1)
+root=$(printf '%s\n' "$fmt" | sed -n 's/.*"root_hash": *"\([0-9a-f]*\)".*/\1/p' | head -n 1)
+check "e: hardenctl verity format" test -n "$root"
+dloop=$(losetup -f --show "$img")
+hloop=$(losetup -f --show -r "$hash")
+check "e: hardenctl verity open" hardenctl verity open vtest "$dloop" "$hloop" "$root"
+check "e: status V" bash -c 'hardenctl verity status vtest | grep -qw V'
+check "e: the verified device mounts and reads" bash -c 'mount -o ro /dev/mapper/vtest /mnt/vtest && grep -q hello-verity /mnt/vtest/file'
+cat > /etc/hardend/hardend.toml <<EOF
+[daemon]
+verify_interval = 2
+[verity]
+mountpoint = "/mnt/vtest"
+root_hash = "$root"
+EOF
+systemctl reload hardend
+check "e: the daemon sees /mnt/vtest verified with the expected root hash" wait_for 10 hardenctl verity status
+note "$(hardenctl verity status 2>&1)"
+busctl --system monitor --match "type='signal',interface='org.hardend1.Verity'" > /var/tmp/verity-signals.txt 2>&1 &
+mon=$!
+sleep 1
+off=$(grep -abo hello-verity-block "$img" | head -n 1 | cut -d: -f1)
+printf 'X' | dd of="$img" bs=1 seek="$off" conv=notrunc status=none
+sync
+echo 3 > /proc/sys/vm/drop_caches
+check "e: reading the corrupted block fails (EIO)" bash -c '! cat /mnt/vtest/file >/dev/null'
+check "e: status C" bash -c 'hardenctl verity status vtest | grep -qw C'
+corrupted() { hardenctl verity status | grep -q corrupted; }
+check "e: the daemon reports corrupted" wait_for 15 corrupted
+check "e: a VerityCorruption signal was sent" wait_for 10 grep -q VerityCorruption /var/tmp/verity-signals.txt
+uevent_logged() { journalctl -b -u hardend --no-pager | grep -q "kernel: dm-verity corruption on"; }
+check "e: the kernel's corruption uevent reached the daemon (block named in the journal)" wait_for 10 uevent_logged
+note "$(journalctl -b -u hardend --no-pager | grep -E 'dm-verity corruption' | head -n 3)"
+kill "$mon" 2>/dev/null
+umount /mnt/vtest 2>/dev/null
+check "e: hardenctl verity close" hardenctl verity close vtest
+losetup -d "$dloop" "$hloop" 2>/dev/null
+cat > /etc/hardend/hardend.toml <<'EOF'
+[daemon]
+verify_interval = 2
+EOF
+systemctl reload hardend
+
+# --- (f) integrity monitoring ---------------------------------------------------------------
+mkpkg() { # mkpkg VERSION: a tiny package shipping /usr/bin/vmtest-hello
+    local d=/var/tmp/pkg-$1
+    rm -rf "$d"; mkdir -p "$d/DEBIAN" "$d/usr/bin"
+    printf 'Package: vmtest-hello\nVersion: %s\nArchitecture: all\nMaintainer: t <t@example.org>\nDescription: hardend VM test package\n' "$1" > "$d/DEBIAN/control"
+    printf '#!/bin/sh\necho "hello %s"\n' "$1" > "$d/usr/bin/vmtest-hello"
+    chmod 755 "$d/usr/bin/vmtest-hello"
+    (cd "$d" && find usr -type f -exec md5sum {} + > DEBIAN/md5sums)
+    dpkg-deb -q --build "$d" "/var/tmp/vmtest-hello_$1.deb"
+}
+mkpkg 1; mkpkg 2
+dpkg -i /var/tmp/vmtest-hello_1.deb >/dev/null
+t0=$(date +%s)
+check "f: hardenctl integrity init" hardenctl integrity init
+note "baseline in $(( $(date +%s) - t0 )) s (TCG): $(hardenctl integrity status 2>&1 | head -n 5)"
+check "f: integrity status ok" hardenctl integrity status
+busctl --system monitor --match "type='signal',interface='org.hardend1.Integrity'" > /var/tmp/integrity-signals.txt 2>&1 &
+mon=$!
+sleep 1
+echo "# changed by the VM test" >> /etc/issue
+check "f: changing a watched file raises IntegrityViolation" wait_for 10 grep -q '/etc/issue' /var/tmp/integrity-signals.txt
+check "f: ... and it is listed" bash -c 'hardenctl integrity status | grep -q "/etc/issue"'
+check "f: installing a new version from a local .deb (dpkg -i)" dpkg -i /var/tmp/vmtest-hello_2.deb
+not_listed() { ! hardenctl integrity status | grep -q vmtest-hello; }
+check "f: dpkg's change is accepted through its md5sums (hooks)" wait_for 10 not_listed
+check "f: reinstalling the same .deb is accepted too" bash -c 'dpkg -i /var/tmp/vmtest-hello_2.deb >/dev/null && sleep 1 && ! hardenctl integrity status | grep -q vmtest-hello'
+check "f: no alert was raised for the package's file" bash -c '! grep -q vmtest-hello /var/tmp/integrity-signals.txt'
+echo 'echo evil' >> /usr/bin/vmtest-hello
+sleep 1
+check "f: a file that does not match its package stays a violation" bash -c '! hardenctl integrity accept --from-dpkg && hardenctl integrity status | grep -q vmtest-hello'
+kill "$mon" 2>/dev/null
+hardenctl integrity events -n 20 > "$H/results/integrity-events.txt" 2>&1

@@ -1,0 +1,20 @@
+# Phase 2 (sourced by guest/run), after a reboot: scenario d (what must survive a reboot),
+# then the package's remove and purge.
+
+enforced() { hardenctl services | grep -E "^$1 +[^ ]+ +enforced"; }
+check "d: hardend.service is active after the reboot" systemctl is-active hardend
+check "d: mosquitto is still confined after the reboot" wait_for 20 enforced mosquitto.service
+note "$(hardenctl services 2>&1)"
+fp=$(hardenctl --json identity show | sed -n 's/.*"fingerprint": *"\([0-9a-f]*\)".*/\1/p')
+check "d: the TPM identity has the same fingerprint ($fp)" test "$fp" = "$(cat "$H/results/fingerprint")"
+check "d: the identity is ok (the key loads into the TPM)" hardenctl identity show
+check "d: the integrity baseline is trusted after the reboot" bash -c 'hardenctl integrity status | grep -Eq "^state +(ok|violations)"'
+
+# --- remove and purge --------------------------------------------------------------------------
+check "remove: dpkg -r hardend" dpkg -r hardend
+check "remove: no drop-in points at the removed wrapper" bash -c '! grep -rl hardend-exec /etc/systemd/system /run/systemd/system'
+check "remove: mosquitto restarts (unconfined) without the wrapper" bash -c 'systemctl restart mosquitto && systemctl is-active mosquitto'
+check "remove: the state is kept until purge" test -d /var/lib/hardend
+check "purge: dpkg --purge hardend" dpkg --purge hardend
+check "purge: state and configuration are gone" bash -c '[ ! -e /var/lib/hardend ] && [ ! -e /etc/hardend/hardend.toml ] && [ ! -e /etc/dpkg/dpkg.cfg.d/hardend ]'
+check "purge: dpkg runs cleanly without hardend's hooks" dpkg -i /var/tmp/vmtest-hello_1.deb
