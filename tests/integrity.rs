@@ -771,3 +771,30 @@ async fn during_a_dpkg_run_only_what_dpkg_does_not_vouch_for_is_alerted() {
     );
     assert_eq!(s.violations().len(), 1);
 }
+
+#[test]
+fn a_dpkg_run_before_the_first_baseline_holds_nothing_back() {
+    let s = Setup::start_with("", |t| fs::write(t.join("f"), "one\n").unwrap());
+    // the package's own installation runs the hooks before any baseline exists
+    ok(s.ctl(&["integrity", "dpkg-hold"]));
+    let _ = s.ctl(&["integrity", "accept", "--from-dpkg"]);
+    ok(s.ctl(&["integrity", "init"]));
+    fs::write(s.p("f"), "two\n").unwrap();
+    s.wait_for("the change", 10, |st| st["status"]["violations"] == 1);
+    // alerted, not held: the event log has it
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let ev = ok(s.ctl(&["--json", "integrity", "events"])).stdout;
+        let ev: serde_json::Value = serde_json::from_slice(&ev).unwrap();
+        if ev
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["event"] == "violation" && e["path"] == s.p("f").display().to_string())
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < end, "no alert: {ev}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

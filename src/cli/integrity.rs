@@ -109,11 +109,14 @@ fn exit_for(i: &IntegrityInfo) -> Exit {
     if i.state == "ok" { Exit::Ok } else { Exit::Bad }
 }
 
-/// `status`: the monitor and every current violation; exit 3 unless `ok`.
-pub fn status(out: &Output, bus: &str) -> Result<Exit, CliError> {
-    let c = Client::connect(bus)?;
-    let p = proxy(&c)?;
-    let (i,) = c.block_on(p.status()).map_err(|e| bus_error(bus, e))?;
+/// Prints the state and every current violation (one JSON document with --json).
+fn report(
+    out: &Output,
+    c: &Client,
+    p: &IntegrityProxy<'static>,
+    bus: &str,
+    i: IntegrityInfo,
+) -> Result<Exit, CliError> {
     let v = c
         .block_on(p.list_violations())
         .map_err(|e| bus_error(bus, e))?;
@@ -127,6 +130,14 @@ pub fn status(out: &Output, bus: &str) -> Result<Exit, CliError> {
         }
     }
     Ok(exit_for(&i))
+}
+
+/// `status`: the monitor and every current violation; exit 3 unless `ok`.
+pub fn status(out: &Output, bus: &str) -> Result<Exit, CliError> {
+    let c = Client::connect(bus)?;
+    let p = proxy(&c)?;
+    let (i,) = c.block_on(p.status()).map_err(|e| bus_error(bus, e))?;
+    report(out, &c, &p, bus, i)
 }
 
 /// Runs a long call, showing scan progress on a terminal meanwhile.
@@ -192,19 +203,7 @@ pub fn scan(out: &Output, bus: &str) -> Result<Exit, CliError> {
     let c = Client::connect(bus)?;
     let p = proxy(&c)?;
     let (i,) = with_progress(&c, &p, p.scan()).map_err(|e| bus_error(bus, e.into()))?;
-    let v = c
-        .block_on(p.list_violations())
-        .map_err(|e| bus_error(bus, e))?;
-    if out.json {
-        out.json(&serde_json::json!({ "status": i, "violations": v }));
-    } else {
-        print_status(out, &i);
-        if !v.is_empty() {
-            println!();
-            print!("{}", violations_table(out, &v));
-        }
-    }
-    Ok(exit_for(&i))
+    report(out, &c, &p, bus, i)
 }
 
 /// `events [-n N] [--follow]`: the persistent log, then (with --follow) live violations.

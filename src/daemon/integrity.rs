@@ -687,12 +687,47 @@ impl IntegrityService {
 
     /// dpkg is about to run (its pre-invoke hook): hold alerts until `accept_from_dpkg`.
     pub fn dpkg_hold(&self) {
+        if lock(&self.inner.monitor).baseline.is_none() {
+            return; // nothing is compared yet, so nothing to hold
+        }
         *lock(&self.inner.hold_until) = Some(std::time::Instant::now() + MAX_HOLD);
         tracing::info!("integrity: dpkg is running; alerts wait for `accept --from-dpkg`");
     }
 
+    /// Ends a dpkg hold, alerting whatever is still a violation (also when the acceptance
+    /// itself failed: a hold never outlives the dpkg run that asked for it).
+    fn release_hold(&self) {
+        if lock(&self.inner.hold_until).take().is_none() {
+            return;
+        }
+        let held = std::mem::take(&mut *lock(&self.inner.held));
+        let inner = self.inner.clone();
+        // publish blocks on the signal channel: not on the async runtime's threads
+        std::thread::spawn(move || {
+            let still: Vec<Update> = {
+                let m = lock(&inner.monitor);
+                let current: std::collections::HashSet<&str> =
+                    m.violations().map(|v| v.path.as_str()).collect();
+                held.into_iter()
+                    .filter(|v| current.contains(v.path.as_str()))
+                    .map(Update::Raised)
+                    .collect()
+            };
+            inner.publish(still);
+        });
+    }
+
     /// Accepts the violations dpkg vouches for; returns (accepted paths, refused with why).
     pub async fn accept_from_dpkg(
+        &self,
+        admin: Option<PathBuf>,
+    ) -> Result<(Vec<String>, Vec<(String, String)>), IntegrityError> {
+        let r = self.accept_from_dpkg_inner(admin).await;
+        self.release_hold();
+        r
+    }
+
+    async fn accept_from_dpkg_inner(
         &self,
         admin: Option<PathBuf>,
     ) -> Result<(Vec<String>, Vec<(String, String)>), IntegrityError> {
@@ -739,19 +774,6 @@ impl IntegrityService {
             for (p, why) in &refused {
                 tracing::warn!(message_id = MSG_INTEGRITY_VIOLATION, path = %p, "integrity: not accepted from dpkg: {p}: {why}");
             }
-            // end the hold: what dpkg did not vouch for is alerted now
-            *lock(&inner.hold_until) = None;
-            let held = std::mem::take(&mut *lock(&inner.held));
-            let still: Vec<Update> = {
-                let m = lock(&inner.monitor);
-                let current: std::collections::HashSet<&str> =
-                    m.violations().map(|v| v.path.as_str()).collect();
-                held.into_iter()
-                    .filter(|v| current.contains(v.path.as_str()))
-                    .map(Update::Raised)
-                    .collect()
-            };
-            updates.extend(still);
             inner.publish(updates);
             Ok((ok, refused))
         })

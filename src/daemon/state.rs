@@ -539,7 +539,22 @@ impl Daemon {
             )));
         }
         drop(_guard);
-        let _ = self.verify_unit(unit).await;
+        // Type=simple units finish their start job at fork, before hardend-exec has confined
+        // the process and written its record: give the new process a moment (bounded)
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let _ = self.verify_unit(unit).await;
+            match self.service(unit) {
+                Some(s)
+                    if restart
+                        && matches!(s.state.as_str(), "not-enforced" | "inactive")
+                        && std::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                _ => break,
+            }
+        }
         self.service(unit)
             .ok_or_else(|| DaemonError::Failed(format!("{unit}: not found after confining")))
     }

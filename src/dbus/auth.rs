@@ -7,18 +7,28 @@ use zbus::fdo::{self, DBusProxy};
 use zbus::message::Header;
 use zbus::names::BusName;
 
-/// The Unix uid of the connection that sent `hdr`.
-pub async fn caller_uid(conn: &Connection, hdr: &Header<'_>) -> fdo::Result<u32> {
+/// What the bus daemon knows about the connection that sent `hdr`.
+async fn credentials(
+    conn: &Connection,
+    hdr: &Header<'_>,
+) -> fdo::Result<zbus::fdo::ConnectionCredentials> {
     let sender = hdr
         .sender()
         .ok_or_else(|| fdo::Error::AccessDenied("message has no sender".into()))?;
     let dbus = DBusProxy::new(conn).await?;
-    let creds = dbus
-        .get_connection_credentials(BusName::Unique(sender.to_owned()))
-        .await?;
+    dbus.get_connection_credentials(BusName::Unique(sender.to_owned()))
+        .await
+}
+
+fn uid_of(creds: &zbus::fdo::ConnectionCredentials) -> fdo::Result<u32> {
     creds
         .unix_user_id()
         .ok_or_else(|| fdo::Error::AccessDenied("the bus did not report the caller's uid".into()))
+}
+
+/// The Unix uid of the connection that sent `hdr`.
+pub async fn caller_uid(conn: &Connection, hdr: &Header<'_>) -> fdo::Result<u32> {
+    uid_of(&credentials(conn, hdr).await?)
 }
 
 /// Fails with `org.freedesktop.DBus.Error.AccessDenied` unless the caller is root.
@@ -42,16 +52,8 @@ pub async fn require_root_or_group(
     group: &str,
     what: &str,
 ) -> fdo::Result<()> {
-    let sender = hdr
-        .sender()
-        .ok_or_else(|| fdo::Error::AccessDenied("message has no sender".into()))?;
-    let dbus = DBusProxy::new(conn).await?;
-    let creds = dbus
-        .get_connection_credentials(BusName::Unique(sender.to_owned()))
-        .await?;
-    let uid = creds.unix_user_id().ok_or_else(|| {
-        fdo::Error::AccessDenied("the bus did not report the caller's uid".into())
-    })?;
+    let creds = credentials(conn, hdr).await?;
+    let uid = uid_of(&creds)?;
     if uid == 0 {
         return Ok(());
     }

@@ -221,7 +221,7 @@ impl Systemd {
     /// `systemctl restart UNIT`, waiting until systemd's job for it has finished.
     pub async fn restart(&self, unit: &str, timeout: Duration) -> Result<(), SystemdError> {
         let mgr = self.manager().await?;
-        mgr.subscribe().await?;
+        subscribe(&mgr).await?;
         let mut removed = mgr.receive_job_removed().await?;
         let job = mgr.restart_unit(unit, "replace").await?;
         let wait = async {
@@ -255,8 +255,22 @@ impl Systemd {
         &self,
     ) -> Result<impl futures_util::Stream<Item = String> + use<>, SystemdError> {
         let mgr = self.manager().await?;
-        mgr.subscribe().await?;
+        subscribe(&mgr).await?;
         let stream = mgr.receive_job_removed().await?;
         Ok(stream.filter_map(|sig| async move { sig.args().ok().map(|a| a.unit.clone()) }))
+    }
+}
+
+/// Asks systemd for job signals. Subscriptions are per bus connection: a second Subscribe
+/// on the same connection (the daemon's event stream is already subscribed when Confine
+/// restarts a unit) answers `AlreadySubscribed`, which means what we wanted.
+async fn subscribe(mgr: &SystemdManagerProxy<'_>) -> zbus::Result<()> {
+    match mgr.subscribe().await {
+        Err(zbus::Error::MethodError(name, _, _))
+            if name.as_str() == "org.freedesktop.systemd1.AlreadySubscribed" =>
+        {
+            Ok(())
+        }
+        r => r,
     }
 }

@@ -41,8 +41,12 @@ check "b: non-root may read: hardenctl status as nobody" nobody hardenctl status
 # --- (c) a real Debian service, confined -----------------------------------------------------
 check "c: mosquitto (Debian's package) runs" systemctl is-active mosquitto
 check "c: hardenctl confine mosquitto.service mosquitto" hardenctl confine mosquitto.service mosquitto
-enforced() { hardenctl services | grep -E "^$1 +[^ ]+ +enforced"; }
-check "c: hardenctl services shows mosquitto enforced" wait_for 10 enforced mosquitto.service
+# enforced, or partial on a kernel below the profile's Landlock ABI (6.1: ABI 2), which
+# hardend must then name
+enforced() { hardenctl services | grep -E "^$1 +[^ ]+ +(enforced|partial) "; }
+abi=$(hardenctl --json status | sed -n 's/.*"kernel_landlock_abi": *\([0-9]*\).*/\1/p')
+note "kernel Landlock ABI: $abi"
+check "c: hardenctl services shows mosquitto enforced" wait_for 30 enforced mosquitto.service
 note "$(hardenctl services 2>&1)"
 mpid=$(systemctl show -p MainPID --value mosquitto)
 check "c: the kernel shows NoNewPrivs and a seccomp filter on mosquitto" \
@@ -97,13 +101,19 @@ EOF
 systemctl daemon-reload
 systemctl start vmtest-httpd
 check "c: hardenctl confine vmtest-httpd.service vmtest-cgi" hardenctl confine vmtest-httpd.service vmtest-cgi
-check "c: vmtest-httpd enforced" wait_for 10 enforced vmtest-httpd.service
+check "c: vmtest-httpd enforced" wait_for 30 enforced vmtest-httpd.service
 probe=$(busybox wget -q -O - http://127.0.0.1:8081/cgi-bin/probe 2>&1)
 note "from inside the sandbox:" "$probe"
 check "c: inside the sandbox the document root is readable" grep -q "docroot read: allowed" <<<"$probe"
 check "c: inside the sandbox /etc/shadow cannot be read (even as root)" grep -q "shadow read: denied" <<<"$probe"
 check "c: inside the sandbox nothing can be written" bash -c 'grep -q "docroot write: denied" <<<"$1" && grep -q "etc write: denied" <<<"$1" && [ ! -e /etc/pwned ]' _ "$probe"
-check "c: inside the sandbox binding another port is denied" grep -q "bind 9999: denied" <<<"$probe"
+if [ "${abi:-0}" -ge 4 ]; then
+    check "c: inside the sandbox binding another port is denied" grep -q "bind 9999: denied" <<<"$probe"
+else
+    # no network rules below ABI 4: hardend must say so rather than claim them
+    check "c: ABI $abi: binding is not restricted, and hardend reports net.bind_tcp missing" \
+        bash -c 'hardenctl services | grep -q "vmtest-httpd.service: .*missing.*net.bind_tcp (ABI 4)"'
+fi
 # and the same probe unconfined, to show the difference is the sandbox
 check "c: unconfined, the same probe reads /etc/shadow" bash -c 'SERVER_PROTOCOL=x /var/www/cgi-bin/probe | grep -q "shadow read: allowed"'
 rm -f /var/www/pwned /etc/pwned
@@ -142,22 +152,22 @@ mountpoint = "/mnt/vtest"
 root_hash = "$root"
 EOF
 systemctl reload hardend
-check "e: the daemon sees /mnt/vtest verified with the expected root hash" wait_for 10 hardenctl verity status
+check "e: the daemon sees /mnt/vtest verified with the expected root hash" wait_for 30 hardenctl verity status
 note "$(hardenctl verity status 2>&1)"
-busctl --system monitor --match "type='signal',interface='org.hardend1.Verity'" > /var/tmp/verity-signals.txt 2>&1 &
+stdbuf -oL busctl --system monitor --match "type='signal',interface='org.hardend1.Verity'" > /var/tmp/verity-signals.txt 2>&1 &
 mon=$!
 sleep 1
 off=$(grep -abo hello-verity-block "$img" | head -n 1 | cut -d: -f1)
 printf 'X' | dd of="$img" bs=1 seek="$off" conv=notrunc status=none
 sync
 echo 3 > /proc/sys/vm/drop_caches
-check "e: reading the corrupted block fails (EIO)" bash -c '! cat /mnt/vtest/file >/dev/null'
+check "e: reading the corrupted block fails with EIO" bash -c 'out=$(cat /mnt/vtest/file 2>&1 >/dev/null); echo "$out"; grep -q "Input/output error" <<<"$out"'
 check "e: status C" bash -c 'hardenctl verity status vtest | grep -qw C'
 corrupted() { hardenctl verity status | grep -q corrupted; }
-check "e: the daemon reports corrupted" wait_for 15 corrupted
-check "e: a VerityCorruption signal was sent" wait_for 10 grep -q VerityCorruption /var/tmp/verity-signals.txt
+check "e: the daemon reports corrupted" wait_for 30 corrupted
+check "e: a VerityCorruption signal was sent" wait_for 30 grep -q VerityCorruption /var/tmp/verity-signals.txt
 uevent_logged() { journalctl -b -u hardend --no-pager | grep -q "kernel: dm-verity corruption on"; }
-check "e: the kernel's corruption uevent reached the daemon (block named in the journal)" wait_for 10 uevent_logged
+check "e: the kernel's corruption uevent reached the daemon (block named in the journal)" wait_for 30 uevent_logged
 note "$(journalctl -b -u hardend --no-pager | grep -E 'dm-verity corruption' | head -n 3)"
 kill "$mon" 2>/dev/null
 umount /mnt/vtest 2>/dev/null
@@ -177,27 +187,28 @@ mkpkg() { # mkpkg VERSION: a tiny package shipping /usr/bin/vmtest-hello
     printf '#!/bin/sh\necho "hello %s"\n' "$1" > "$d/usr/bin/vmtest-hello"
     chmod 755 "$d/usr/bin/vmtest-hello"
     (cd "$d" && find usr -type f -exec md5sum {} + > DEBIAN/md5sums)
-    dpkg-deb -q --build "$d" "/var/tmp/vmtest-hello_$1.deb"
+    dpkg-deb --build "$d" "/var/tmp/vmtest-hello_$1.deb"
 }
-mkpkg 1; mkpkg 2
-dpkg -i /var/tmp/vmtest-hello_1.deb >/dev/null
+check "f: a test package, version 1 and 2 (dpkg-deb --build)" bash -c "$(declare -f mkpkg); mkpkg 1 && mkpkg 2"
+check "f: version 1 installs" dpkg -i /var/tmp/vmtest-hello_1.deb
 t0=$(date +%s)
 check "f: hardenctl integrity init" hardenctl integrity init
 note "baseline in $(( $(date +%s) - t0 )) s (TCG): $(hardenctl integrity status 2>&1 | head -n 5)"
 check "f: integrity status ok" hardenctl integrity status
-busctl --system monitor --match "type='signal',interface='org.hardend1.Integrity'" > /var/tmp/integrity-signals.txt 2>&1 &
+# line-buffered: busctl writes block-buffered to a file
+stdbuf -oL busctl --system monitor --match "type='signal',interface='org.hardend1.Integrity'" > /var/tmp/integrity-signals.txt 2>&1 &
 mon=$!
 sleep 1
 echo "# changed by the VM test" >> /etc/issue
-check "f: changing a watched file raises IntegrityViolation" wait_for 10 grep -q '/etc/issue' /var/tmp/integrity-signals.txt
+check "f: changing a watched file raises IntegrityViolation" wait_for 30 grep -q '/etc/issue' /var/tmp/integrity-signals.txt
 check "f: ... and it is listed" bash -c 'hardenctl integrity status | grep -q "/etc/issue"'
 check "f: installing a new version from a local .deb (dpkg -i)" dpkg -i /var/tmp/vmtest-hello_2.deb
-not_listed() { ! hardenctl integrity status | grep -q vmtest-hello; }
-check "f: dpkg's change is accepted through its md5sums (hooks)" wait_for 10 not_listed
+not_listed() { grep -q "hello 2" /usr/bin/vmtest-hello && ! hardenctl integrity status | grep -q vmtest-hello; }
+check "f: dpkg's change is accepted through its md5sums (hooks)" wait_for 30 not_listed
 check "f: reinstalling the same .deb is accepted too" bash -c 'dpkg -i /var/tmp/vmtest-hello_2.deb >/dev/null && sleep 1 && ! hardenctl integrity status | grep -q vmtest-hello'
 check "f: no alert was raised for the package's file" bash -c '! grep -q vmtest-hello /var/tmp/integrity-signals.txt'
 echo 'echo evil' >> /usr/bin/vmtest-hello
 sleep 1
-check "f: a file that does not match its package stays a violation" bash -c '! hardenctl integrity accept --from-dpkg && hardenctl integrity status | grep -q vmtest-hello'
+check "f: a file that does not match its package stays a violation" bash -c '! hardenctl integrity accept --from-dpkg && hardenctl integrity status | grep -E "vmtest-hello +modified"'
 kill "$mon" 2>/dev/null
 hardenctl integrity events -n 20 > "$H/results/integrity-events.txt" 2>&1
