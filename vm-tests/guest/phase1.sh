@@ -131,7 +131,8 @@ img=/var/tmp/data.img
 hash=/var/tmp/hash.img
 rm -f "$img" "$hash"
 dd if=/dev/zero of="$img" bs=1M count=16 status=none
-mkfs.ext4 -q -F "$img"
+# 4 KiB blocks: the verity device has 4 KiB logical blocks, a 1 KiB ext4 would not mount
+mkfs.ext4 -q -F -b 4096 "$img"
 mkdir -p /mnt/vtest
 mount -o loop "$img" /mnt/vtest
 printf 'hello-verity-block %.0s' $(seq 300) > /mnt/vtest/file
