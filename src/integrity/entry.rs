@@ -113,8 +113,19 @@ fn read_xattrs(path: &Path) -> Vec<(String, Vec<u8>)> {
 impl Entry {
     /// Records `path` (lstat; content hashed for regular files).
     pub fn read(path: &Path, on_read: &mut dyn FnMut(usize)) -> std::io::Result<Entry> {
+        Self::read_for(path, &Attrs::ALL, on_read)
+    }
+
+    /// Records what a set with attributes `a` compares of `path`: the content is hashed
+    /// only when `content` is compared, xattrs read only when `xattrs` is (what is not
+    /// compared is not collected; [`compare`] never looks at it).
+    pub fn read_for(
+        path: &Path,
+        a: &Attrs,
+        on_read: &mut dyn FnMut(usize),
+    ) -> std::io::Result<Entry> {
         let m = std::fs::symlink_metadata(path)?;
-        Self::from_metadata(path, &m, on_read)
+        Self::from_metadata_for(path, &m, a, on_read)
     }
 
     /// Records `path` whose lstat result is `m`.
@@ -123,9 +134,19 @@ impl Entry {
         m: &Metadata,
         on_read: &mut dyn FnMut(usize),
     ) -> std::io::Result<Entry> {
+        Self::from_metadata_for(path, m, &Attrs::ALL, on_read)
+    }
+
+    /// Like [`from_metadata`](Self::from_metadata), collecting only what `a` compares.
+    pub fn from_metadata_for(
+        path: &Path,
+        m: &Metadata,
+        a: &Attrs,
+        on_read: &mut dyn FnMut(usize),
+    ) -> std::io::Result<Entry> {
         let kind = Kind::of(m);
         let sha256 = match kind {
-            Kind::File => Some(hash_file(path, on_read)?),
+            Kind::File if a.content => Some(hash_file(path, on_read)?),
             _ => None,
         };
         let target = match kind {
@@ -138,7 +159,7 @@ impl Entry {
         // the file may have been replaced while it was hashed: a second lstat must agree
         let m2 = std::fs::symlink_metadata(path)?;
         if m2.ino() != m.ino() || m2.size() != m.size() {
-            return Self::read(path, on_read);
+            return Self::read_for(path, a, on_read);
         }
         Ok(Entry {
             kind,
@@ -148,7 +169,11 @@ impl Entry {
             size: if kind == Kind::Dir { 0 } else { m.size() },
             sha256,
             target,
-            xattrs: read_xattrs(path),
+            xattrs: if a.xattrs {
+                read_xattrs(path)
+            } else {
+                Vec::new()
+            },
             ino: m.ino(),
             // a directory's link count changes with every subdirectory added or removed
             nlink: if kind == Kind::Dir { 0 } else { m.nlink() },

@@ -151,7 +151,7 @@ impl Monitor {
         let Some(set) = self.set_for(path) else {
             return out;
         };
-        let cur = match Entry::read(path, &mut |_| {}) {
+        let cur = match Entry::read_for(path, &self.sets[set].0.attrs, &mut |_| {}) {
             Ok(e) => Some(e),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => {
@@ -237,7 +237,7 @@ impl Monitor {
                 path.display()
             )));
         };
-        let cur = match Entry::read(path, &mut |_| {}) {
+        let cur = match Entry::read_for(path, &self.sets[set].0.attrs, &mut |_| {}) {
             Ok(e) => Some(e),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(source) => {
@@ -267,9 +267,12 @@ impl Monitor {
     /// The recorded entry and the current one for `path` (dpkg acceptance).
     pub fn entries_for(&self, path: &Path) -> (Option<Entry>, Option<Entry>) {
         let k = key(path);
+        let attrs = self
+            .set_for(path)
+            .map_or(super::Attrs::ALL, |i| self.sets[i].0.attrs);
         (
             self.baseline_entry(&k).cloned(),
-            Entry::read(path, &mut |_| {}).ok(),
+            Entry::read_for(path, &attrs, &mut |_| {}).ok(),
         )
     }
 }

@@ -95,8 +95,7 @@ pub fn walk(set: &WatchSet, ex: &Excludes) -> Vec<(PathBuf, std::fs::Metadata)> 
     for root in &set.paths {
         let mut w = walkdir::WalkDir::new(root)
             .follow_links(false)
-            .same_file_system(true)
-            .sort_by_file_name();
+            .same_file_system(true);
         if !set.recursive {
             w = w.max_depth(1);
         }
@@ -172,7 +171,7 @@ pub fn scan_set(
                             let done = progress.bytes.fetch_add(n as u64, Ordering::Relaxed);
                             throttle(opts.rate, start, done + n as u64);
                         };
-                        match Entry::from_metadata(p, m, &mut on_read) {
+                        match Entry::from_metadata_for(p, m, &set.attrs, &mut on_read) {
                             Ok(e) => {
                                 local.insert(p.as_os_str().as_bytes().to_vec(), e);
                             }
