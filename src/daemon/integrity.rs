@@ -656,15 +656,18 @@ impl IntegrityService {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
             let mut updates = Vec::new();
-            let b = {
+            let (saved, b) = {
                 let mut m = lock(&inner.monitor);
-                for p in &paths {
-                    updates.extend(m.accept(p)?);
-                }
-                m.baseline.clone()
+                let saved = m.baseline.clone();
+                updates.extend(m.accept_all(&paths)?);
+                (saved, m.baseline.clone())
             };
-            if let Some(b) = b {
-                db::store(&baseline_path(&inner.cfg().dir), &b, &key)?;
+            if let Some(b) = b
+                && let Err(e) = db::store(&baseline_path(&inner.cfg().dir), &b, &key)
+            {
+                // not on disk, so not in memory either
+                lock(&inner.monitor).revert(saved, &paths);
+                return Err(e);
             }
             for p in &paths {
                 inner.log_event(Event {
@@ -743,34 +746,44 @@ impl IntegrityService {
                 source,
             })?;
             let violations: Vec<Violation> = lock(&inner.monitor).violations().cloned().collect();
-            let (mut ok, mut refused) = (Vec::new(), Vec::new());
-            let mut updates = Vec::new();
+            let (mut accepted, mut refused) = (Vec::new(), Vec::new());
             for v in violations {
                 let p = PathBuf::from(&v.path);
                 match dpkg_verdict(&dpkg, &inner, &p, &v) {
-                    Ok(()) => {
-                        updates.extend(lock(&inner.monitor).accept(&p)?);
-                        inner.log_event(Event {
-                            time: now(),
-                            event: "accepted".into(),
-                            path: v.path.clone(),
-                            kind: "dpkg".into(),
-                            expected: v.expected.clone(),
-                            actual: v.actual.clone(),
-                            set: v.set.clone(),
-                            severity: v.severity.as_str().into(),
-                        });
-                        ok.push(v.path);
-                    }
+                    Ok(()) => accepted.push(v),
                     Err(why) => refused.push((v.path, why)),
                 }
             }
-            if !ok.is_empty() {
-                let b = lock(&inner.monitor).baseline.clone();
-                if let Some(b) = b {
-                    db::store(&baseline_path(&inner.cfg().dir), &b, &key)?;
+            // all or nothing: the baseline in memory is the one on disk
+            let paths: Vec<PathBuf> = accepted.iter().map(|v| PathBuf::from(&v.path)).collect();
+            let mut updates = Vec::new();
+            if !paths.is_empty() {
+                let (saved, b) = {
+                    let mut m = lock(&inner.monitor);
+                    let saved = m.baseline.clone();
+                    updates.extend(m.accept_all(&paths)?);
+                    (saved, m.baseline.clone())
+                };
+                if let Some(b) = b
+                    && let Err(e) = db::store(&baseline_path(&inner.cfg().dir), &b, &key)
+                {
+                    lock(&inner.monitor).revert(saved, &paths);
+                    return Err(e);
                 }
             }
+            for v in &accepted {
+                inner.log_event(Event {
+                    time: now(),
+                    event: "accepted".into(),
+                    path: v.path.clone(),
+                    kind: "dpkg".into(),
+                    expected: v.expected.clone(),
+                    actual: v.actual.clone(),
+                    set: v.set.clone(),
+                    severity: v.severity.as_str().into(),
+                });
+            }
+            let ok: Vec<String> = accepted.into_iter().map(|v| v.path).collect();
             for (p, why) in &refused {
                 tracing::warn!(message_id = MSG_INTEGRITY_VIOLATION, path = %p, "integrity: not accepted from dpkg: {p}: {why}");
             }

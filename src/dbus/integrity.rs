@@ -32,18 +32,7 @@ pub struct ViolationInfo {
 }
 
 /// One logged event: `(tsssssss)`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, Type)]
-pub struct EventInfo {
-    pub time: u64,
-    /// violation | cleared | accepted | rescan | baseline | tampered
-    pub event: String,
-    pub path: String,
-    pub kind: String,
-    pub expected: String,
-    pub actual: String,
-    pub set: String,
-    pub severity: String,
-}
+pub use crate::integrity::log::Event as EventInfo;
 
 fn failed(e: IntegrityError) -> fdo::Error {
     match e {
@@ -99,21 +88,7 @@ impl Integrity {
 
     /// The last `count` events of the persistent log, oldest first.
     fn events(&self, count: u32) -> Vec<EventInfo> {
-        self.daemon
-            .integrity()
-            .events(count as usize)
-            .into_iter()
-            .map(|e| EventInfo {
-                time: e.time,
-                event: e.event,
-                path: e.path,
-                kind: e.kind,
-                expected: e.expected,
-                actual: e.actual,
-                set: e.set,
-                severity: e.severity,
-            })
-            .collect()
+        self.daemon.integrity().events(count as usize)
     }
 
     /// A new baseline from a full scan (the old one is kept as baseline.db.prev).

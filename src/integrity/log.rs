@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::IntegrityError;
 
-/// One logged event.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// One logged event (also on the bus as `(tsssssss)`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, zbus::zvariant::Type)]
 pub struct Event {
     pub time: u64,
     /// `violation`, `cleared`, `accepted`, `rescan`, `baseline`, `tampered`.

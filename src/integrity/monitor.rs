@@ -229,39 +229,65 @@ impl Monitor {
     }
 
     /// Takes the current state of `path` into the baseline (or drops it when it is gone).
-    /// Returns whether the baseline changed.
     pub fn accept(&mut self, path: &Path) -> Result<Vec<Update>, IntegrityError> {
-        let Some(set) = self.set_for(path) else {
-            return Err(IntegrityError::Invalid(format!(
-                "{} is not in any watch set",
-                path.display()
-            )));
-        };
-        let cur = match Entry::read_for(path, &self.sets[set].0.attrs, &mut |_| {}) {
-            Ok(e) => Some(e),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(source) => {
-                return Err(IntegrityError::Io {
-                    path: path.to_path_buf(),
-                    source,
-                });
-            }
-        };
-        let k = key(path);
-        let Some(b) = self.baseline.as_mut() else {
-            return Err(IntegrityError::NoBaseline(path.to_path_buf()));
-        };
-        match cur {
-            Some(e) => {
-                b.entries.insert(k.clone(), (set as u16, e));
-            }
-            None => {
-                b.entries.remove(&k);
-            }
+        self.accept_all(&[path.to_path_buf()])
+    }
+
+    /// Takes the current state of every path into the baseline. Everything is read first:
+    /// a path outside the watch sets or unreadable changes nothing at all.
+    pub fn accept_all(
+        &mut self,
+        paths: &[std::path::PathBuf],
+    ) -> Result<Vec<Update>, IntegrityError> {
+        if self.baseline.is_none() {
+            return Err(IntegrityError::NoBaseline(
+                paths.first().cloned().unwrap_or_default(),
+            ));
+        }
+        let mut staged = Vec::new();
+        for path in paths {
+            let Some(set) = self.set_for(path) else {
+                return Err(IntegrityError::Invalid(format!(
+                    "{} is not in any watch set",
+                    path.display()
+                )));
+            };
+            let cur = match Entry::read_for(path, &self.sets[set].0.attrs, &mut |_| {}) {
+                Ok(e) => Some(e),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(source) => {
+                    return Err(IntegrityError::Io {
+                        path: path.clone(),
+                        source,
+                    });
+                }
+            };
+            staged.push((key(path), set, cur));
         }
         let mut out = Vec::new();
-        self.record(k, None, &mut out);
+        for (k, set, cur) in staged {
+            if let Some(b) = self.baseline.as_mut() {
+                match cur {
+                    Some(e) => {
+                        b.entries.insert(k.clone(), (set as u16, e));
+                    }
+                    None => {
+                        b.entries.remove(&k);
+                    }
+                }
+            }
+            self.record(k, None, &mut out);
+        }
         Ok(out)
+    }
+
+    /// Puts back a baseline saved before a change that could not be stored, and judges
+    /// `paths` against it again.
+    pub fn revert(&mut self, saved: Option<Baseline>, paths: &[std::path::PathBuf]) {
+        self.baseline = saved;
+        for p in paths {
+            let _ = self.check_path(p);
+        }
     }
 
     /// The recorded entry and the current one for `path` (dpkg acceptance).
@@ -274,5 +300,47 @@ impl Monitor {
             self.baseline_entry(&k).cloned(),
             Entry::read_for(path, &attrs, &mut |_| {}).ok(),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::integrity::{Attrs, Severity};
+
+    #[test]
+    fn accepting_several_paths_is_all_or_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("a"), "one\n").unwrap();
+        let set = WatchSet {
+            name: "t".into(),
+            paths: vec![d.path().to_path_buf()],
+            recursive: true,
+            exclude: vec![],
+            attrs: Attrs::ALL,
+            severity: Severity::High,
+        };
+        let mut m = Monitor::new(std::slice::from_ref(&set)).unwrap();
+        let (e, _) =
+            crate::integrity::scan::scan_set(&set, &Default::default(), &Default::default())
+                .unwrap();
+        let b = m.new_baseline(vec![e]);
+        m.set_baseline(Some(b.clone()));
+        std::fs::write(d.path().join("a"), "two\n").unwrap();
+        assert_eq!(m.check_path(&d.path().join("a")).len(), 1);
+        // the second path is outside every set: nothing is taken, the violation stays
+        let err = m
+            .accept_all(&[d.path().join("a"), "/elsewhere/x".into()])
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("/elsewhere/x is not in any watch set")
+        );
+        assert_eq!(m.baseline.as_ref(), Some(&b));
+        assert_eq!(m.violation_count(), 1);
+        // both fine: taken, cleared
+        assert_eq!(m.accept_all(&[d.path().join("a")]).unwrap().len(), 1);
+        assert_eq!(m.violation_count(), 0);
+        assert_ne!(m.baseline.as_ref(), Some(&b));
     }
 }
