@@ -87,7 +87,13 @@ fn main() {
         ),
     )
     .expect("profile");
-    let wrapper = PathBuf::from(env!("CARGO_BIN_EXE_hardend-exec"));
+    // another package of the workspace: built by scripts/bench (`cargo build --workspace`)
+    let wrapper = probe()
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .join("hardend-exec");
+    assert!(wrapper.exists(), "{}: run scripts/bench", wrapper.display());
     let runtime = std::env::temp_dir().join("hardend-bench-run");
 
     let n = 300;

@@ -78,10 +78,8 @@ fn main() {
         .build()
         .expect("runtime");
     let call = rt.block_on(async {
-        let conn = hardend::dbus::connect(&addr).await.expect("connect");
-        let proxy = hardend::dbus::manager::ManagerProxy::new(&conn)
-            .await
-            .expect("proxy");
+        let conn = hardend::api::connect(&addr).await.expect("connect");
+        let proxy = hardend::api::ManagerProxy::new(&conn).await.expect("proxy");
         let mut v = Vec::new();
         for _ in 0..n {
             let t = Instant::now();

@@ -9,7 +9,7 @@
 
 #![allow(clippy::unwrap_used)] // a benchmark that cannot run has nothing to report
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/it/common/mod.rs"]
 mod common;
 
 use std::process::{Command, Stdio};
@@ -113,9 +113,7 @@ fn latency_and_idle() {
             .build()
             .await
             .unwrap();
-        let p = hardend::dbus::integrity::IntegrityProxy::new(&conn)
-            .await
-            .unwrap();
+        let p = hardend::api::IntegrityProxy::new(&conn).await.unwrap();
         let mut sig = p.receive_integrity_violation().await.unwrap();
         let mut lat = Vec::new();
         for i in 0..50 {

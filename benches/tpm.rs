@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use hardend::tpm::identity::{IdentityStore, Tpm};
 
-#[path = "../tests/common/swtpm.rs"]
+#[path = "../tests/it/common/swtpm.rs"]
 mod swtpm;
 
 fn median(mut v: Vec<Duration>) -> f64 {

@@ -1,21 +1,24 @@
-//! hardend: hardening for Debian devices.
+//! hardend: hardening for Debian devices. The library holds all logic; the binaries in
+//! `src/bin/` only parse their command line (defined in [`cmdline`]) and call it. The layout
+//! follows DESIGN.md:
 //!
-//! The library holds all logic; the binaries in `src/bin/` only parse arguments and call it.
-//! Layout follows the architecture in DESIGN.md:
-//!
-//! * [`profile`] — the profile model, layered loading, validation, syscall groups;
-//! * [`confine`] — applying a profile to the current process (Landlock, seccomp) and the
-//!   enforcement record that proves it;
-//! * [`fsutil`] — small filesystem helpers shared by the modules (atomic writes).
+//! * [`profile`], [`confine`], [`source`], [`fsutil`] — from `hardend-core` (the crate the
+//!   confinement wrapper links alone);
+//! * [`systemd`], [`verity`], [`tpm`], [`integrity`] — the domain modules; they import
+//!   nothing above them;
+//! * [`api`] — the wire contract of `org.hardend1`;
+//! * [`cli`] — `hardenctl`'s commands and rendering (uses `api` and the domain modules);
+//! * [`daemon`] — the daemon (imported only by `src/bin/hardend.rs`);
+//! * [`cmdline`] — the command-line definitions of `hardend` and `hardenctl` (also read by
+//!   the man page generator).
 
+pub use hardend_core::{confine, fsutil, profile, source};
+
+pub mod api;
 pub mod cli;
-pub mod confine;
+pub mod cmdline;
 pub mod daemon;
-pub mod dbus;
-pub mod fsutil;
 pub mod integrity;
-pub mod profile;
 pub mod systemd;
-pub mod tomlpos;
 pub mod tpm;
 pub mod verity;

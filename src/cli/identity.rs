@@ -6,10 +6,9 @@
 
 use std::path::{Path, PathBuf};
 
-use super::daemon::{Client, bus_error};
+use super::client::{Client, bus_error};
 use super::{CliError, Exit, Output, columns};
-use crate::daemon::identity::examine;
-use crate::dbus::types::IdentityInfo;
+use crate::api::{IdentityInfo, IdentityState};
 use crate::tpm::TpmError;
 use crate::tpm::identity::IdentityStore;
 use crate::tpm::quote::QuoteBundle;
@@ -79,7 +78,10 @@ impl Backend {
             Backend::Direct { tcti, dir } => {
                 // an unreachable TPM is an error here, not a state: the admin asked this TPM
                 let mut tpm = crate::tpm::identity::Tpm::connect(tcti)?;
-                Ok(examine(&mut tpm, dir))
+                match crate::tpm::status::examine(&mut tpm, dir) {
+                    Ok(e) => Ok(IdentityInfo::from_examination(e, dir)),
+                    Err(e) => Ok(IdentityInfo::no_tpm(tcti, e.to_string())),
+                }
             }
         }
     }
@@ -88,9 +90,7 @@ impl Backend {
         match self {
             Backend::Daemon { client, bus } => {
                 let p = client.identity()?;
-                let (i,) = client
-                    .block_on(p.create())
-                    .map_err(|e| bus_error(bus, zbus::Error::from(e)))?;
+                let (i,) = client.block_on(p.create()).map_err(|e| bus_error(bus, e))?;
                 Ok(i)
             }
             Backend::Direct { tcti, dir } => {
@@ -106,7 +106,7 @@ impl Backend {
                 let p = client.identity()?;
                 client
                     .block_on(p.sign(nonce.to_vec()))
-                    .map_err(|e| bus_error(bus, zbus::Error::from(e)))
+                    .map_err(|e| bus_error(bus, e))
             }
             Backend::Direct { tcti, dir } => {
                 Self::direct(tcti, |tpm| IdentityStore::new(dir).sign(tpm, nonce))
@@ -120,7 +120,7 @@ impl Backend {
                 let p = client.identity()?;
                 client
                     .block_on(p.csr(subject.to_string(), next))
-                    .map_err(|e| bus_error(bus, zbus::Error::from(e)))
+                    .map_err(|e| bus_error(bus, e))
             }
             Backend::Direct { tcti, dir } => {
                 if subject.is_empty() {
@@ -148,8 +148,8 @@ impl Backend {
                 let p = client.identity()?;
                 let (q,) = client
                     .block_on(p.quote(nonce.to_vec(), pcrs.to_vec()))
-                    .map_err(|e| bus_error(bus, zbus::Error::from(e)))?;
-                Ok(q)
+                    .map_err(|e| bus_error(bus, e))?;
+                Ok(q.into())
             }
             Backend::Direct { tcti, dir } => Self::direct(tcti, |tpm| {
                 crate::tpm::quote::quote(&IdentityStore::attestation(dir), tpm, nonce, pcrs)
@@ -167,7 +167,7 @@ impl Backend {
                     Rotation::Commit => client.block_on(p.commit_rotation()),
                     Rotation::Abort => client.block_on(p.abort_rotation()).map(|()| String::new()),
                 };
-                r.map_err(|e| bus_error(bus, zbus::Error::from(e)))
+                r.map_err(|e| bus_error(bus, e))
             }
             Backend::Direct { tcti, dir } => {
                 let store = IdentityStore::new(dir);
@@ -203,7 +203,10 @@ fn print_info(out: &Output, i: &IdentityInfo) {
         return;
     }
     let mut rows = vec![
-        vec!["state".into(), out.paint(&i.state, Some(i.state == "ok"))],
+        vec![
+            "state".into(),
+            out.paint(i.state.as_str(), Some(i.state == IdentityState::Ok)),
+        ],
         vec![
             "tpm".into(),
             if i.tpm.is_empty() {
@@ -256,7 +259,11 @@ fn print_info(out: &Output, i: &IdentityInfo) {
 pub fn show(out: &Output, b: &Backend) -> Result<Exit, CliError> {
     let i = b.info()?;
     print_info(out, &i);
-    Ok(if i.state == "ok" { Exit::Ok } else { Exit::Bad })
+    Ok(if i.state == IdentityState::Ok {
+        Exit::Ok
+    } else {
+        Exit::Bad
+    })
 }
 
 pub fn create(out: &Output, b: &Backend) -> Result<Exit, CliError> {
@@ -265,7 +272,11 @@ pub fn create(out: &Output, b: &Backend) -> Result<Exit, CliError> {
         println!("created the device identity: sha256:{}", i.fingerprint);
     }
     print_info(out, &i);
-    Ok(if i.state == "ok" { Exit::Ok } else { Exit::Bad })
+    Ok(if i.state == IdentityState::Ok {
+        Exit::Ok
+    } else {
+        Exit::Bad
+    })
 }
 
 /// `sign --nonce HEX`: a DER ECDSA-SHA256 signature over the nonce bytes.

@@ -6,14 +6,12 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 
-use super::daemon::{Client, bus_error};
+use super::client::{Client, bus_error};
 use super::{CliError, Exit, Output, columns};
-use crate::daemon::integrity::IntegrityInfo;
-use crate::dbus::integrity::{IntegrityProxy, ViolationInfo};
+use crate::api::{IntegrityInfo, IntegrityProxy, IntegrityState, ViolationInfo};
 
 fn proxy(c: &Client) -> Result<IntegrityProxy<'static>, CliError> {
-    c.block_on(IntegrityProxy::new(c.connection()))
-        .map_err(|e| CliError::Daemon(e.to_string()))
+    c.integrity()
 }
 
 fn when(t: u64) -> String {
@@ -24,13 +22,13 @@ fn when(t: u64) -> String {
 }
 
 fn print_status(out: &Output, i: &IntegrityInfo) {
-    let good = match i.state.as_str() {
-        "ok" => Some(true),
-        "violations" | "tampered" | "error" => Some(false),
+    let good = match i.state {
+        IntegrityState::Ok => Some(true),
+        s if s.is_bad() => Some(false),
         _ => None,
     };
     let rows = vec![
-        vec!["state".into(), out.paint(&i.state, good)],
+        vec!["state".into(), out.paint(i.state.as_str(), good)],
         vec!["violations".into(), i.violations.to_string()],
         vec![
             "baseline".into(),
@@ -88,9 +86,9 @@ fn violations_table(out: &Output, v: &[ViolationInfo]) -> String {
     for x in v {
         rows.push(vec![
             x.path.clone(),
-            out.paint(&x.kind, Some(false)),
+            out.paint(x.kind.as_str(), Some(false)),
             x.set.clone(),
-            x.severity.clone(),
+            x.severity.as_str().into(),
             format!(
                 "{} → {}",
                 if x.expected.is_empty() {
@@ -106,7 +104,11 @@ fn violations_table(out: &Output, v: &[ViolationInfo]) -> String {
 }
 
 fn exit_for(i: &IntegrityInfo) -> Exit {
-    if i.state == "ok" { Exit::Ok } else { Exit::Bad }
+    if i.state == IntegrityState::Ok {
+        Exit::Ok
+    } else {
+        Exit::Bad
+    }
 }
 
 /// Prints the state and every current violation (one JSON document with --json).
@@ -181,7 +183,7 @@ fn with_progress<T>(
 pub fn init(out: &Output, bus: &str) -> Result<Exit, CliError> {
     let c = Client::connect(bus)?;
     let p = proxy(&c)?;
-    let (i,) = with_progress(&c, &p, p.init()).map_err(|e| bus_error(bus, e.into()))?;
+    let (i,) = with_progress(&c, &p, p.init()).map_err(|e| bus_error(bus, e))?;
     if out.json {
         out.json(&i);
     } else {
@@ -202,7 +204,7 @@ pub fn init(out: &Output, bus: &str) -> Result<Exit, CliError> {
 pub fn scan(out: &Output, bus: &str) -> Result<Exit, CliError> {
     let c = Client::connect(bus)?;
     let p = proxy(&c)?;
-    let (i,) = with_progress(&c, &p, p.scan()).map_err(|e| bus_error(bus, e.into()))?;
+    let (i,) = with_progress(&c, &p, p.scan()).map_err(|e| bus_error(bus, e))?;
     report(out, &c, &p, bus, i)
 }
 
@@ -285,7 +287,7 @@ pub fn accept(
             .unwrap_or_default();
         let (ok, refused) = c
             .block_on(p.accept_from_dpkg(admin))
-            .map_err(|e| bus_error(bus, e.into()))?;
+            .map_err(|e| bus_error(bus, e))?;
         if out.json {
             out.json(&serde_json::json!({ "accepted": ok, "refused": refused.iter().map(|(p, w)| serde_json::json!({"path": p, "why": w})).collect::<Vec<_>>() }));
         } else {
@@ -315,7 +317,7 @@ pub fn accept(
         .collect::<Result<_, _>>()?;
     let n = c
         .block_on(p.accept(abs.clone()))
-        .map_err(|e| bus_error(bus, e.into()))?;
+        .map_err(|e| bus_error(bus, e))?;
     if out.json {
         out.json(&serde_json::json!({ "accepted": abs, "count": n }));
     } else {
@@ -328,8 +330,7 @@ pub fn accept(
 pub fn dpkg_hold(out: &Output, bus: &str) -> Result<Exit, CliError> {
     let c = Client::connect(bus)?;
     let p = proxy(&c)?;
-    c.block_on(p.dpkg_hold())
-        .map_err(|e| bus_error(bus, e.into()))?;
+    c.block_on(p.dpkg_hold()).map_err(|e| bus_error(bus, e))?;
     if out.json {
         out.json(&serde_json::json!({ "held": true }));
     }

@@ -1,13 +1,16 @@
 //! Rendering for `hardenctl`: one module per command group. Each command returns whether the
 //! state it reports is good ([`Exit`]) or an error; `--json` prints exactly one document.
 
-pub mod daemon;
-pub mod docs;
+pub mod client;
+mod dispatch;
 pub mod exec;
 pub mod identity;
 pub mod integrity;
+pub mod manager;
 pub mod profile;
 pub mod verity;
+
+pub use dispatch::run;
 
 use std::io::IsTerminal;
 

@@ -10,11 +10,15 @@ use futures_util::StreamExt;
 use tokio::signal::unix::{SignalKind, signal};
 use zbus::fdo::RequestNameFlags;
 
+use super::Pillars;
+use super::bus::{self, events};
 use super::config::{Config, ConfigError};
-use super::events::{self, MSG_DAEMON_READY};
-use super::state::Daemon;
-use crate::dbus::manager::Manager;
-use crate::dbus::{BUS_NAME, OBJECT_PATH};
+use super::identity::IdentityService;
+use super::integrity::IntegrityService;
+use super::services::ServiceManager;
+use super::verity::VerityService;
+use crate::api::BUS_NAME;
+use crate::api::message_ids::{DAEMON_READY, VERITY_CORRUPTION};
 use crate::fsutil;
 use crate::systemd::client::Systemd;
 
@@ -53,18 +57,6 @@ pub struct Options {
 /// Sends a state to systemd when started with `Type=notify` (no-op otherwise).
 fn notify(states: &[sd_notify::NotifyState]) {
     let _ = sd_notify::notify(false, states);
-}
-
-fn status_line(d: &Daemon) -> String {
-    let s = d.status();
-    let mut line = format!(
-        "{} services, {} enforced, {} problems",
-        s.services, s.enforced, s.problems
-    );
-    if !s.systemd {
-        line.push_str(" (no systemd on the bus)");
-    }
-    line
 }
 
 /// Sets up logging: structured journal entries under systemd, text on stderr otherwise.
@@ -140,9 +132,9 @@ fn verity_uevents(
 pub async fn run(opts: Options) -> Result<(), RunError> {
     let mut config = Config::load(&opts.config)?;
     if let Some(b) = &opts.bus {
-        config.bus = b.clone();
+        config.daemon.bus = b.clone();
     }
-    let records = config.records_dir();
+    let records = config.daemon.records_dir();
     if !records.is_dir() {
         fsutil::create_dir_all_mode(&records, 0o755).map_err(|source| RunError::RuntimeDir {
             path: records.clone(),
@@ -151,13 +143,13 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(&records, std::fs::Permissions::from_mode(0o1733));
     }
-    let bus = config.bus.clone();
+    let bus = config.daemon.bus.clone();
     // A bus that accepts the connection but never answers must not hang startup forever.
     let no_answer = |_| RunError::Connect {
         bus: bus.clone(),
         source: zbus::Error::Failure(format!("no answer within {BUS_TIMEOUT:?}")),
     };
-    let conn = tokio::time::timeout(BUS_TIMEOUT, crate::dbus::connect(&bus))
+    let conn = tokio::time::timeout(BUS_TIMEOUT, crate::api::connect(&bus))
         .await
         .map_err(no_answer)?
         .map_err(|source| RunError::Connect {
@@ -174,48 +166,25 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
             None
         }
     };
-    let daemon = Arc::new(Daemon::new(config, systemd.clone())?);
-    conn.object_server()
-        .at(
-            OBJECT_PATH,
-            Manager {
-                daemon: daemon.clone(),
-            },
-        )
-        .await?;
-    conn.object_server()
-        .at(
-            OBJECT_PATH,
-            crate::dbus::verity::Verity {
-                daemon: daemon.clone(),
-            },
-        )
-        .await?;
-    conn.object_server()
-        .at(
-            OBJECT_PATH,
-            crate::dbus::identity::Identity {
-                daemon: daemon.clone(),
-            },
-        )
-        .await?;
-    conn.object_server()
-        .at(
-            OBJECT_PATH,
-            crate::dbus::integrity::Integrity {
-                daemon: daemon.clone(),
-            },
-        )
-        .await?;
-    let iface = conn
-        .object_server()
-        .interface::<_, Manager>(OBJECT_PATH)
-        .await?;
-    let emitter = iface.signal_emitter().clone();
-    if let Some(c) = daemon.refresh_verity() {
+    let verify_interval = config.daemon.verify_interval;
+    let scan_interval = config.integrity.scan_interval;
+    let pillars = Arc::new(Pillars {
+        config_source: config.source.clone(),
+        integrity: IntegrityService::new(&config.integrity)?,
+        identity: IdentityService::new(config.identity.clone()),
+        verity: VerityService::new(config.verity.clone()),
+        services: ServiceManager::new(
+            config.daemon.clone(),
+            config.services.clone(),
+            systemd.clone(),
+        ),
+        kernel_abi: crate::confine::landlock::kernel_abi(),
+    });
+    let emitter = bus::serve(&conn, &pillars).await?;
+    if let Some(c) = pillars.verity.refresh() {
         events::verity_corruption(&emitter, &c).await;
     }
-    if let Some(c) = daemon.identity().refresh().await {
+    if let Some(c) = pillars.identity.refresh().await {
         events::identity_changed(&emitter, &c).await;
     }
     // integrity violations reach the bus through one task, in order
@@ -224,27 +193,15 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
     let sig = emitter.clone();
     tokio::spawn(async move {
         while let Some(v) = violations_rx.recv().await {
-            if let Err(e) = crate::dbus::integrity::Integrity::integrity_violation(
-                &sig,
-                &v.path,
-                v.kind.as_str(),
-                &v.expected,
-                &v.actual,
-                &v.set,
-                v.severity.as_str(),
-            )
-            .await
-            {
-                tracing::warn!("cannot emit IntegrityViolation: {e}");
-            }
+            events::integrity_violation(&sig, &v).await;
         }
     });
-    daemon
-        .integrity()
-        .start(daemon.identity().tpm(), violations_tx)
+    pillars
+        .integrity
+        .start(pillars.identity.tpm(), violations_tx)
         .await;
 
-    daemon.verify_all().await;
+    pillars.services.verify_all().await;
     tokio::time::timeout(
         BUS_TIMEOUT,
         conn.request_name_with_flags(BUS_NAME, RequestNameFlags::DoNotQueue.into()),
@@ -255,25 +212,23 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
         bus: bus.clone(),
         source,
     })?;
-    for e in daemon.apply_config_services().await {
+    for e in pillars.services.apply_configured().await {
         tracing::warn!("[services]: {e}");
     }
-    for change in daemon.verify_all().await {
-        events::enforcement_changed(&emitter, &change).await;
-    }
-    tracing::info!(message_id = MSG_DAEMON_READY, bus = %bus, "hardend {} ready: {}", env!("CARGO_PKG_VERSION"), status_line(&daemon));
+    events::enforcement_changes(&emitter, &pillars.services.verify_all().await).await;
+    tracing::info!(message_id = DAEMON_READY, bus = %bus, "hardend {} ready: {}", env!("CARGO_PKG_VERSION"), pillars.status_line());
     notify(&[
         sd_notify::NotifyState::Ready,
-        sd_notify::NotifyState::Status(&status_line(&daemon)),
+        sd_notify::NotifyState::Status(&pillars.status_line()),
     ]);
 
-    let mut uevents = verity_uevents(daemon.config().verify_interval);
+    let mut uevents = verity_uevents(verify_interval);
     let mut term = signal(SignalKind::terminate()).map_err(RunError::Signal)?;
     let mut int = signal(SignalKind::interrupt()).map_err(RunError::Signal)?;
     let mut hup = signal(SignalKind::hangup()).map_err(RunError::Signal)?;
-    let interval = Duration::from_secs(daemon.config().verify_interval);
+    let interval = Duration::from_secs(verify_interval);
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
-    let scan_every = Duration::from_secs(daemon.config().integrity.scan_interval);
+    let scan_every = Duration::from_secs(scan_interval);
     let mut scan_tick =
         tokio::time::interval_at(tokio::time::Instant::now() + scan_every, scan_every);
     let mut jobs = match &systemd {
@@ -299,28 +254,16 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
             _ = int.recv() => break,
             _ = hup.recv() => {
                 notify(&[sd_notify::NotifyState::Reloading]);
-                match daemon.reload().await {
-                    Ok(()) => {
-                        tracing::info!("configuration reloaded");
-                        let cfg = daemon.config();
-                        daemon.integrity().configure(&cfg.integrity, daemon.identity().tpm()).await;
-                        if let Some(c) = daemon.identity().refresh().await {
-                            events::identity_changed(&emitter, &c).await;
-                        }
-                    }
+                match pillars.reload().await {
+                    Ok(()) => tracing::info!("configuration reloaded"),
                     Err(e) => tracing::error!("reload failed, keeping the previous configuration: {e}"),
                 }
-                for e in daemon.apply_config_services().await {
-                    tracing::warn!("[services]: {e}");
-                }
-                for change in daemon.verify_all().await {
-                    events::enforcement_changed(&emitter, &change).await;
-                }
-                notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status(&status_line(&daemon))]);
+                events::after_reload(&pillars, &emitter).await;
+                notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status(&pillars.status_line())]);
             }
             Some(e) = uevents.recv() => {
                 tracing::error!(
-                    message_id = events::MSG_VERITY_CORRUPTION,
+                    message_id = VERITY_CORRUPTION,
                     device = %e.device,
                     block = e.block,
                     "kernel: dm-verity corruption on {}: {} block {}",
@@ -328,41 +271,38 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
                     if e.metadata { "hash" } else { "data" },
                     e.block
                 );
-                if let Some(c) = daemon.refresh_verity() {
+                if let Some(c) = pillars.verity.refresh() {
                     events::verity_corruption(&emitter, &c).await;
                 }
             }
             _ = scan_tick.tick() => {
-                let d = daemon.clone();
-                tokio::spawn(async move { d.integrity().periodic_scan().await });
+                let p = pillars.clone();
+                tokio::spawn(async move { p.integrity.periodic_scan().await });
             }
             _ = tick.tick() => {
                 // the kernel's corruption uevents stop after 100 errors; the status poll
                 // catches every later state
-                if let Some(c) = daemon.refresh_verity() {
+                if let Some(c) = pillars.verity.refresh() {
                     events::verity_corruption(&emitter, &c).await;
                 }
-                if let Some(c) = daemon.identity().refresh().await {
+                if let Some(c) = pillars.identity.refresh().await {
                     events::identity_changed(&emitter, &c).await;
                 }
-                for change in daemon.verify_all().await {
-                    events::enforcement_changed(&emitter, &change).await;
-                }
-                notify(&[sd_notify::NotifyState::Status(&status_line(&daemon))]);
+                events::enforcement_changes(&emitter, &pillars.services.verify_all().await).await;
+                notify(&[sd_notify::NotifyState::Status(&pillars.status_line())]);
             }
             Some(unit) = job => {
-                let cfg = daemon.config();
-                if daemon.assignments(&cfg).contains_key(&unit) {
+                if pillars.services.is_assigned(&unit) {
                     // The job finished; give the new MainPID a moment to exec the service.
                     tokio::time::sleep(Duration::from_millis(200)).await;
-                    if let Some(change) = daemon.verify_unit(&unit).await {
+                    if let Some(change) = pillars.services.verify_unit(&unit).await {
                         events::enforcement_changed(&emitter, &change).await;
                     }
                 }
             }
         }
     }
-    daemon.integrity().stop();
+    pillars.integrity.stop();
     notify(&[sd_notify::NotifyState::Stopping]);
     tracing::info!("hardend stopping");
     Ok(())

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::IntegrityError;
 
-/// One logged event (also on the bus as `(tsssssss)`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, zbus::zvariant::Type)]
+/// One logged event (on the bus as `api::EventInfo`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
     pub time: u64,
     /// `violation`, `cleared`, `accepted`, `rescan`, `baseline`, `tampered`.

@@ -3,12 +3,12 @@
 
 use std::collections::BTreeMap;
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::db::Baseline;
 use super::entry::{Entry, compare, describe};
 use super::scan::{Entries, Excludes, covers};
-use super::{ChangeKind, IntegrityError, Violation, WatchSet, now};
+use super::{Attrs, ChangeKind, IntegrityError, Violation, WatchSet, now};
 
 /// A change in the list of violations.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -142,27 +142,42 @@ impl Monitor {
         }
     }
 
-    /// Compares `path` on disk with the baseline (real-time path). No baseline: nothing.
-    pub fn check_path(&mut self, path: &Path) -> Vec<Update> {
+    /// The set (index) and attributes that decide `path`: `None` without a baseline or
+    /// when no set covers it. Cheap; the caller reads the file (outside any lock) with
+    /// [`read_entry`] and hands the result to [`Monitor::judge_read`].
+    pub fn target(&self, path: &Path) -> Option<(usize, Attrs)> {
+        self.baseline.as_ref()?;
+        let set = self.set_for(path)?;
+        Some((set, self.sets[set].0.attrs))
+    }
+
+    /// Records the verdict for `path`, read as `cur` for `attrs`. When the sets changed
+    /// since the read (a reload), nothing is recorded: the rescan that follows decides.
+    pub fn judge_read(&mut self, path: &Path, attrs: Attrs, cur: Option<Entry>) -> Vec<Update> {
         let mut out = Vec::new();
-        if self.baseline.is_none() {
-            return out;
+        match self.target(path) {
+            Some((set, a)) if a == attrs => {
+                let k = key(path);
+                let v = self.judge(set, path, self.baseline_entry(&k), cur.as_ref());
+                self.record(k, v, &mut out);
+            }
+            _ => {}
         }
-        let Some(set) = self.set_for(path) else {
-            return out;
+        out
+    }
+
+    /// Compares `path` on disk with the baseline (read and judged in one go).
+    pub fn check_path(&mut self, path: &Path) -> Vec<Update> {
+        let Some((_, attrs)) = self.target(path) else {
+            return Vec::new();
         };
-        let cur = match Entry::read_for(path, &self.sets[set].0.attrs, &mut |_| {}) {
-            Ok(e) => Some(e),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        match read_entry(path, &attrs) {
+            Ok(cur) => self.judge_read(path, attrs, cur),
             Err(e) => {
                 tracing::warn!("integrity: cannot read {}: {e}", path.display());
-                return out;
+                Vec::new()
             }
-        };
-        let k = key(path);
-        let v = self.judge(set, path, self.baseline_entry(&k), cur.as_ref());
-        self.record(k, v, &mut out);
-        out
+        }
     }
 
     /// Replaces the violations of set `set` with a full comparison of `scanned` (everything
@@ -228,48 +243,40 @@ impl Monitor {
             .collect()
     }
 
-    /// Takes the current state of `path` into the baseline (or drops it when it is gone).
-    pub fn accept(&mut self, path: &Path) -> Result<Vec<Update>, IntegrityError> {
-        self.accept_all(&[path.to_path_buf()])
-    }
-
-    /// Takes the current state of every path into the baseline. Everything is read first:
-    /// a path outside the watch sets or unreadable changes nothing at all.
-    pub fn accept_all(
-        &mut self,
-        paths: &[std::path::PathBuf],
-    ) -> Result<Vec<Update>, IntegrityError> {
+    /// Where each of `paths` would go in the baseline: all or nothing — a path outside the
+    /// watch sets, or no baseline at all, is an error and nothing is staged.
+    pub fn stage(&self, paths: &[PathBuf]) -> Result<Vec<Staged>, IntegrityError> {
         if self.baseline.is_none() {
             return Err(IntegrityError::NoBaseline(
                 paths.first().cloned().unwrap_or_default(),
             ));
         }
-        let mut staged = Vec::new();
-        for path in paths {
-            let Some(set) = self.set_for(path) else {
-                return Err(IntegrityError::Invalid(format!(
+        paths
+            .iter()
+            .map(|path| match self.set_for(path) {
+                Some(set) => Ok(Staged {
+                    path: path.clone(),
+                    set,
+                    attrs: self.sets[set].0.attrs,
+                }),
+                None => Err(IntegrityError::Invalid(format!(
                     "{} is not in any watch set",
                     path.display()
-                )));
-            };
-            let cur = match Entry::read_for(path, &self.sets[set].0.attrs, &mut |_| {}) {
-                Ok(e) => Some(e),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-                Err(source) => {
-                    return Err(IntegrityError::Io {
-                        path: path.clone(),
-                        source,
-                    });
-                }
-            };
-            staged.push((key(path), set, cur));
-        }
+                ))),
+            })
+            .collect()
+    }
+
+    /// Takes entries read for staged paths into the baseline (`None`: the path is gone and
+    /// leaves the baseline) and clears their violations.
+    pub fn commit(&mut self, read: Vec<(Staged, Option<Entry>)>) -> Vec<Update> {
         let mut out = Vec::new();
-        for (k, set, cur) in staged {
+        for (st, cur) in read {
+            let k = key(&st.path);
             if let Some(b) = self.baseline.as_mut() {
                 match cur {
                     Some(e) => {
-                        b.entries.insert(k.clone(), (set as u16, e));
+                        b.entries.insert(k.clone(), (st.set as u16, e));
                     }
                     None => {
                         b.entries.remove(&k);
@@ -278,35 +285,69 @@ impl Monitor {
             }
             self.record(k, None, &mut out);
         }
-        Ok(out)
+        out
+    }
+
+    /// Takes the current state of every path into the baseline. Everything is read first:
+    /// a path outside the watch sets or unreadable changes nothing at all.
+    pub fn accept_all(&mut self, paths: &[PathBuf]) -> Result<Vec<Update>, IntegrityError> {
+        let read = read_staged(self.stage(paths)?)?;
+        Ok(self.commit(read))
     }
 
     /// Puts back a baseline saved before a change that could not be stored, and judges
     /// `paths` against it again.
-    pub fn revert(&mut self, saved: Option<Baseline>, paths: &[std::path::PathBuf]) {
+    pub fn revert(&mut self, saved: Option<Baseline>, paths: &[PathBuf]) {
         self.baseline = saved;
         for p in paths {
             let _ = self.check_path(p);
         }
     }
 
-    /// The recorded entry and the current one for `path` (dpkg acceptance).
-    pub fn entries_for(&self, path: &Path) -> (Option<Entry>, Option<Entry>) {
-        let k = key(path);
+    /// The recorded entry for `path` and the attributes its set compares.
+    pub fn recorded(&self, path: &Path) -> (Option<Entry>, Attrs) {
         let attrs = self
             .set_for(path)
             .map_or(super::Attrs::ALL, |i| self.sets[i].0.attrs);
-        (
-            self.baseline_entry(&k).cloned(),
-            Entry::read_for(path, &attrs, &mut |_| {}).ok(),
-        )
+        (self.baseline_entry(&key(path)).cloned(), attrs)
     }
+}
+
+/// A path accepted into the baseline, before its current state is read.
+#[derive(Clone, Debug)]
+pub struct Staged {
+    pub path: PathBuf,
+    pub set: usize,
+    pub attrs: Attrs,
+}
+
+/// The current entry of `path` for `attrs`; `None` when it does not exist.
+pub fn read_entry(path: &Path, attrs: &Attrs) -> std::io::Result<Option<Entry>> {
+    match Entry::read_for(path, attrs, &mut |_| {}) {
+        Ok(e) => Ok(Some(e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Reads every staged path; the first unreadable one is the error.
+pub fn read_staged(staged: Vec<Staged>) -> Result<Vec<(Staged, Option<Entry>)>, IntegrityError> {
+    staged
+        .into_iter()
+        .map(|st| match read_entry(&st.path, &st.attrs) {
+            Ok(e) => Ok((st, e)),
+            Err(source) => Err(IntegrityError::Io {
+                path: st.path.clone(),
+                source,
+            }),
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::integrity::{Attrs, Severity};
+    use crate::integrity::Severity;
 
     #[test]
     fn accepting_several_paths_is_all_or_nothing() {

@@ -14,6 +14,7 @@ pub mod csr;
 pub mod identity;
 pub mod quote;
 pub mod seal;
+pub mod status;
 pub mod tcti;
 pub mod worker;
 

@@ -19,8 +19,8 @@ use tss_esapi::traits::{Marshall, UnMarshall};
 use super::TpmError;
 use super::identity::{IdentityStore, Tpm};
 
-/// Everything a verifier needs, hex-encoded. On the bus: `(sa{ys}sss)`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, zbus::zvariant::Type)]
+/// Everything a verifier needs, hex-encoded (on the bus as `api::QuoteInfo`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QuoteBundle {
     pub nonce: String,
     /// sha256 PCR index → value.

@@ -1,0 +1,374 @@
+//! The structures sent on the bus (D-Bus structs; signatures in docs/dbus.md), and how they
+//! are made from the domain types they carry. `hardenctl --json` prints these same structs.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use zbus::zvariant::{Signature, Type};
+
+use super::state::{DaemonState, IdentityState, IntegrityState, ServiceState, VerityState};
+use crate::integrity::log::Event;
+use crate::integrity::{ChangeKind, Severity, Violation};
+use crate::tpm::quote::QuoteBundle;
+use crate::tpm::status::{Examination, KeyState};
+use crate::verity::runtime::{RootState, VerityCheck};
+
+// The integrity module's own enums travel as their serde strings.
+impl Type for ChangeKind {
+    const SIGNATURE: &'static Signature = &Signature::Str;
+}
+impl Type for Severity {
+    const SIGNATURE: &'static Signature = &Signature::Str;
+}
+
+/// One confined (or assigned) unit: `(sssssuussss)`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct ServiceInfo {
+    pub unit: String,
+    pub profile: String,
+    pub state: ServiceState,
+    /// Why, in one sentence.
+    pub detail: String,
+    /// Where the assignment comes from: config | dropin | runtime-dropin | record
+    pub source: String,
+    /// MainPID (0: not running).
+    pub pid: u32,
+    /// Landlock ABI used for this process (0: unknown or none).
+    pub landlock_abi: u32,
+    /// full | partial | none | "" (unknown)
+    pub landlock: String,
+    /// enforce | complain | none | "" (unknown)
+    pub seccomp: String,
+    /// The profile hash the process runs with ("" when unknown).
+    pub profile_hash: String,
+    /// When the process was confined (RFC 3339), "" when unknown.
+    pub since: String,
+}
+
+impl ServiceInfo {
+    /// A unit with `state` and nothing known about a process yet.
+    pub fn new(
+        unit: &str,
+        profile: &str,
+        source: &str,
+        state: ServiceState,
+        detail: impl Into<String>,
+    ) -> Self {
+        ServiceInfo {
+            unit: unit.into(),
+            profile: profile.into(),
+            state,
+            detail: detail.into(),
+            source: source.into(),
+            pid: 0,
+            landlock_abi: 0,
+            landlock: String::new(),
+            seccomp: String::new(),
+            profile_hash: String::new(),
+            since: String::new(),
+        }
+    }
+}
+
+/// Overall daemon state: `(sssuuuuubas)`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct StatusInfo {
+    pub version: String,
+    pub state: DaemonState,
+    /// Human summary of what is degraded ("" when ok).
+    pub detail: String,
+    pub kernel_landlock_abi: u32,
+    pub services: u32,
+    pub enforced: u32,
+    /// Services in a bad state (not-enforced, stale, failed).
+    pub problems: u32,
+    /// Seconds between verification passes.
+    pub verify_interval: u32,
+    /// Whether systemd is reachable on the daemon's bus.
+    pub systemd: bool,
+    pub profile_path: Vec<String>,
+}
+
+/// A profile on the daemon's profile path: `(ssss)`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct ProfileInfo {
+    pub name: String,
+    pub path: String,
+    pub description: String,
+    /// "" when the profile is valid.
+    pub error: String,
+}
+
+/// The runtime dm-verity check: `(sssssss)`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct VerityInfo {
+    pub state: VerityState,
+    pub mountpoint: String,
+    /// The block device (`/dev/mapper/NAME` or the plain device).
+    pub device: String,
+    /// The root hash in the kernel's table ("" when not verity).
+    pub root_hash: String,
+    /// The expected root hash ("" when none is configured).
+    pub expected_root_hash: String,
+    /// Where the expected hash came from: config, hardend.verity.roothash=, roothash=.
+    pub expected_source: String,
+    pub detail: String,
+}
+
+impl From<VerityCheck> for VerityInfo {
+    fn from(c: VerityCheck) -> Self {
+        VerityInfo {
+            state: match c.state {
+                RootState::Verified => VerityState::Verified,
+                RootState::Corrupted => VerityState::Corrupted,
+                RootState::HashMismatch => VerityState::HashMismatch,
+                RootState::NotVerity => VerityState::NotVerity,
+                RootState::Unknown => VerityState::Unknown,
+            },
+            mountpoint: c.mountpoint,
+            device: c.device,
+            root_hash: c.root_hash,
+            expected_root_hash: c.expected_root_hash,
+            expected_source: c.expected_source,
+            detail: c.detail,
+        }
+    }
+}
+
+impl Default for VerityInfo {
+    fn default() -> Self {
+        VerityCheck::default().into()
+    }
+}
+
+/// The device identity: `(ssssssbas)`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct IdentityInfo {
+    pub state: IdentityState,
+    /// Why, in one sentence ("" when ok).
+    pub detail: String,
+    /// SHA-256 of the DER SubjectPublicKeyInfo, hex ("" when there is no key).
+    pub fingerprint: String,
+    pub public_key_pem: String,
+    /// The next identity's fingerprint while a rotation is pending, else "".
+    pub pending_fingerprint: String,
+    /// Manufacturer, vendor, firmware and TCTI.
+    pub tpm: String,
+    /// A software TPM protects nothing on a real device.
+    pub software_tpm: bool,
+    /// EK certificates present in NV, e.g. `ecc-p256 (0x01c0000a)`.
+    pub ek_certificates: Vec<String>,
+}
+
+impl IdentityInfo {
+    /// A state with nothing else known.
+    pub fn bare(state: IdentityState, detail: impl Into<String>) -> Self {
+        IdentityInfo {
+            state,
+            detail: detail.into(),
+            fingerprint: String::new(),
+            public_key_pem: String::new(),
+            pending_fingerprint: String::new(),
+            tpm: String::new(),
+            software_tpm: false,
+            ek_certificates: Vec::new(),
+        }
+    }
+
+    /// The TPM at `tcti` cannot be reached.
+    pub fn no_tpm(tcti: &str, why: impl Into<String>) -> Self {
+        IdentityInfo {
+            tpm: tcti.into(),
+            ..IdentityInfo::bare(IdentityState::NoTpm, why)
+        }
+    }
+
+    /// What an examination of the TPM found; `dir` is named in the hint for a missing key.
+    pub fn from_examination(e: Examination, dir: &std::path::Path) -> Self {
+        let t = &e.tpm;
+        let mut info = IdentityInfo::bare(IdentityState::Unknown, "");
+        info.tpm = format!(
+            "{} {} firmware {} via {}",
+            t.manufacturer, t.vendor, t.firmware_version, t.tcti
+        );
+        info.software_tpm = t.software;
+        info.ek_certificates = e.tpm.ek_certificates.clone();
+        if let Some(p) = e.pending {
+            info.pending_fingerprint = p.fingerprint;
+        }
+        match e.key {
+            KeyState::Ok(id) => {
+                info.state = IdentityState::Ok;
+                info.fingerprint = id.fingerprint;
+                info.public_key_pem = id.public_key_pem;
+            }
+            KeyState::None => {
+                info.state = IdentityState::None;
+                info.detail = format!(
+                    "no identity in {}: `hardenctl identity create`",
+                    dir.display()
+                );
+            }
+            KeyState::Lost { public, why } => {
+                info.state = IdentityState::Lost;
+                info.detail = why;
+                if let Some(id) = public {
+                    info.fingerprint = id.fingerprint;
+                    info.public_key_pem = id.public_key_pem;
+                }
+            }
+            KeyState::Error(why) => {
+                info.state = IdentityState::Error;
+                info.detail = why;
+            }
+        }
+        info
+    }
+}
+
+/// A PCR quote, everything hex-encoded: `(sa{ys}sss)`. The same fields as the JSON
+/// bundle `hardenctl identity quote` prints.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct QuoteInfo {
+    pub nonce: String,
+    /// sha256 PCR index → value.
+    pub pcrs: BTreeMap<u8, String>,
+    /// The marshalled TPMS_ATTEST the TPM signed.
+    pub attest: String,
+    /// DER ECDSA-SHA256 signature over `attest`.
+    pub signature: String,
+    /// The attestation key, SubjectPublicKeyInfo PEM.
+    pub ak_public_pem: String,
+}
+
+impl From<QuoteBundle> for QuoteInfo {
+    fn from(q: QuoteBundle) -> Self {
+        QuoteInfo {
+            nonce: q.nonce,
+            pcrs: q.pcrs,
+            attest: q.attest,
+            signature: q.signature,
+            ak_public_pem: q.ak_public_pem,
+        }
+    }
+}
+
+impl From<QuoteInfo> for QuoteBundle {
+    fn from(q: QuoteInfo) -> Self {
+        QuoteBundle {
+            nonce: q.nonce,
+            pcrs: q.pcrs,
+            attest: q.attest,
+            signature: q.signature,
+            ak_public_pem: q.ak_public_pem,
+        }
+    }
+}
+
+/// The integrity monitor: `(ssuuttsuttbttt)`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct IntegrityInfo {
+    pub state: IntegrityState,
+    pub detail: String,
+    pub violations: u32,
+    /// Paths in the baseline.
+    pub entries: u32,
+    /// When the baseline was made (seconds since the epoch; 0: none).
+    pub baseline_created: u64,
+    /// When the last full scan finished (0: none yet).
+    pub last_scan: u64,
+    /// tpm | file | "" (which key protects the baseline)
+    pub key: String,
+    /// inotify watches in use.
+    pub watches: u32,
+    /// Directories and files that could not be watched (budget, kernel limit).
+    pub unwatched: u64,
+    /// Rescans forced by queue overflows or missing watches.
+    pub rescans: u64,
+    pub scanning: bool,
+    pub scan_files: u64,
+    pub scan_total: u64,
+    pub scan_bytes: u64,
+}
+
+impl IntegrityInfo {
+    pub fn new(state: IntegrityState) -> Self {
+        IntegrityInfo {
+            state,
+            detail: String::new(),
+            violations: 0,
+            entries: 0,
+            baseline_created: 0,
+            last_scan: 0,
+            key: String::new(),
+            watches: 0,
+            unwatched: 0,
+            rescans: 0,
+            scanning: false,
+            scan_files: 0,
+            scan_total: 0,
+            scan_bytes: 0,
+        }
+    }
+}
+
+/// One violation: `(sssssst)`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct ViolationInfo {
+    pub path: String,
+    pub kind: ChangeKind,
+    pub expected: String,
+    pub actual: String,
+    pub set: String,
+    pub severity: Severity,
+    pub time: u64,
+}
+
+impl From<Violation> for ViolationInfo {
+    fn from(v: Violation) -> Self {
+        ViolationInfo {
+            path: v.path,
+            kind: v.kind,
+            expected: v.expected,
+            actual: v.actual,
+            set: v.set,
+            severity: v.severity,
+            time: v.time,
+        }
+    }
+}
+
+/// One logged integrity event: `(tsssssss)`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct EventInfo {
+    pub time: u64,
+    /// violation | cleared | accepted | rescan | baseline | tampered
+    pub event: String,
+    pub path: String,
+    pub kind: String,
+    pub expected: String,
+    pub actual: String,
+    pub set: String,
+    pub severity: String,
+}
+
+impl From<Event> for EventInfo {
+    fn from(e: Event) -> Self {
+        EventInfo {
+            time: e.time,
+            event: e.event,
+            path: e.path,
+            kind: e.kind,
+            expected: e.expected,
+            actual: e.actual,
+            set: e.set,
+            severity: e.severity,
+        }
+    }
+}
+
+/// `CheckProfile`'s answer: `(bsas)`, three out arguments.
+pub type ProfileCheck = (bool, String, Vec<String>);
+
+/// `AcceptFromDpkg`'s answer: the accepted paths and the refused ones with the reason.
+pub type DpkgAcceptance = (Vec<String>, Vec<(String, String)>);

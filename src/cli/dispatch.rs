@@ -1,0 +1,134 @@
+//! From the parsed command line to the command that answers it.
+
+use std::process::ExitCode;
+
+use super::{CliError, Exit, Output};
+use crate::cmdline::hardenctl::{
+    Args, Command, IdentityArgs, IdentityCmd, IntegrityCmd, ProfileCmd, VerityCmd,
+};
+use crate::profile::ProfileLoader;
+
+fn identity(out: &Output, bus: &str, a: IdentityArgs) -> Result<Exit, CliError> {
+    use super::identity::{self as id, Backend, Rotation};
+    let b = Backend::choose(bus, a.direct, a.tcti.as_deref(), a.identity_dir.as_deref())?;
+    match a.cmd {
+        IdentityCmd::Show => id::show(out, &b),
+        IdentityCmd::Create => id::create(out, &b),
+        IdentityCmd::Csr { subject, next } => id::csr(out, &b, &subject, next),
+        IdentityCmd::Quote { nonce, pcrs } => id::quote(out, &b, &nonce, &pcrs),
+        IdentityCmd::Sign { nonce } => id::sign(out, &b, &nonce),
+        IdentityCmd::Rotate { commit, abort } => {
+            let what = match (commit, abort) {
+                (true, _) => Rotation::Commit,
+                (_, true) => Rotation::Abort,
+                _ => Rotation::Start,
+            };
+            id::rotate(out, &b, what)
+        }
+        IdentityCmd::VerifyQuote { file, nonce } => id::verify_quote(out, &file, nonce.as_deref()),
+    }
+}
+
+/// Runs one `hardenctl` command and returns its exit status (0 good, 1 error, 2 usage,
+/// 3 answered but the state is bad).
+pub fn run(args: Args) -> ExitCode {
+    let loader = ProfileLoader::new(args.profile_path);
+    let out = Output::new(args.json);
+    let result = match args.command {
+        Command::Status => super::manager::status(&out, &args.bus),
+        Command::Services => super::manager::services(&out, &args.bus),
+        Command::Confine {
+            unit,
+            profile,
+            runtime,
+            no_restart,
+        } => super::manager::confine(&out, &args.bus, &unit, &profile, runtime, no_restart),
+        Command::Release { unit, no_restart } => {
+            super::manager::release(&out, &args.bus, &unit, no_restart)
+        }
+        Command::Reload => super::manager::reload(&out, &args.bus),
+        Command::Verity(VerityCmd::Format {
+            data,
+            hash_device,
+            tree,
+        }) => super::verity::format(&out, &tree, &data, &hash_device),
+        Command::Verity(VerityCmd::Verify {
+            data,
+            hash_device,
+            root_hash,
+            tree,
+        }) => super::verity::verify(&out, &tree, &data, &hash_device, &root_hash),
+        Command::Identity(IdentityArgs {
+            cmd: IdentityCmd::VerifyQuote { file, nonce },
+            ..
+        }) => super::identity::verify_quote(&out, &file, nonce.as_deref()),
+        Command::Identity(id) => identity(&out, &args.bus, id),
+        Command::Integrity(IntegrityCmd::Status) => super::integrity::status(&out, &args.bus),
+        Command::Integrity(IntegrityCmd::Init) => super::integrity::init(&out, &args.bus),
+        Command::Integrity(IntegrityCmd::Scan) => super::integrity::scan(&out, &args.bus),
+        Command::Integrity(IntegrityCmd::DpkgHold) => super::integrity::dpkg_hold(&out, &args.bus),
+        Command::Integrity(IntegrityCmd::Events { count, follow }) => {
+            super::integrity::events(&out, &args.bus, count, follow)
+        }
+        Command::Integrity(IntegrityCmd::Accept {
+            paths,
+            from_dpkg,
+            dpkg_admin,
+        }) => super::integrity::accept(&out, &args.bus, &paths, from_dpkg, dpkg_admin.as_deref()),
+        Command::Verity(VerityCmd::Open {
+            name,
+            data,
+            hash_device,
+            root_hash,
+            tree,
+            open,
+        }) => super::verity::open(&out, &tree, &open, &name, &data, &hash_device, &root_hash),
+        Command::Verity(VerityCmd::Close { name }) => super::verity::close(&out, &name),
+        Command::Verity(VerityCmd::Status { name: Some(name) }) => {
+            super::verity::status(&out, &name)
+        }
+        Command::Verity(VerityCmd::Status { name: None }) => {
+            super::manager::verity_status(&out, &args.bus)
+        }
+        Command::Verity(VerityCmd::Dump {
+            hash_device,
+            hash_offset,
+        }) => super::verity::dump(&out, &hash_device, hash_offset),
+        Command::Profile(ProfileCmd::List) => super::manager::profile_list(&out, &args.bus)
+            .unwrap_or_else(|| {
+                if !out.json {
+                    eprintln!("hardenctl: hardend is not running; listing the local profile path");
+                }
+                super::profile::list(&out, &loader)
+            }),
+        Command::Profile(ProfileCmd::Show { name, expand, arch }) => {
+            super::profile::show(&out, &loader, &name, expand, arch.as_deref())
+        }
+        Command::Profile(ProfileCmd::Check { files }) => {
+            super::profile::check(&out, &loader, &files)
+        }
+        Command::Exec {
+            profile,
+            max_landlock_abi,
+            record_dir,
+            quiet,
+            command,
+        } => super::exec::run(
+            &out,
+            loader,
+            profile,
+            max_landlock_abi,
+            record_dir,
+            quiet,
+            command,
+        ),
+    };
+    match result {
+        Ok(Exit::Ok) => ExitCode::SUCCESS,
+        Ok(Exit::Bad) => ExitCode::from(3),
+        Err(e) => {
+            out.error(&e);
+            ExitCode::from(e.exit_code())
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! `hardenctl`'s command line (clap). The binary parses it and hands it to
+//! [`crate::cli::run`]; the man page generator renders it.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::profile::DEFAULT_SEARCH_PATH;
+
+/// Administer hardend: confined services, profiles, confined execution.
+#[derive(Parser, Debug)]
+#[command(name = "hardenctl", version, about, long_about = None)]
+pub struct Args {
+    /// Print one JSON document instead of human-readable text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Colon-separated directories searched for bare profile names.
+    #[arg(long, global = true, value_delimiter = ':', default_values = DEFAULT_SEARCH_PATH)]
+    pub profile_path: Vec<PathBuf>,
+    /// The bus hardend is on: "system" or a D-Bus address (also $HARDEND_BUS).
+    #[arg(long, global = true, env = "HARDEND_BUS", default_value = "system")]
+    pub bus: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Overall state of the daemon, one screen. Exit 3 when degraded.
+    Status,
+    /// Every unit with a profile: state, PID, Landlock ABI. Exit 3 if one is not enforced.
+    Services,
+    /// Confine a unit by a profile: write its drop-in, reload systemd, restart, verify.
+    Confine {
+        /// The service unit, e.g. mosquitto.service.
+        unit: String,
+        /// A profile name from the daemon's profile path.
+        profile: String,
+        /// Write the drop-in under /run (gone at reboot), to try a profile.
+        #[arg(long)]
+        runtime: bool,
+        /// Do not restart the unit (the profile applies from its next start).
+        #[arg(long)]
+        no_restart: bool,
+    },
+    /// Remove hardend's drop-in from a unit, reload systemd, restart it.
+    Release {
+        unit: String,
+        #[arg(long)]
+        no_restart: bool,
+    },
+    /// Make the daemon re-read its configuration and profiles.
+    Reload,
+    /// The device identity key in the TPM (through hardend, or --direct).
+    Identity(IdentityArgs),
+    /// Integrity monitoring of critical files (the daemon's baseline, violations, events).
+    #[command(subcommand)]
+    Integrity(IntegrityCmd),
+    /// dm-verity hash trees (byte-compatible with veritysetup).
+    #[command(subcommand)]
+    Verity(VerityCmd),
+    /// Inspect and validate profiles.
+    #[command(subcommand)]
+    Profile(ProfileCmd),
+    /// Run a command confined by a profile, in the foreground (the same code path as
+    /// hardend-exec). A summary of what is enforced goes to stderr.
+    Exec {
+        /// Profile name or path.
+        #[arg(long)]
+        profile: String,
+        /// Use at most this Landlock ABI (to try the old-kernel path).
+        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=10))]
+        max_landlock_abi: Option<u8>,
+        /// Also write an enforcement record into this directory.
+        #[arg(long)]
+        record_dir: Option<PathBuf>,
+        /// Do not print the summary.
+        #[arg(long, short)]
+        quiet: bool,
+        #[arg(last = true, required = true, value_name = "COMMAND")]
+        command: Vec<OsString>,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct IdentityArgs {
+    /// Talk to the TPM directly instead of through hardend (root; for provisioning before
+    /// the daemon runs).
+    #[arg(long, global = true)]
+    pub direct: bool,
+    /// TCTI for --direct, e.g. device:/dev/tpmrm0 or swtpm:host=127.0.0.1,port=2321
+    /// (default: $TCTI, else device:/dev/tpmrm0). Implies --direct.
+    #[arg(long, global = true)]
+    pub tcti: Option<String>,
+    /// Where the key blobs are kept, with --direct (default /var/lib/hardend/identity).
+    #[arg(long, global = true)]
+    pub identity_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub cmd: IdentityCmd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum IdentityCmd {
+    /// State, public key, fingerprint, TPM, EK certificate, pending rotation; exit 3 unless
+    /// the identity is ok (none, lost, no TPM).
+    Show,
+    /// Create the identity key (refused when one exists, also when it is lost).
+    Create,
+    /// A PKCS#10 certificate signing request for the fleet CA, signed inside the TPM.
+    Csr {
+        /// e.g. CN=gw-0042,O=Acme,C=DE (default: the daemon's [identity] subject, else
+        /// CN=<hostname>).
+        #[arg(long, default_value = "")]
+        subject: String,
+        /// For the pending identity of a rotation, to enrol it before committing.
+        #[arg(long)]
+        next: bool,
+    },
+    /// Quote sha256 PCRs with a verifier's nonce (attestation key, created on first use);
+    /// prints a JSON bundle.
+    Quote {
+        #[arg(long)]
+        nonce: String,
+        /// PCR indices.
+        #[arg(long, value_delimiter = ',', default_value = "0,1,2,3,4,5,6,7")]
+        pcrs: Vec<u8>,
+    },
+    /// Check a quote bundle offline: signature, nonce, PCR digest (exit 3 when invalid).
+    VerifyQuote {
+        file: PathBuf,
+        /// The nonce the verifier sent (default: the one in the bundle).
+        #[arg(long)]
+        nonce: Option<String>,
+    },
+    /// Sign a verifier's nonce inside the TPM: prints a DER ECDSA-SHA256 signature (hex).
+    Sign {
+        #[arg(long)]
+        nonce: String,
+    },
+    /// Make a new identity key beside the current one, which stays in use until --commit.
+    /// Also the way to replace a lost identity.
+    Rotate {
+        /// Make the pending identity current and delete the old key.
+        #[arg(long, conflicts_with = "abort")]
+        commit: bool,
+        /// Discard the pending identity.
+        #[arg(long)]
+        abort: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum IntegrityCmd {
+    /// The monitor and every path that differs from the baseline; exit 3 unless ok.
+    Status,
+    /// Make a new baseline from a full scan of every watch set (root).
+    Init,
+    /// Scan every watch set now and compare with the baseline (root); exit 3 on differences.
+    Scan,
+    /// The persistent event log; --follow then prints violations as they happen.
+    Events {
+        /// How many logged events to show.
+        #[arg(short = 'n', long, default_value_t = 50)]
+        count: u32,
+        #[arg(long, short)]
+        follow: bool,
+    },
+    /// dpkg is about to run (the dpkg pre-invoke hook, root): alerts wait for
+    /// `accept --from-dpkg` (at most an hour), so package updates raise none.
+    DpkgHold,
+    /// Take the current state of PATHs into the baseline (root), or with --from-dpkg
+    /// every violation whose content matches its package's md5sum (the dpkg hook).
+    Accept {
+        #[arg(required_unless_present = "from_dpkg", conflicts_with = "from_dpkg")]
+        paths: Vec<PathBuf>,
+        #[arg(long)]
+        from_dpkg: bool,
+        /// dpkg's admin directory (default /var/lib/dpkg).
+        #[arg(long, requires = "from_dpkg")]
+        dpkg_admin: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum VerityCmd {
+    /// Build the hash tree of DATA into HASH and print the root hash (exit 0).
+    Format {
+        data: PathBuf,
+        #[arg(value_name = "HASH")]
+        hash_device: PathBuf,
+        #[command(flatten)]
+        tree: crate::cli::verity::TreeArgs,
+    },
+    /// Recompute everything and compare with ROOT_HASH; names the first bad block (exit 3).
+    Verify {
+        data: PathBuf,
+        #[arg(value_name = "HASH")]
+        hash_device: PathBuf,
+        root_hash: String,
+        #[command(flatten)]
+        tree: crate::cli::verity::TreeArgs,
+    },
+    /// Open a verity device (block devices) read-only as /dev/mapper/NAME (root).
+    Open {
+        name: String,
+        data: PathBuf,
+        #[arg(value_name = "HASH")]
+        hash_device: PathBuf,
+        root_hash: String,
+        #[command(flatten)]
+        tree: crate::cli::verity::TreeArgs,
+        #[command(flatten)]
+        open: crate::cli::verity::OpenArgs,
+    },
+    /// Remove a verity device.
+    Close { name: String },
+    /// Kernel status of a verity device (exit 0 verified, 3 corrupted); without NAME, the
+    /// daemon's check of the root file system (exit 3 unless verified).
+    Status { name: Option<String> },
+    /// Print the superblock of HASH.
+    Dump {
+        #[arg(value_name = "HASH")]
+        hash_device: PathBuf,
+        #[arg(long, default_value_t = 0)]
+        hash_offset: u64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ProfileCmd {
+    /// List the profiles: the daemon's, or the local profile path when it is not running.
+    List,
+    /// Show a profile with its includes merged.
+    Show {
+        /// Profile name or path.
+        name: String,
+        /// Expand syscall groups into syscall names for the architecture.
+        #[arg(long)]
+        expand: bool,
+        /// Architecture for --expand (x86_64 or aarch64; default: this machine's).
+        #[arg(long)]
+        arch: Option<String>,
+    },
+    /// Validate profile files: syntax, keys, paths, ports, syscalls, includes, and that the
+    /// seccomp filter compiles for x86_64 and aarch64. Exit 3 if any is invalid.
+    Check {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Args::command().debug_assert();
+    }
+}

@@ -1,0 +1,132 @@
+//! Security events: a D-Bus signal and a journal entry with a stable MESSAGE_ID each
+//! (the IDs are in `api::message_ids`).
+
+use zbus::object_server::SignalEmitter;
+
+use super::{Identity, Integrity, Manager, Verity};
+use crate::api::VerityInfo;
+use crate::api::message_ids::{
+    ENFORCEMENT_CHANGED, IDENTITY_CHANGED, NOT_ENFORCED, VERITY_CORRUPTION,
+};
+use crate::daemon::Pillars;
+use crate::daemon::identity::IdentityChange;
+use crate::daemon::services::Change;
+use crate::integrity::Violation;
+
+/// Emits `ServiceEnforcementChanged` and logs the change.
+pub async fn enforcement_changed(emitter: &SignalEmitter<'_>, c: &Change) {
+    let i = &c.info;
+    if i.state.is_bad() {
+        tracing::warn!(
+            message_id = NOT_ENFORCED,
+            unit = %i.unit,
+            profile = %i.profile,
+            old_state = %c.old,
+            new_state = %i.state,
+            "{} is {} (profile {}): {}",
+            i.unit, i.state, i.profile, i.detail
+        );
+    } else {
+        tracing::info!(
+            message_id = ENFORCEMENT_CHANGED,
+            unit = %i.unit,
+            profile = %i.profile,
+            old_state = %c.old,
+            new_state = %i.state,
+            "{} is {} (profile {}): {}",
+            i.unit, i.state, i.profile, i.detail
+        );
+    }
+    if let Err(e) = Manager::service_enforcement_changed(
+        emitter,
+        &i.unit,
+        &i.profile,
+        &c.old,
+        i.state.as_str(),
+        &i.detail,
+    )
+    .await
+    {
+        tracing::warn!("cannot emit ServiceEnforcementChanged: {e}");
+    }
+}
+
+/// Emits every change in `changes`.
+pub async fn enforcement_changes(emitter: &SignalEmitter<'_>, changes: &[Change]) {
+    for c in changes {
+        enforcement_changed(emitter, c).await;
+    }
+}
+
+/// Emits `VerityCorruption` and logs it (critical: the read-only root changed).
+pub async fn verity_corruption(emitter: &SignalEmitter<'_>, c: &VerityInfo) {
+    tracing::error!(
+        message_id = VERITY_CORRUPTION,
+        device = %c.device,
+        root_hash = %c.root_hash,
+        "dm-verity corruption on {} ({}): {}",
+        c.device, c.mountpoint, c.detail
+    );
+    if let Err(e) = Verity::verity_corruption(emitter, &c.device, &c.root_hash, &c.detail).await {
+        tracing::warn!("cannot emit VerityCorruption: {e}");
+    }
+}
+
+/// Emits `StateChanged` on org.hardend1.Identity and logs it; losing the identity is an
+/// error (the device can no longer prove who it is), anything else a notice.
+pub async fn identity_changed(emitter: &SignalEmitter<'_>, c: &IdentityChange) {
+    let i = &c.info;
+    if i.state.is_bad() {
+        tracing::error!(
+            message_id = IDENTITY_CHANGED,
+            old_state = %c.old,
+            new_state = %i.state,
+            fingerprint = %i.fingerprint,
+            "device identity {} (was {}): {}",
+            i.state, c.old, i.detail
+        );
+    } else {
+        tracing::info!(
+            message_id = IDENTITY_CHANGED,
+            old_state = %c.old,
+            new_state = %i.state,
+            fingerprint = %i.fingerprint,
+            "device identity {} (was {})",
+            i.state, c.old
+        );
+    }
+    if let Err(e) =
+        Identity::state_changed(emitter, c.old.as_str(), i.state.as_str(), &i.detail).await
+    {
+        tracing::warn!("cannot emit StateChanged: {e}");
+    }
+}
+
+/// Emits `IntegrityViolation` (the journal entry was written where it was found).
+pub async fn integrity_violation(emitter: &SignalEmitter<'_>, v: &Violation) {
+    if let Err(e) = Integrity::integrity_violation(
+        emitter,
+        &v.path,
+        v.kind.as_str(),
+        &v.expected,
+        &v.actual,
+        &v.set,
+        v.severity.as_str(),
+    )
+    .await
+    {
+        tracing::warn!("cannot emit IntegrityViolation: {e}");
+    }
+}
+
+/// After a configuration reload: the identity re-checked, `[services]` applied, every unit
+/// verified, each change signalled.
+pub async fn after_reload(p: &Pillars, emitter: &SignalEmitter<'_>) {
+    if let Some(c) = p.identity.refresh().await {
+        identity_changed(emitter, &c).await;
+    }
+    for e in p.services.apply_configured().await {
+        tracing::warn!("[services]: {e}");
+    }
+    enforcement_changes(emitter, &p.services.verify_all().await).await;
+}

@@ -1,0 +1,152 @@
+//! `org.hardend1.Integrity`: the integrity monitor. State, violations and the event log are
+//! readable (the bus policy limits who may read them); Init, Scan and Accept change or cost,
+//! so they are root only.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use zbus::object_server::SignalEmitter;
+use zbus::{Connection, fdo, interface, message::Header};
+
+use super::auth;
+use crate::api::types::DpkgAcceptance;
+use crate::api::{EventInfo, IntegrityInfo, ViolationInfo};
+use crate::daemon::Pillars;
+use crate::integrity::IntegrityError;
+
+pub struct Integrity {
+    pub pillars: Arc<Pillars>,
+}
+
+fn failed(e: IntegrityError) -> fdo::Error {
+    match e {
+        IntegrityError::NoBaseline(_) | IntegrityError::Invalid(_) => {
+            fdo::Error::InvalidArgs(e.to_string())
+        }
+        e => fdo::Error::Failed(e.to_string()),
+    }
+}
+
+#[interface(name = "org.hardend1.Integrity")]
+impl Integrity {
+    /// ok | violations | no-baseline | tampered | error | disabled | starting
+    #[zbus(property(emits_changed_signal = "false"))]
+    fn state(&self) -> String {
+        self.pillars.integrity.info().state.as_str().into()
+    }
+
+    /// Paths that differ from the baseline now.
+    #[zbus(property(emits_changed_signal = "false"))]
+    fn violations(&self) -> u32 {
+        self.pillars.integrity.info().violations
+    }
+
+    /// Everything about the monitor in one structure (also scan progress).
+    fn status(&self) -> (IntegrityInfo,) {
+        (self.pillars.integrity.info(),)
+    }
+
+    fn list_violations(&self) -> Vec<ViolationInfo> {
+        self.pillars
+            .integrity
+            .violations()
+            .into_iter()
+            .map(ViolationInfo::from)
+            .collect()
+    }
+
+    /// The last `count` events of the persistent log, oldest first.
+    async fn events(&self, count: u32) -> fdo::Result<Vec<EventInfo>> {
+        // reading the log is file I/O: off the event loop
+        let p = self.pillars.clone();
+        tokio::task::spawn_blocking(move || p.integrity.events(count as usize))
+            .await
+            .map(|v| v.into_iter().map(EventInfo::from).collect())
+            .map_err(|e| fdo::Error::Failed(e.to_string()))
+    }
+
+    /// A new baseline from a full scan (the old one is kept as baseline.db.prev).
+    async fn init(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<(IntegrityInfo,)> {
+        auth::require_root(conn, &hdr, "Init").await?;
+        self.pillars.integrity.init().await.map_err(failed)?;
+        Ok((self.pillars.integrity.info(),))
+    }
+
+    /// A full scan now; returns when it is done.
+    async fn scan(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<(IntegrityInfo,)> {
+        auth::require_root(conn, &hdr, "Scan").await?;
+        self.pillars.integrity.scan().await.map_err(failed)?;
+        Ok((self.pillars.integrity.info(),))
+    }
+
+    /// Takes the current state of `paths` into the baseline; returns how many.
+    async fn accept(
+        &self,
+        paths: Vec<String>,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<u32> {
+        auth::require_root(conn, &hdr, "Accept").await?;
+        if paths.is_empty() || paths.iter().any(|p| !p.starts_with('/')) {
+            return Err(fdo::Error::InvalidArgs(
+                "give one or more absolute paths".into(),
+            ));
+        }
+        self.pillars
+            .integrity
+            .accept(paths.into_iter().map(PathBuf::from).collect())
+            .await
+            .map_err(failed)
+    }
+
+    /// dpkg is about to change files (its pre-invoke hook): violations are still recorded,
+    /// but their alerts wait for AcceptFromDpkg (at most an hour), so that what dpkg vouches
+    /// for raises none.
+    async fn dpkg_hold(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<()> {
+        auth::require_root(conn, &hdr, "DpkgHold").await?;
+        self.pillars.integrity.dpkg_hold();
+        Ok(())
+    }
+
+    /// Accepts the violations whose content matches dpkg's md5sums (`admin_dir` "" =
+    /// /var/lib/dpkg). Returns the accepted paths and the refused ones with the reason.
+    async fn accept_from_dpkg(
+        &self,
+        admin_dir: String,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<DpkgAcceptance> {
+        auth::require_root(conn, &hdr, "AcceptFromDpkg").await?;
+        let admin = (!admin_dir.is_empty()).then(|| PathBuf::from(admin_dir));
+        self.pillars
+            .integrity
+            .accept_from_dpkg(admin)
+            .await
+            .map_err(failed)
+    }
+
+    /// A watched path differs from the baseline (also for the baseline itself, set
+    /// `hardend-baseline`, when it was tampered with).
+    #[zbus(signal)]
+    pub async fn integrity_violation(
+        emitter: &SignalEmitter<'_>,
+        path: &str,
+        kind: &str,
+        expected: &str,
+        actual: &str,
+        set: &str,
+        severity: &str,
+    ) -> zbus::Result<()>;
+}

@@ -1,0 +1,187 @@
+//! `/etc/hardend/hardend.toml`: every key optional; a bad file is a startup (or reload)
+//! error naming the file, line and key. One module per section; each service of the daemon
+//! gets its own section.
+
+mod daemon;
+mod identity;
+mod integrity;
+mod services;
+mod verity;
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+pub use self::daemon::DaemonConfig;
+pub use self::identity::IdentityConfig;
+pub use self::integrity::IntegrityConfig;
+pub use self::verity::VerityConfig;
+use crate::source::Source;
+pub use crate::source::SourceError as ConfigError;
+
+pub const DEFAULT_CONFIG: &str = "/etc/hardend/hardend.toml";
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    daemon: daemon::Raw,
+    #[serde(default)]
+    services: BTreeMap<Spanned<String>, Spanned<String>>,
+    #[serde(default)]
+    verity: verity::Raw,
+    #[serde(default)]
+    identity: identity::Raw,
+    #[serde(default)]
+    integrity: integrity::Raw,
+}
+
+/// The daemon's configuration with defaults filled in.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Config {
+    /// Where it was read from (`None`: built-in defaults, no file).
+    pub source: Option<PathBuf>,
+    pub daemon: DaemonConfig,
+    /// `[services]`: unit → profile, applied at startup and reload.
+    pub services: BTreeMap<String, String>,
+    pub verity: VerityConfig,
+    pub identity: IdentityConfig,
+    pub integrity: IntegrityConfig,
+}
+
+impl Config {
+    /// Loads `path`; a missing file at the default location means defaults.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Self::parse(path, &text),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && path == Path::new(DEFAULT_CONFIG) => {
+                Ok(Config::default())
+            }
+            Err(source) => Err(ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            }),
+        }
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let src = Source::new(path, text);
+        let raw: RawConfig = toml::from_str(text).map_err(|e| src.syntax(&e))?;
+        Ok(Config {
+            source: Some(path.to_path_buf()),
+            daemon: daemon::parse(&src, &raw.daemon)?,
+            services: services::parse(&src, &raw.services)?,
+            verity: verity::parse(&src, &raw.verity)?,
+            identity: identity::parse(&src, &raw.identity)?,
+            integrity: integrity::parse(&src, &raw.integrity)?,
+        })
+    }
+}
+
+/// An absolute path, or `default` when the key is absent.
+fn absolute(
+    src: &Source,
+    v: &Option<Spanned<String>>,
+    key: &str,
+    default: &Path,
+) -> Result<PathBuf, ConfigError> {
+    match v {
+        None => Ok(default.to_path_buf()),
+        Some(s) => absolute_value(src, s, key),
+    }
+}
+
+fn absolute_value(src: &Source, s: &Spanned<String>, key: &str) -> Result<PathBuf, ConfigError> {
+    if Path::new(s.get_ref()).is_absolute() {
+        Ok(PathBuf::from(s.get_ref()))
+    } else {
+        Err(src.invalid(
+            s.span(),
+            key,
+            format!("{:?} must be an absolute path", s.get_ref()),
+        ))
+    }
+}
+
+/// Seconds in `1..=max`, or `default` when the key is absent.
+fn seconds(
+    src: &Source,
+    v: &Option<Spanned<i64>>,
+    key: &str,
+    default: u64,
+    max: u64,
+) -> Result<u64, ConfigError> {
+    match v {
+        None => Ok(default),
+        Some(s) => match u64::try_from(*s.get_ref()) {
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
+            _ => Err(src.invalid(
+                s.span(),
+                key,
+                format!("{} is out of range 1..={max} seconds", s.get_ref()),
+            )),
+        },
+    }
+}
+
+/// A non-negative integer, or `default` when the key is absent.
+fn non_negative(
+    src: &Source,
+    v: &Option<Spanned<i64>>,
+    key: &str,
+    default: u64,
+) -> Result<u64, ConfigError> {
+    match v {
+        None => Ok(default),
+        Some(n) => u64::try_from(*n.get_ref()).map_err(|_| {
+            src.invalid(
+                n.span(),
+                key,
+                format!("{} must not be negative", n.get_ref()),
+            )
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(super) fn parse(t: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("/etc/hardend/hardend.toml"), t)
+    }
+
+    #[test]
+    fn empty_file_is_all_defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c.daemon.verify_interval, 30);
+        assert_eq!(c.daemon.records_dir(), Path::new("/run/hardend/enforced"));
+        assert_eq!(Config { source: None, ..c }, Config::default());
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        let e = parse("[daemon]\n\nverify_interval = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "/etc/hardend/hardend.toml:3: daemon.verify_interval: 0 is out of range 1..=86400 seconds"
+        );
+        let e = parse("[daemon]\nruntime_dir = \"run\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("/etc/hardend/hardend.toml:2: daemon.runtime_dir:"),
+            "{e}"
+        );
+        let e = parse("[daemon]\nverbose = true\n").unwrap_err().to_string();
+        assert!(
+            e.starts_with("/etc/hardend/hardend.toml:2:1: unknown field `verbose`"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,224 @@
+//! Confine and release: validate, render the drop-in, write it, reload systemd, restart,
+//! verify; on a failed start put back what was there before.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::{ServiceError, ServiceManager, dropins};
+use crate::api::{ServiceInfo, ServiceState};
+use crate::confine::check_profile;
+use crate::confine::record::DEFAULT_RUNTIME_DIR;
+use crate::daemon::config::DaemonConfig;
+use crate::profile::DEFAULT_SEARCH_PATH;
+use crate::systemd::client::{Systemd, SystemdError};
+use crate::systemd::dropin::{self, valid_unit_name};
+
+fn check_unit(unit: &str) -> Result<(), ServiceError> {
+    if valid_unit_name(unit) {
+        Ok(())
+    } else {
+        Err(ServiceError::InvalidArgs(format!(
+            "{unit:?} is not a service unit name (NAME.service)"
+        )))
+    }
+}
+
+/// The wrapper options a drop-in needs beyond `--profile` and `--unit`.
+fn wrapper_options(cfg: &DaemonConfig, ignores_sigpipe: bool) -> Vec<String> {
+    let mut extra: Vec<String> = Vec::new();
+    if !ignores_sigpipe {
+        extra.push("--reset-sigpipe".into());
+    }
+    let default_path: Vec<PathBuf> = DEFAULT_SEARCH_PATH.iter().map(PathBuf::from).collect();
+    if cfg.profile_path != default_path {
+        extra.push("--profile-path".into());
+        extra.push(
+            cfg.profile_path
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(":"),
+        );
+    }
+    if cfg.records_dir() != Path::new(DEFAULT_RUNTIME_DIR) {
+        extra.push("--runtime-dir".into());
+        extra.push(cfg.records_dir().display().to_string());
+    }
+    extra
+}
+
+impl ServiceManager {
+    fn systemd_or(&self, what: &str) -> Result<&Systemd, ServiceError> {
+        self.systemd.as_ref().ok_or_else(|| {
+            ServiceError::NotSupported(format!(
+                "systemd is not on the daemon's bus: units cannot be {what}"
+            ))
+        })
+    }
+
+    /// Writes drop-ins for `[services]` entries that have none (startup and reload).
+    /// Returns the errors, one line per unit; they do not stop the daemon.
+    pub async fn apply_configured(&self) -> Vec<String> {
+        let cfg = self.config();
+        let configured = self.configured();
+        if configured.is_empty() {
+            return Vec::new();
+        }
+        if self.systemd.is_none() {
+            return vec![
+                "systemd is not on the bus: [services] assignments are verified from records only"
+                    .into(),
+            ];
+        }
+        let existing: BTreeMap<String, String> =
+            dropins::scan(&cfg.dropin_dir).into_iter().collect();
+        let mut errors = Vec::new();
+        for (unit, profile) in &configured {
+            if existing.get(unit) == Some(profile) {
+                continue;
+            }
+            if let Err(e) = self.confine(unit, profile, false, true).await {
+                errors.push(format!("{unit}: {e}"));
+            }
+        }
+        errors
+    }
+
+    /// Puts `unit` under `profile`: validate, render, write the drop-in, reload, restart,
+    /// verify. On a failed restart the previous drop-in (or none) is restored.
+    pub async fn confine(
+        &self,
+        unit: &str,
+        profile: &str,
+        runtime: bool,
+        restart: bool,
+    ) -> Result<ServiceInfo, ServiceError> {
+        let guard = self.ops.lock().await;
+        let cfg = self.config();
+        check_unit(unit)?;
+        if profile.contains('/') {
+            return Err(ServiceError::InvalidArgs(format!(
+                "{profile:?}: give the name of a profile on the profile path ({}), not a path",
+                cfg.profile_path
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(":")
+            )));
+        }
+        let loaded = Self::loader(&cfg)
+            .load(profile)
+            .and_then(check_profile)
+            .map_err(|e| ServiceError::InvalidArgs(format!("profile {profile}: {e}")))?;
+        let sd = self.systemd_or("confined")?;
+        let (facts, ignores_sigpipe) = sd.unit_facts(unit).await.map_err(|e| match e {
+            SystemdError::NotLoaded { .. } => {
+                ServiceError::InvalidArgs(format!("unknown unit: {e}"))
+            }
+            e => ServiceError::Failed(e.to_string()),
+        })?;
+        let extra = wrapper_options(&cfg, ignores_sigpipe);
+        let extra_refs: Vec<&str> = extra.iter().map(String::as_str).collect();
+        let content = dropin::render(&facts, &loaded.0.name, &cfg.exec_path, &extra_refs)
+            .map_err(|e| ServiceError::InvalidArgs(e.to_string()))?;
+
+        let persistent = dropins::path(&cfg.dropin_dir, unit);
+        let target = if runtime {
+            if dropins::profile_of(&persistent).is_some() {
+                return Err(ServiceError::InvalidArgs(format!(
+                    "{unit} is confined persistently ({}); release it before a --runtime confinement",
+                    persistent.display()
+                )));
+            }
+            dropins::path(&cfg.runtime_dropin_dir, unit)
+        } else {
+            persistent
+        };
+        let previous = std::fs::read_to_string(&target).ok();
+        if previous.is_some() && previous.as_deref().and_then(dropin::parse_marker).is_none() {
+            return Err(ServiceError::Failed(format!(
+                "{} exists and was not written by hardend; not overwriting it",
+                target.display()
+            )));
+        }
+        dropins::write(&target, &content)?;
+        let timeout = Duration::from_secs(cfg.restart_timeout);
+        let applied = async {
+            sd.reload().await?;
+            if restart {
+                sd.restart(unit, timeout).await?;
+            }
+            Ok::<(), SystemdError>(())
+        }
+        .await;
+        if let Err(e) = applied {
+            // Back to the state before the call.
+            let _ = match &previous {
+                Some(p) => dropins::write(&target, p),
+                None => dropins::remove(&target),
+            };
+            let _ = sd.reload().await;
+            if restart {
+                let _ = sd.restart(unit, timeout).await;
+            }
+            return Err(ServiceError::Failed(format!(
+                "{unit} did not start under profile {profile}: {e}; the previous configuration was restored"
+            )));
+        }
+        drop(guard);
+        // Type=simple units finish their start job at fork, before hardend-exec has confined
+        // the process and written its record: give the new process a moment (bounded)
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let _ = self.verify_unit(unit).await;
+            match self.service(unit) {
+                Some(s)
+                    if restart
+                        && matches!(
+                            s.state,
+                            ServiceState::NotEnforced | ServiceState::Inactive
+                        )
+                        && Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                _ => break,
+            }
+        }
+        self.service(unit)
+            .ok_or_else(|| ServiceError::Failed(format!("{unit}: not found after confining")))
+    }
+
+    /// Removes our drop-in for `unit`, reloads and (optionally) restarts it.
+    pub async fn release(&self, unit: &str, restart: bool) -> Result<(), ServiceError> {
+        let guard = self.ops.lock().await;
+        let cfg = self.config();
+        check_unit(unit)?;
+        let paths: Vec<PathBuf> = [&cfg.dropin_dir, &cfg.runtime_dropin_dir]
+            .iter()
+            .map(|d| dropins::path(d, unit))
+            .filter(|p| dropins::profile_of(p).is_some())
+            .collect();
+        if paths.is_empty() {
+            return Err(ServiceError::InvalidArgs(format!(
+                "{unit} is not confined by a hardend drop-in"
+            )));
+        }
+        let sd = self.systemd_or("released")?;
+        for p in &paths {
+            dropins::remove(p)?;
+        }
+        sd.reload()
+            .await
+            .map_err(|e| ServiceError::Failed(e.to_string()))?;
+        if restart {
+            sd.restart(unit, Duration::from_secs(cfg.restart_timeout))
+                .await
+                .map_err(|e| ServiceError::Failed(e.to_string()))?;
+        }
+        drop(guard);
+        let _ = self.verify_unit(unit).await;
+        Ok(())
+    }
+}

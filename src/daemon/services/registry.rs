@@ -1,0 +1,72 @@
+//! Which unit is assigned which profile, and by what: our drop-ins (persistent ones win, as
+//! in systemd), then `[services]` in the configuration, then live enforcement records.
+
+use std::collections::BTreeMap;
+
+use super::{dropins, records};
+use crate::daemon::config::DaemonConfig;
+
+/// Where an assignment comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    Dropin,
+    RuntimeDropin,
+    Config,
+    Record,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Dropin => "dropin",
+            Source::RuntimeDropin => "runtime-dropin",
+            Source::Config => "config",
+            Source::Record => "record",
+        }
+    }
+}
+
+/// One unit with its profile.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Assignment {
+    pub unit: String,
+    pub profile: String,
+    pub source: Source,
+}
+
+/// Every assignment, by unit.
+pub fn assignments(
+    cfg: &DaemonConfig,
+    configured: &BTreeMap<String, String>,
+) -> BTreeMap<String, Assignment> {
+    let mut out = BTreeMap::new();
+    for (dir, source) in [
+        (&cfg.dropin_dir, Source::Dropin),
+        (&cfg.runtime_dropin_dir, Source::RuntimeDropin),
+    ] {
+        for (unit, profile) in dropins::scan(dir) {
+            out.entry(unit.clone()).or_insert(Assignment {
+                unit,
+                profile,
+                source,
+            });
+        }
+    }
+    for (unit, profile) in configured {
+        out.entry(unit.clone()).or_insert(Assignment {
+            unit: unit.clone(),
+            profile: profile.clone(),
+            source: Source::Config,
+        });
+    }
+    for r in records::live_records(&cfg.records_dir()) {
+        if let Some(unit) = r.unit {
+            out.entry(unit.clone()).or_insert(Assignment {
+                unit,
+                profile: r.profile,
+                source: Source::Record,
+            });
+        }
+    }
+    out
+}

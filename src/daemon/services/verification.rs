@@ -1,0 +1,338 @@
+//! Verification: is the process running a unit really confined by the profile assigned to
+//! it, as that profile is now? The answer comes from the kernel (`/proc/PID/status`) and
+//! the enforcement record that hardend-exec wrote for exactly that process (PID + start
+//! time), never from the daemon's own bookkeeping.
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use crate::api::ServiceState;
+use crate::confine::LandlockStatus;
+use crate::confine::record::{EnforcementRecord, process_start_time};
+
+/// The outcome for one process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    pub state: ServiceState,
+    pub detail: String,
+    pub record: Option<EnforcementRecord>,
+}
+
+fn verdict(
+    state: ServiceState,
+    detail: impl Into<String>,
+    record: Option<EnforcementRecord>,
+) -> Verdict {
+    Verdict {
+        state,
+        detail: detail.into(),
+        record,
+    }
+}
+
+/// `(NoNewPrivs, Seccomp mode, real uid)` from `/proc/PID/status`.
+fn proc_status(pid: u32) -> Option<(u32, u32, u32)> {
+    let text = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<u32>().ok())
+    };
+    Some((field("NoNewPrivs:")?, field("Seccomp:")?, field("Uid:")?))
+}
+
+/// Verifies process `pid` against the assignment `(profile name, current policy hash)`.
+/// `current_hash` is `Err(reason)` when the assigned profile cannot be loaded now.
+pub fn verify_process(
+    pid: u32,
+    profile: &str,
+    current_hash: Result<&str, &str>,
+    records_dir: &Path,
+) -> Verdict {
+    let Ok(start_time) = process_start_time(pid) else {
+        return verdict(
+            ServiceState::Inactive,
+            format!("process {pid} is gone"),
+            None,
+        );
+    };
+    let Some((nnp, seccomp, uid)) = proc_status(pid) else {
+        return verdict(
+            ServiceState::Inactive,
+            format!("process {pid} is gone"),
+            None,
+        );
+    };
+    let name = EnforcementRecord::file_name(pid, start_time);
+    let path = records_dir.join(&name);
+    let record = match EnforcementRecord::find(records_dir, pid, start_time) {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            return verdict(
+                ServiceState::NotEnforced,
+                format!(
+                    "process {pid} has no enforcement record: it was not started through hardend-exec"
+                ),
+                None,
+            );
+        }
+        Err(e) => return verdict(ServiceState::NotEnforced, e.to_string(), None),
+    };
+    // Only root or the process's own user could have written a genuine record.
+    match fs::metadata(&path) {
+        Ok(m) if m.uid() == 0 || m.uid() == uid => {}
+        Ok(m) => {
+            return verdict(
+                ServiceState::NotEnforced,
+                format!(
+                    "record {name} is owned by uid {} but the process runs as uid {uid}",
+                    m.uid()
+                ),
+                Some(record),
+            );
+        }
+        Err(e) => return verdict(ServiceState::NotEnforced, e.to_string(), Some(record)),
+    }
+    if record.pid != pid || record.start_time != start_time {
+        return verdict(
+            ServiceState::NotEnforced,
+            format!("record {name} describes another process"),
+            Some(record),
+        );
+    }
+    if nnp != 1 {
+        return verdict(
+            ServiceState::NotEnforced,
+            format!("process {pid} does not have no_new_privs"),
+            Some(record),
+        );
+    }
+    if record.confinement.seccomp.configured && seccomp != 2 {
+        return verdict(
+            ServiceState::NotEnforced,
+            format!("process {pid} has no seccomp filter (Seccomp: {seccomp})"),
+            Some(record),
+        );
+    }
+    if record.profile != profile {
+        let d = format!(
+            "runs profile {} but {profile} is assigned; restart the unit",
+            record.profile
+        );
+        return verdict(ServiceState::Stale, d, Some(record));
+    }
+    match current_hash {
+        Err(reason) => {
+            return verdict(
+                ServiceState::Stale,
+                format!("profile {profile} cannot be loaded now: {reason}"),
+                Some(record),
+            );
+        }
+        Ok(h) if h != record.profile_hash => {
+            return verdict(
+                ServiceState::Stale,
+                format!("profile {profile} changed since the process started; restart the unit"),
+                Some(record),
+            );
+        }
+        Ok(_) => {}
+    }
+    let ll = &record.confinement.landlock;
+    if ll.status == LandlockStatus::Partial {
+        let missing: Vec<String> = ll
+            .missing
+            .iter()
+            .map(|m| format!("{} (ABI {})", m.right, m.needs_abi))
+            .collect();
+        let d = format!(
+            "Landlock ABI {}: missing {}",
+            ll.effective_abi,
+            missing.join(", ")
+        );
+        return verdict(ServiceState::Partial, d, Some(record));
+    }
+    let d = format!(
+        "pid {pid}: Landlock {} (ABI {}), seccomp {}",
+        match ll.status {
+            LandlockStatus::None => "not configured",
+            _ => "full",
+        },
+        ll.effective_abi,
+        if record.confinement.seccomp.configured {
+            "filter"
+        } else {
+            "not configured"
+        }
+    );
+    verdict(ServiceState::Enforced, d, Some(record))
+}
+
+/// Against real processes: started through the real `hardend-exec` (built by `cargo build
+/// --workspace`), or plain.
+#[cfg(test)]
+mod tests {
+    use std::fs;
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+
+    use super::*;
+    use crate::profile::ProfileLoader;
+
+    fn repo() -> &'static Path {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+    }
+
+    fn shipped_profiles() -> PathBuf {
+        repo().join("profiles")
+    }
+
+    fn hardend_exec() -> PathBuf {
+        let exe = std::env::current_exe().unwrap();
+        let p = exe.parent().unwrap().parent().unwrap().join("hardend-exec");
+        assert!(
+            p.exists(),
+            "{}: run `cargo build --workspace` first",
+            p.display()
+        );
+        p
+    }
+
+    fn is_root() -> bool {
+        // SAFETY: geteuid cannot fail and touches no memory.
+        unsafe { libc::geteuid() == 0 }
+    }
+
+    struct Sandbox(tempfile::TempDir);
+
+    impl Sandbox {
+        fn new() -> Self {
+            Sandbox(tempfile::tempdir().unwrap())
+        }
+        fn profile(&self, name: &str, body: &str) -> PathBuf {
+            let p = self.0.path().join(format!("{name}.toml"));
+            fs::write(&p, body).unwrap();
+            p
+        }
+        fn runtime_dir(&self) -> PathBuf {
+            self.0.path().join("run")
+        }
+    }
+
+    fn sleeper_profile(sb: &Sandbox) -> PathBuf {
+        sb.profile(
+            "sleeper",
+            "include = [\"base\"]\n[landlock]\nread_exec = [\"/usr/bin/sleep\"]\n[seccomp]\nallow = [\"@system-service\"]\n",
+        )
+    }
+
+    fn hash(p: &std::path::Path) -> String {
+        ProfileLoader::new(vec![shipped_profiles()])
+            .load_file(p)
+            .unwrap()
+            .policy_hash()
+    }
+
+    fn start(sb: &Sandbox, profile: &std::path::Path, extra: &[&str]) -> std::process::Child {
+        let c = Command::new(hardend_exec())
+            .arg("--profile")
+            .arg(profile)
+            .arg("--profile-path")
+            .arg(shipped_profiles())
+            .arg("--runtime-dir")
+            .arg(sb.runtime_dir())
+            .args(extra)
+            .args(["--", "/usr/bin/sleep", "30"])
+            .spawn()
+            .unwrap();
+        // wait until the exec happened (the record exists and /proc shows sleep)
+        for _ in 0..100 {
+            let comm = fs::read_to_string(format!("/proc/{}/comm", c.id())).unwrap_or_default();
+            if comm.trim() == "sleep" {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        c
+    }
+
+    #[test]
+    fn enforced_not_enforced_and_stale() {
+        let sb = Sandbox::new();
+        let p = sleeper_profile(&sb);
+        let mut confined = start(&sb, &p, &[]);
+        let v = verify_process(confined.id(), "sleeper", Ok(&hash(&p)), &sb.runtime_dir());
+        assert_eq!(v.state, ServiceState::Enforced, "{}", v.detail);
+
+        let mut plain = Command::new("/usr/bin/sleep").arg("30").spawn().unwrap();
+        let v = verify_process(plain.id(), "sleeper", Ok(&hash(&p)), &sb.runtime_dir());
+        assert_eq!(v.state, ServiceState::NotEnforced);
+        assert!(v.detail.contains("no enforcement record"), "{}", v.detail);
+
+        let v = verify_process(confined.id(), "sleeper", Ok("0000"), &sb.runtime_dir());
+        assert_eq!(v.state, ServiceState::Stale);
+        let v = verify_process(confined.id(), "other", Ok(&hash(&p)), &sb.runtime_dir());
+        assert_eq!(v.state, ServiceState::Stale);
+        assert!(
+            v.detail
+                .contains("runs profile sleeper but other is assigned"),
+            "{}",
+            v.detail
+        );
+
+        // a record copied to the plain process's name is rejected: the kernel says no filter
+        let rec = fs::read_dir(sb.runtime_dir())
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let mut forged: serde_json::Value =
+            serde_json::from_slice(&fs::read(&rec).unwrap()).unwrap();
+        let start_time = crate::confine::record::process_start_time(plain.id()).unwrap();
+        forged["pid"] = plain.id().into();
+        forged["start_time"] = start_time.into();
+        let forged_path = sb
+            .runtime_dir()
+            .join(format!("{}-{}.json", plain.id(), start_time));
+        fs::write(&forged_path, serde_json::to_vec(&forged).unwrap()).unwrap();
+        let v = verify_process(plain.id(), "sleeper", Ok(&hash(&p)), &sb.runtime_dir());
+        assert_eq!(v.state, ServiceState::NotEnforced, "{}", v.detail);
+        assert!(v.detail.contains("no_new_privs"), "{}", v.detail);
+
+        // a record owned by another user than the process's does not count
+        if is_root() {
+            std::os::unix::fs::chown(&rec, Some(65534), Some(65534)).unwrap();
+            let v = verify_process(confined.id(), "sleeper", Ok(&hash(&p)), &sb.runtime_dir());
+            assert_eq!(v.state, ServiceState::NotEnforced);
+            assert!(v.detail.contains("owned by uid 65534"), "{}", v.detail);
+        }
+
+        confined.kill().unwrap();
+        confined.wait().unwrap();
+        let v = verify_process(confined.id(), "sleeper", Ok(&hash(&p)), &sb.runtime_dir());
+        assert_eq!(v.state, ServiceState::Inactive);
+        plain.kill().unwrap();
+        plain.wait().unwrap();
+    }
+
+    #[test]
+    fn partial_landlock_is_reported_as_partial() {
+        if crate::confine::landlock::kernel_abi() < 4 {
+            return;
+        }
+        let sb = Sandbox::new();
+        let p = sb.profile(
+            "netsleeper",
+            "include = [\"base\"]\n[landlock]\nread_exec = [\"/usr/bin/sleep\"]\nbind_tcp = []\n",
+        );
+        let mut c = start(&sb, &p, &["--max-landlock-abi", "3"]);
+        let v = verify_process(c.id(), "netsleeper", Ok(&hash(&p)), &sb.runtime_dir());
+        assert_eq!(v.state, ServiceState::Partial);
+        assert!(v.detail.contains("net.bind_tcp (ABI 4)"), "{}", v.detail);
+        c.kill().unwrap();
+        c.wait().unwrap();
+    }
+}

@@ -1,0 +1,161 @@
+//! hardend on a private bus, with its own configuration, runtime and drop-in directories.
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use super::{TestBus, hardenctl, hardend, hardend_exec, shipped_profiles};
+
+/// A hardend daemon on a [`TestBus`] with its own config, runtime and drop-in directories.
+pub struct TestDaemon {
+    pub dir: tempfile::TempDir,
+    pub bus: String,
+    pub child: Option<std::process::Child>,
+}
+
+impl TestDaemon {
+    /// Writes the config (extra TOML appended to the `[daemon]` table) and starts hardend.
+    pub fn start(bus: &TestBus, daemon_extra: &str, rest: &str) -> TestDaemon {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
+        fs::create_dir_all(dir.path().join("profiles")).expect("profiles dir");
+        for e in fs::read_dir(shipped_profiles())
+            .expect("profiles")
+            .flatten()
+        {
+            fs::copy(e.path(), dir.path().join("profiles").join(e.file_name())).expect("copy");
+        }
+        let d = dir.path().display();
+        // no TPM unless the test brings one (the identity is then `disabled`, not degraded)
+        let mut rest = if rest.contains("[identity]") {
+            rest.to_string()
+        } else {
+            format!("{rest}\n[identity]\ntcti = \"none\"\n")
+        };
+        // nor the host's /etc and /usr watched, unless the test says what to watch
+        if !rest.contains("[integrity]") && !rest.contains("[[integrity.watch]]") {
+            rest.push_str("\n[integrity]\nenabled = false\n");
+        }
+        fs::write(
+            dir.path().join("hardend.toml"),
+            format!(
+                "[daemon]\nruntime_dir = \"{d}/run\"\nprofile_path = [\"{d}/profiles\"]\ndropin_dir = \"{d}/etc-systemd\"\nruntime_dropin_dir = \"{d}/run-systemd\"\n{daemon_extra}\n{rest}\n"
+            ),
+        )
+        .expect("config");
+        let mut t = TestDaemon {
+            dir,
+            bus: bus.address.clone(),
+            child: None,
+        };
+        t.spawn();
+        t
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn records_dir(&self) -> PathBuf {
+        self.path("run/enforced")
+    }
+
+    /// Starts (or restarts) the daemon and waits until it answers.
+    pub fn spawn(&mut self) {
+        let child = Command::new(hardend())
+            .arg("--config")
+            .arg(self.path("hardend.toml"))
+            .arg("--bus")
+            .arg(&self.bus)
+            .stderr(fs::File::create(self.path("hardend.log")).expect("log"))
+            .spawn()
+            .expect("spawn hardend");
+        self.child = Some(child);
+        for _ in 0..200 {
+            if self.ctl(&["status"]).status.code() != Some(1) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        panic!("hardend did not come up: {}", self.log());
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.path("hardend.log")).unwrap_or_default()
+    }
+
+    pub fn ctl(&self, args: &[&str]) -> Output {
+        Command::new(hardenctl())
+            .arg("--bus")
+            .arg(&self.bus)
+            .args(args)
+            .output()
+            .expect("hardenctl")
+    }
+
+    pub fn ctl_json(&self, args: &[&str]) -> serde_json::Value {
+        let mut a = vec!["--json"];
+        a.extend_from_slice(args);
+        let out = self.ctl(&a);
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "hardenctl {args:?}: {e}\nstdout: {}\nstderr: {}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+    }
+
+    /// Runs `cmd` (with args) under hardend-exec as `unit` with a profile from the daemon's
+    /// profile directory; returns the child (the confined program itself).
+    pub fn start_confined(&self, unit: &str, profile: &str, cmd: &[&str]) -> std::process::Child {
+        Command::new(hardend_exec())
+            .args(["--profile", profile, "--unit", unit, "--profile-path"])
+            .arg(self.path("profiles"))
+            .arg("--runtime-dir")
+            .arg(self.records_dir())
+            .arg("--")
+            .args(cmd)
+            .spawn()
+            .expect("hardend-exec")
+    }
+
+    /// Polls `hardenctl services` until `unit` has `state` (or panics after ~10 s).
+    pub fn wait_state(&self, unit: &str, state: &str) -> serde_json::Value {
+        let mut last = serde_json::Value::Null;
+        for _ in 0..200 {
+            let v = self.ctl_json(&["services"]);
+            if let Some(s) = v["services"]
+                .as_array()
+                .and_then(|a| a.iter().find(|s| s["unit"] == unit))
+            {
+                if s["state"] == state {
+                    return s.clone();
+                }
+                last = s.clone();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!(
+            "{unit} never became {state}; last: {last:#}\nlog:\n{}",
+            self.log()
+        );
+    }
+
+    pub fn kill(&mut self, signal: i32) {
+        if let Some(c) = &self.child {
+            // SAFETY: kill with a valid pid and signal number touches no memory.
+            unsafe { libc::kill(c.id() as i32, signal) };
+        }
+        if let Some(mut c) = self.child.take() {
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for TestDaemon {
+    fn drop(&mut self) {
+        self.kill(libc::SIGTERM);
+    }
+}

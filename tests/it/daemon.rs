@@ -1,0 +1,390 @@
+//! The daemon on a real private dbus-daemon: it owns org.hardend1, answers hardenctl,
+//! refuses state changes from non-root callers, verifies real confined processes, and
+//! survives being killed without its services losing their confinement.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::fs;
+use std::process::Command;
+
+use crate::common::*;
+
+const SLEEPER: &str = "include = [\"base\"]\n[landlock]\nread_exec = [\"/usr/bin/sleep\", \"/bin/sleep\"]\n[seccomp]\nallow = [\"@system-service\"]\n";
+
+fn with_sleeper(d: &TestDaemon) {
+    fs::write(d.path("profiles/sleeper.toml"), SLEEPER).unwrap();
+}
+
+#[test]
+fn starts_owns_the_name_and_answers_status() {
+    let bus = TestBus::start();
+    let d = TestDaemon::start(&bus, "", "");
+    let v = d.ctl_json(&["status"]);
+    assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(v["state"], "ok");
+    assert_eq!(v["systemd"], false, "no systemd on a private bus");
+    assert_eq!(
+        v["profile_path"][0],
+        d.path("profiles").display().to_string()
+    );
+    assert!(d.ctl(&["status"]).status.success());
+    // a second daemon cannot take the name
+    let second = Command::new(hardend())
+        .arg("--config")
+        .arg(d.path("hardend.toml"))
+        .arg("--bus")
+        .arg(&bus.address)
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    assert!(String::from_utf8_lossy(&second.stderr).contains("cannot own org.hardend1"));
+}
+
+#[test]
+fn non_root_callers_get_access_denied_but_can_read() {
+    if !is_root() {
+        eprintln!("skipped: needs root to run a client as nobody");
+        return;
+    }
+    let bus = TestBus::start();
+    let d = TestDaemon::start(&bus, "", "");
+    let as_nobody = |args: &[&str]| {
+        Command::new(hardenctl())
+            .uid(65534)
+            .gid(65534)
+            .arg("--bus")
+            .arg(&bus.address)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    use std::os::unix::process::CommandExt;
+    for args in [
+        &["confine", "x.service", "base"][..],
+        &["release", "x.service"][..],
+        &["reload"][..],
+    ] {
+        let out = as_nobody(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        // hardenctl prints this only for org.freedesktop.DBus.Error.AccessDenied
+        assert!(
+            err.contains("permission denied:") && err.contains("requires root (caller uid 65534)"),
+            "{args:?}: {err}"
+        );
+    }
+    let out = as_nobody(&["--json", "status"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["state"], "ok");
+    assert!(as_nobody(&["services"]).status.success());
+    // root passes the same check (and then fails for the real reason: no systemd here)
+    let out = d.ctl(&["reload"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn confined_process_is_enforced_and_a_profile_change_makes_it_stale() {
+    let bus = TestBus::start();
+    let d = TestDaemon::start(&bus, "verify_interval = 1", "");
+    with_sleeper(&d);
+    let mut child = d.start_confined("sleeper.service", "sleeper", &["sleep", "30"]);
+    let s = d.wait_state("sleeper.service", "enforced");
+    assert_eq!(s["pid"], child.id());
+    assert_eq!(s["profile"], "sleeper");
+    assert_eq!(s["landlock"], "full");
+    assert_eq!(s["seccomp"], "enforce");
+    assert_eq!(s["source"], "record");
+    assert!(d.ctl(&["services"]).status.success());
+
+    fs::write(
+        d.path("profiles/sleeper.toml"),
+        format!("{SLEEPER}deny = [\"@ipc\"]\n"),
+    )
+    .unwrap();
+    let s = d.wait_state("sleeper.service", "stale");
+    assert!(
+        s["detail"]
+            .as_str()
+            .unwrap()
+            .contains("changed since the process started"),
+        "{s}"
+    );
+    assert_eq!(
+        d.ctl(&["services"]).status.code(),
+        Some(3),
+        "exit 3: something is not enforced"
+    );
+    assert_eq!(d.ctl(&["status"]).status.code(), Some(3));
+
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // the only thing that named the unit was the record of a dead process
+    for _ in 0..100 {
+        let v = d.ctl_json(&["services"]);
+        if v["services"].as_array().unwrap().is_empty() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("the dead process's unit is still listed");
+}
+
+#[test]
+fn config_services_without_a_process_are_inactive() {
+    let bus = TestBus::start();
+    let d = TestDaemon::start(
+        &bus,
+        "",
+        "[services]\n\"web.service\" = \"busybox-httpd\"\n",
+    );
+    let s = d.wait_state("web.service", "inactive");
+    assert_eq!(s["source"], "config");
+    assert_eq!(s["pid"], 0);
+    let v = d.ctl_json(&["status"]);
+    assert_eq!(v["services"], 1);
+    assert_eq!(v["state"], "ok", "a stopped service is not a problem");
+}
+
+#[test]
+fn bad_input_gives_clear_errors_and_writes_nothing() {
+    let bus = TestBus::start();
+    let d = TestDaemon::start(&bus, "", "");
+    let cases = [
+        (
+            vec!["confine", "web.service", "no-such-profile"],
+            "profile no-such-profile:",
+        ),
+        (
+            vec!["confine", "../../etc/x.service", "base"],
+            "is not a service unit name",
+        ),
+        (
+            vec!["confine", "web.socket", "base"],
+            "is not a service unit name",
+        ),
+        (
+            vec!["confine", "web.service", "/tmp/evil.toml"],
+            "not a path",
+        ),
+        (
+            vec!["release", "web.service"],
+            "is not confined by a hardend drop-in",
+        ),
+        (
+            vec!["confine", "web.service", "base"],
+            "systemd is not on the daemon's bus",
+        ),
+    ];
+    for (args, needle) in cases {
+        let out = d.ctl(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err:?} lacks {needle:?}");
+    }
+    fs::write(
+        d.path("profiles/broken.toml"),
+        "[landlock]\nread = [\"relative\"]\n",
+    )
+    .unwrap();
+    let out = d.ctl(&["confine", "web.service", "broken"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("broken.toml:2: landlock.read"));
+    for dir in ["etc-systemd", "run-systemd"] {
+        assert!(!d.path(dir).exists(), "{dir} must not be created");
+    }
+    // hardenctl's exit status when the daemon is not there at all
+    let out = Command::new(hardenctl())
+        .args(["--bus", "unix:path=/nonexistent/bus", "status"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("cannot connect to the unix:path=/nonexistent/bus bus")
+    );
+}
+
+#[test]
+fn a_bad_config_stops_startup_with_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("hardend.toml");
+    fs::write(&conf, "[daemon]\nverify_interval = \"often\"\n").unwrap();
+    let out = Command::new(hardend())
+        .arg("--config")
+        .arg(&conf)
+        .arg("--check-config")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("{}:2:", conf.display())), "{err}");
+    fs::write(
+        &conf,
+        "[services]\n\"ok.service\" = \"p\"\n\"bad name\" = \"p\"\n",
+    )
+    .unwrap();
+    let bus = TestBus::start();
+    let out = Command::new(hardend())
+        .arg("--config")
+        .arg(&conf)
+        .arg("--bus")
+        .arg(&bus.address)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("{}:3: services:", conf.display())),
+        "{err}"
+    );
+}
+
+#[test]
+fn killing_the_daemon_leaves_services_confined_and_a_restart_finds_them() {
+    let bus = TestBus::start();
+    let mut d = TestDaemon::start(&bus, "verify_interval = 1", "");
+    with_sleeper(&d);
+    let mut child = d.start_confined("sleeper.service", "sleeper", &["sleep", "30"]);
+    d.wait_state("sleeper.service", "enforced");
+    d.kill(libc::SIGKILL);
+    assert_eq!(d.ctl(&["status"]).status.code(), Some(1), "daemon gone");
+    let (nnp, seccomp) = proc_confinement(child.id());
+    assert_eq!(
+        (nnp.as_str(), seccomp.as_str()),
+        ("1", "2"),
+        "still confined by the kernel"
+    );
+    d.spawn();
+    let s = d.wait_state("sleeper.service", "enforced");
+    assert_eq!(s["pid"], child.id());
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn sighup_reloads_and_a_bad_config_keeps_the_old_one() {
+    let bus = TestBus::start();
+    let mut d = TestDaemon::start(&bus, "verify_interval = 30", "");
+    let conf = d.path("hardend.toml");
+    let good = fs::read_to_string(&conf).unwrap();
+    fs::write(
+        &conf,
+        good.replace("verify_interval = 30", "verify_interval = 7"),
+    )
+    .unwrap();
+    let pid = d.child.as_ref().unwrap().id() as i32;
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(pid, libc::SIGHUP) };
+    let mut seen = 0;
+    for _ in 0..100 {
+        seen = d.ctl_json(&["status"])["verify_interval"].as_u64().unwrap();
+        if seen == 7 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(seen, 7);
+    fs::write(&conf, "[daemon]\nbogus = 1\n").unwrap();
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGHUP) };
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(
+        d.ctl_json(&["status"])["verify_interval"],
+        7,
+        "old config kept"
+    );
+    assert!(
+        d.log()
+            .contains("reload failed, keeping the previous configuration"),
+        "{}",
+        d.log()
+    );
+    // and Reload over D-Bus reports the same error to the caller
+    let out = d.ctl(&["reload"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field `bogus`"));
+    d.kill(libc::SIGTERM);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn enforcement_changes_are_signalled() {
+    use futures_util::StreamExt;
+    use hardend::api::ManagerProxy;
+    let bus = TestBus::start();
+    let d = TestDaemon::start(&bus, "verify_interval = 1", "");
+    with_sleeper(&d);
+    let conn = zbus::connection::Builder::address(bus.address.as_str())
+        .unwrap()
+        .build()
+        .await
+        .unwrap();
+    let proxy = ManagerProxy::new(&conn).await.unwrap();
+    let mut signals = proxy.receive_service_enforcement_changed().await.unwrap();
+    let mut child = d.start_confined("sleeper.service", "sleeper", &["sleep", "30"]);
+    let sig = tokio::time::timeout(std::time::Duration::from_secs(10), signals.next())
+        .await
+        .expect("a signal within 10 s")
+        .unwrap();
+    let a = sig.args().unwrap();
+    assert_eq!(*a.unit(), "sleeper.service");
+    assert_eq!(*a.new_state(), "enforced");
+    fs::write(
+        d.path("profiles/sleeper.toml"),
+        format!("{SLEEPER}deny = [\"@ipc\"]\n"),
+    )
+    .unwrap();
+    let sig = tokio::time::timeout(std::time::Duration::from_secs(10), signals.next())
+        .await
+        .expect("a second signal")
+        .unwrap();
+    let a = sig.args().unwrap();
+    assert_eq!((*a.old_state(), *a.new_state()), ("enforced", "stale"));
+    // the read-only calls through the generated proxy
+    assert_eq!(proxy.version().await.unwrap(), env!("CARGO_PKG_VERSION"));
+    let (svc,) = proxy.get_service("sleeper.service").await.unwrap();
+    assert_eq!(svc.state, hardend::api::ServiceState::Stale);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn verity_status_of_a_root_that_is_not_on_verity() {
+    let bus = TestBus::start();
+    let d = TestDaemon::start(&bus, "", "[verity]\nroot_hash = \"ABCDEF01\"\n");
+    let out = d.ctl(&["--json", "verity", "status"]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "answered, but / is not verified"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // this host's / is a plain block device (CI and developer machines alike)
+    assert_eq!(v["state"], "not-verity", "{v:#}");
+    assert_eq!(v["mountpoint"], "/");
+    assert_eq!(v["expected_root_hash"], "abcdef01");
+    assert_eq!(v["expected_source"], "config");
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not a device-mapper device"),
+        "{v:#}"
+    );
+    // a bad expected hash in the config is a startup error with file and line
+    fs::write(d.path("bad.toml"), "[verity]\n\nroot_hash = \"xyz\"\n").unwrap();
+    let out = Command::new(hardend())
+        .arg("--config")
+        .arg(d.path("bad.toml"))
+        .arg("--check-config")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad.toml:3: verity.root_hash"));
+}

@@ -1,0 +1,798 @@
+//! Integrity monitoring through a real daemon on a private bus, watching temporary trees on
+//! this kernel: every kind of change raised in real time (the D-Bus signal) and found again
+//! by a full scan of a fresh daemon; forced inotify overflow; a baseline edited, truncated
+//! or interrupted while written; dpkg acceptance; a burst of 20,000 changes.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use crate::common::{TestBus, TestDaemon, is_root};
+use futures_util::StreamExt;
+use hardend::api::IntegrityProxy;
+
+struct Setup {
+    tree: tempfile::TempDir,
+    outside: tempfile::TempDir,
+    state: tempfile::TempDir,
+    d: TestDaemon,
+    bus: TestBus,
+}
+
+impl Setup {
+    fn start(extra: &str) -> Setup {
+        Self::start_with(extra, |_| {})
+    }
+
+    /// A watched tree (prepared by `prepare` before the daemon starts), a directory outside
+    /// it on the same file system, and a daemon watching the tree.
+    fn start_with(extra: &str, prepare: impl FnOnce(&Path)) -> Setup {
+        let tree = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
+        let outside = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
+        let state = tempfile::tempdir().unwrap();
+        prepare(tree.path());
+        let bus = TestBus::start();
+        let d = TestDaemon::start(
+            &bus,
+            "",
+            &format!(
+                "[integrity]\ndir = \"{}\"\n{extra}\n[[integrity.watch]]\nname = \"tree\"\npaths = [\"{}\"]\nseverity = \"critical\"\nexclude = [\"**/*.swp\"]\n",
+                state.path().display(),
+                tree.path().display()
+            ),
+        );
+        Setup {
+            tree,
+            outside,
+            state,
+            d,
+            bus,
+        }
+    }
+
+    fn p(&self, rel: &str) -> PathBuf {
+        self.tree.path().join(rel)
+    }
+
+    fn ctl(&self, args: &[&str]) -> Output {
+        self.d.ctl(args)
+    }
+
+    fn status(&self) -> serde_json::Value {
+        let out = self.ctl(&["--json", "integrity", "status"]);
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)))
+    }
+
+    /// path → kind of every current violation.
+    fn violations(&self) -> BTreeMap<String, String> {
+        self.status()["violations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| {
+                (
+                    v["path"].as_str().unwrap().to_string(),
+                    v["kind"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    /// Waits until `f(status)` holds (a full scan or a burst takes a moment).
+    fn wait_for(&self, what: &str, secs: u64, f: impl Fn(&serde_json::Value) -> bool) {
+        let end = std::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let s = self.status();
+            if f(&s) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < end,
+                "{what}: {s}\n{}",
+                self.d.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn restart(&mut self) {
+        self.d.kill(libc::SIGKILL);
+        self.d.spawn();
+    }
+}
+
+fn ok(out: Output) -> Output {
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn sh(cmd: &str) {
+    let st = Command::new("sh").args(["-c", cmd]).status().unwrap();
+    assert!(st.success(), "{cmd}");
+}
+
+/// A valid VFS_CAP_REVISION_2 `security.capability` value granting CAP_NET_BIND_SERVICE.
+const CAP_NET_BIND: [u8; 20] = [
+    0x01, 0, 0, 0x02, 0x00, 0x04, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_kind_of_change_in_real_time_and_by_a_full_scan() {
+    if !is_root() {
+        eprintln!("skipped: needs root (chown, security.capability)");
+        return;
+    }
+    let outside = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
+    let out_dir = outside.path().to_path_buf();
+    let mut s = Setup::start_with("", |t| {
+        fs::create_dir_all(t.join("etc")).unwrap();
+        fs::create_dir_all(t.join("bin")).unwrap();
+        fs::write(t.join("etc/conf"), "alpha-1\n").unwrap();
+        fs::write(t.join("etc/del"), "to be deleted\n").unwrap();
+        fs::write(t.join("etc/repl"), "to be replaced by a symlink\n").unwrap();
+        fs::write(t.join("etc/target-a"), "a\n").unwrap();
+        fs::write(t.join("etc/target-b"), "b\n").unwrap();
+        std::os::unix::fs::symlink("target-a", t.join("etc/link")).unwrap();
+        fs::write(t.join("etc/renamed"), "original\n").unwrap();
+        fs::write(t.join("bin/tool"), "#!/bin/sh\n").unwrap();
+        fs::set_permissions(t.join("bin/tool"), fs::Permissions::from_mode(0o755)).unwrap();
+        fs::write(t.join("bin/owned"), "x\n").unwrap();
+        fs::write(t.join("bin/capless"), "x\n").unwrap();
+        fs::write(t.join("bin/linked"), "hard link target\n").unwrap();
+        fs::hard_link(t.join("bin/linked"), out_dir.join("outside-link")).unwrap();
+    });
+    assert_eq!(s.status()["status"]["state"], "no-baseline");
+    ok(s.ctl(&["integrity", "init"]));
+    let st = s.status();
+    assert_eq!(st["status"]["state"], "ok", "{st}");
+    assert_eq!(
+        st["status"]["key"], "file",
+        "no TPM here: a root-only key file"
+    );
+
+    let conn = zbus::connection::Builder::address(s.bus.address.as_str())
+        .unwrap()
+        .build()
+        .await
+        .unwrap();
+    let proxy = IntegrityProxy::new(&conn).await.unwrap();
+    let mut signals = proxy.receive_integrity_violation().await.unwrap();
+    let t = s.tree.path().to_path_buf();
+    let outside_link = outside.path().join("outside-link");
+    let staged = s.outside.path().join("staged");
+    type Change = Box<dyn Fn()>;
+    let changes: Vec<(&str, &str, Change)> = vec![
+        ("etc/conf", "modified", {
+            let t = t.clone();
+            // same size, then the old mtime put back
+            Box::new(move || {
+                fs::copy(t.join("etc/conf"), t.join("../conf.ref")).unwrap();
+                sh(&format!(
+                    "touch -r {0}/etc/conf {0}/../conf.ref && printf 'alpha-2\\n' > {0}/etc/conf && touch -r {0}/../conf.ref {0}/etc/conf",
+                    t.display()
+                ));
+            })
+        }),
+        ("bin/tool", "metadata", {
+            let t = t.clone();
+            Box::new(move || {
+                fs::set_permissions(t.join("bin/tool"), fs::Permissions::from_mode(0o4755)).unwrap()
+            })
+        }),
+        ("bin/owned", "metadata", {
+            let t = t.clone();
+            Box::new(move || {
+                std::os::unix::fs::chown(t.join("bin/owned"), Some(1000), Some(1000)).unwrap()
+            })
+        }),
+        ("etc/new", "added", {
+            let t = t.clone();
+            Box::new(move || fs::write(t.join("etc/new"), "planted\n").unwrap())
+        }),
+        ("etc/del", "removed", {
+            let t = t.clone();
+            Box::new(move || fs::remove_file(t.join("etc/del")).unwrap())
+        }),
+        ("etc/repl", "type-changed", {
+            let t = t.clone();
+            Box::new(move || {
+                fs::remove_file(t.join("etc/repl")).unwrap();
+                std::os::unix::fs::symlink("/etc/shadow", t.join("etc/repl")).unwrap();
+            })
+        }),
+        ("etc/link", "modified", {
+            let t = t.clone();
+            Box::new(move || {
+                fs::remove_file(t.join("etc/link")).unwrap();
+                std::os::unix::fs::symlink("target-b", t.join("etc/link")).unwrap();
+            })
+        }),
+        ("bin/capless", "metadata", {
+            let t = t.clone();
+            Box::new(move || {
+                xattr::set(t.join("bin/capless"), "security.capability", &CAP_NET_BIND).unwrap()
+            })
+        }),
+        ("bin/linked", "modified", {
+            // written through the hard link outside the watched tree
+            let l = outside_link.clone();
+            Box::new(move || fs::write(&l, "changed from outside\n").unwrap())
+        }),
+        ("etc/renamed", "modified", {
+            let t = t.clone();
+            let staged = staged.clone();
+            Box::new(move || {
+                fs::write(&staged, "renamed into place\n").unwrap();
+                fs::rename(&staged, t.join("etc/renamed")).unwrap();
+            })
+        }),
+    ];
+    for (rel, kind, change) in &changes {
+        change();
+        let want = t.join(rel).display().to_string();
+        let got = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                let sig = signals.next().await.unwrap();
+                let a = sig.args().unwrap();
+                if *a.path() == want {
+                    return (
+                        a.kind().to_string(),
+                        a.severity().to_string(),
+                        a.set().to_string(),
+                    );
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no IntegrityViolation for {rel} within 10 s\n{}", s.d.log()));
+        assert_eq!(
+            (got.0.as_str(), got.1.as_str(), got.2.as_str()),
+            (*kind, "critical", "tree"),
+            "{rel}"
+        );
+    }
+    let expect: BTreeMap<String, String> = changes
+        .iter()
+        .map(|(rel, kind, _)| (t.join(rel).display().to_string(), kind.to_string()))
+        .collect();
+    assert_eq!(s.violations(), expect, "the live list");
+    let out = s.ctl(&["integrity", "status"]);
+    assert_eq!(out.status.code(), Some(3), "violations: exit 3");
+    let out = s.ctl(&["--json", "status"]);
+    assert_eq!(out.status.code(), Some(3), "the daemon is degraded");
+
+    // a fresh daemon knows nothing of the events: its full scan must find every change
+    s.restart();
+    s.wait_for("the startup scan", 30, |st| st["status"]["last_scan"] != 0);
+    assert_eq!(s.violations(), expect, "found again by a full scan");
+    assert_eq!(s.ctl(&["integrity", "scan"]).status.code(), Some(3));
+    assert_eq!(s.violations(), expect, "and by `integrity scan`");
+
+    // accepting one path clears it; the event log has the story
+    ok(s.ctl(&["integrity", "accept", t.join("etc/new").to_str().unwrap()]));
+    let v = s.violations();
+    assert!(!v.contains_key(&t.join("etc/new").display().to_string()));
+    assert_eq!(v.len(), expect.len() - 1);
+    let ev = ok(s.ctl(&["--json", "integrity", "events", "-n", "500"])).stdout;
+    let ev: serde_json::Value = serde_json::from_slice(&ev).unwrap();
+    let accepted =
+        ev.as_array().unwrap().iter().any(|e| {
+            e["event"] == "accepted" && e["path"] == t.join("etc/new").display().to_string()
+        });
+    assert!(accepted, "{ev}");
+}
+
+#[test]
+fn reverting_a_change_clears_it_and_rescans_raise_nothing() {
+    let s = Setup::start_with("", |t| {
+        fs::write(t.join("f"), "one\n").unwrap();
+    });
+    ok(s.ctl(&["integrity", "init"]));
+    fs::write(s.p("f"), "two\n").unwrap();
+    s.wait_for("the change", 10, |st| st["status"]["violations"] == 1);
+    fs::write(s.p("f"), "one\n").unwrap();
+    s.wait_for("the revert", 10, |st| st["status"]["violations"] == 0);
+    // two more full scans of an unchanged tree find nothing
+    ok(s.ctl(&["integrity", "scan"]));
+    ok(s.ctl(&["integrity", "scan"]));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(s.status()["status"]["violations"], 0);
+    // excluded paths are not watched
+    fs::write(s.p("x.swp"), "editor\n").unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(s.status()["status"]["violations"], 0);
+}
+
+#[test]
+fn non_root_may_read_but_not_init_scan_or_accept() {
+    if !is_root() {
+        eprintln!("skipped: needs root to run a client as nobody");
+        return;
+    }
+    let s = Setup::start("");
+    use std::os::unix::process::CommandExt;
+    let as_nobody = |args: &[&str]| {
+        Command::new(crate::common::hardenctl())
+            .uid(65534)
+            .gid(65534)
+            .arg("--bus")
+            .arg(&s.bus.address)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    for args in [
+        &["integrity", "init"][..],
+        &["integrity", "scan"][..],
+        &["integrity", "accept", "/tmp/x"][..],
+        &["integrity", "accept", "--from-dpkg"][..],
+    ] {
+        let out = as_nobody(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains("requires root (caller uid 65534)"),
+            "{args:?}: {err}"
+        );
+    }
+    let out = as_nobody(&["--json", "integrity", "status"]);
+    assert_eq!(out.status.code(), Some(3), "no baseline yet is not ok");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no-baseline"));
+    assert!(as_nobody(&["integrity", "events"]).status.success());
+}
+
+fn md5_hex(data: &[u8]) -> String {
+    use md5::Digest;
+    hex::encode(md5::Md5::digest(data))
+}
+
+#[test]
+fn dpkg_vouches_for_content_not_for_permissions() {
+    let s = Setup::start_with("", |t| {
+        fs::create_dir_all(t.join("usr/bin")).unwrap();
+        for f in ["upgraded", "tampered", "chmodded", "reinstalled"] {
+            fs::write(t.join("usr/bin").join(f), "version 1\n").unwrap();
+        }
+    });
+    ok(s.ctl(&["integrity", "init"]));
+    // dpkg's record after an upgrade: what the package now ships
+    let admin = tempfile::tempdir().unwrap();
+    fs::create_dir_all(admin.path().join("info")).unwrap();
+    let rel = |f: &str| {
+        s.p("usr/bin")
+            .join(f)
+            .strip_prefix("/")
+            .unwrap()
+            .display()
+            .to_string()
+    };
+    fs::write(
+        admin.path().join("info/demo:amd64.md5sums"),
+        format!(
+            "{}  {}\n{}  {}\n{}  {}\n{}  {}\n",
+            md5_hex(b"version 2\n"),
+            rel("upgraded"),
+            md5_hex(b"version 2\n"),
+            rel("tampered"),
+            md5_hex(b"version 1\n"),
+            rel("chmodded"),
+            md5_hex(b"version 1\n"),
+            rel("reinstalled"),
+        ),
+    )
+    .unwrap();
+    fs::write(s.p("usr/bin/upgraded"), "version 2\n").unwrap();
+    fs::write(s.p("usr/bin/tampered"), "version 2 plus a backdoor\n").unwrap();
+    fs::set_permissions(s.p("usr/bin/chmodded"), fs::Permissions::from_mode(0o4755)).unwrap();
+    // a reinstall of the same version: same content, a new inode renamed into place
+    fs::write(s.outside.path().join("new"), "version 1\n").unwrap();
+    fs::copy(
+        s.outside.path().join("new"),
+        s.p("usr/bin/.reinstalled.dpkg-new"),
+    )
+    .unwrap();
+    fs::rename(
+        s.p("usr/bin/.reinstalled.dpkg-new"),
+        s.p("usr/bin/reinstalled"),
+    )
+    .unwrap();
+    s.wait_for("four changes", 10, |st| st["status"]["violations"] == 4);
+
+    let out = s.ctl(&[
+        "--json",
+        "integrity",
+        "accept",
+        "--from-dpkg",
+        "--dpkg-admin",
+        admin.path().to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(3), "some were refused");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let accepted: Vec<&str> = v["accepted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap())
+        .collect();
+    assert_eq!(accepted.len(), 2, "{v}");
+    assert!(accepted.contains(&s.p("usr/bin/upgraded").to_str().unwrap()));
+    assert!(accepted.contains(&s.p("usr/bin/reinstalled").to_str().unwrap()));
+    let why = |f: &str| {
+        v["refused"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["path"] == s.p("usr/bin").join(f).display().to_string())
+            .map(|r| r["why"].as_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    assert!(
+        why("tampered").contains("does not match package demo"),
+        "{v}"
+    );
+    assert!(
+        why("chmodded").contains("does not vouch for permissions"),
+        "{v}"
+    );
+    let left = s.violations();
+    assert_eq!(
+        left.keys().cloned().collect::<Vec<_>>(),
+        [
+            s.p("usr/bin/chmodded").display().to_string(),
+            s.p("usr/bin/tampered").display().to_string()
+        ]
+    );
+}
+
+#[test]
+fn an_inotify_overflow_becomes_a_rescan_and_loses_nothing() {
+    if !is_root() {
+        eprintln!("skipped: needs root to shrink fs.inotify.max_queued_events");
+        return;
+    }
+    let knob = "/proc/sys/fs/inotify/max_queued_events";
+    let old = fs::read_to_string(knob).unwrap();
+    // the limit is taken when an inotify instance is made: shrink it while the daemon starts
+    fs::write(knob, "16").unwrap();
+    let s = Setup::start_with("", |t| fs::create_dir_all(t.join("d")).unwrap());
+    s.wait_for("the watcher", 10, |st| st["status"]["watches"] != 0);
+    fs::write(knob, old.trim()).unwrap();
+    ok(s.ctl(&["integrity", "init"]));
+    for i in 0..300 {
+        fs::write(s.p(&format!("d/f{i}")), format!("{i}\n")).unwrap();
+    }
+    s.wait_for("all 300 added files", 30, |st| {
+        st["status"]["violations"] == 300
+    });
+    let st = s.status();
+    assert!(st["status"]["rescans"].as_u64().unwrap() >= 1, "{st}");
+    let ev = ok(s.ctl(&["--json", "integrity", "events", "-n", "1000"])).stdout;
+    let ev: serde_json::Value = serde_json::from_slice(&ev).unwrap();
+    assert!(
+        ev.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["event"] == "rescan" && e["actual"].as_str().unwrap().contains("overflowed")),
+        "{ev}"
+    );
+    assert!(s.d.log().contains("rescanning set tree"), "{}", s.d.log());
+}
+
+#[test]
+fn a_baseline_edited_truncated_or_interrupted_is_never_trusted_and_never_lost() {
+    let mut s = Setup::start_with("", |t| {
+        for i in 0..2000 {
+            fs::write(t.join(format!("f{i}")), format!("file {i}\n")).unwrap();
+        }
+    });
+    ok(s.ctl(&["integrity", "init"]));
+    fs::write(s.p("f0"), "changed\n").unwrap();
+    ok(s.ctl(&["integrity", "init"])); // so there is a previous generation
+    let db = s.state.path().join("baseline.db");
+    let prev = s.state.path().join("baseline.db.prev");
+    let good = fs::read(&db).unwrap();
+    let prev_bytes = fs::read(&prev).unwrap();
+
+    // one recorded hash edited offline
+    {
+        use sha2::Digest;
+        let h = sha2::Sha256::digest(b"file 7\n");
+        let at = good
+            .windows(32)
+            .position(|w| w == h.as_slice())
+            .expect("the hash of f7 in the baseline");
+        let mut edited = good.clone();
+        edited[at] ^= 0x55;
+        s.d.kill(libc::SIGKILL);
+        fs::write(&db, &edited).unwrap();
+        s.d.spawn();
+    }
+    let out = s.ctl(&["--json", "integrity", "status"]);
+    assert_eq!(out.status.code(), Some(3));
+    let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(st["status"]["state"], "tampered", "{st}");
+    assert!(
+        st["status"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("changed outside hardend"),
+        "{st}"
+    );
+    assert!(s.d.log().contains("integrity baseline not trusted"));
+    let ev = ok(s.ctl(&["--json", "integrity", "events"])).stdout;
+    assert!(String::from_utf8_lossy(&ev).contains("\"tampered\""));
+    let out = s.ctl(&["--json", "status"]);
+    assert_eq!(out.status.code(), Some(3), "the daemon is degraded");
+
+    // truncated: a clear error, and the previous generation untouched
+    s.d.kill(libc::SIGKILL);
+    fs::write(&db, &good[..good.len() / 2]).unwrap();
+    s.d.spawn();
+    let st = s.status();
+    assert_eq!(st["status"]["state"], "error", "{st}");
+    let detail = st["status"]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("truncated baseline") && detail.contains("baseline.db.prev"),
+        "{detail}"
+    );
+    assert_eq!(fs::read(&prev).unwrap(), prev_bytes);
+
+    // SIGKILL at many points of `integrity init` (scan, write, rename): the baseline on
+    // disk is always a complete one, old or new
+    s.d.kill(libc::SIGKILL);
+    fs::write(&db, &good).unwrap();
+    s.d.spawn();
+    assert_eq!(s.status()["status"]["state"], "ok");
+    for delay_ms in [0u64, 5, 15, 30, 50, 80, 120, 200] {
+        let mut init = Command::new(crate::common::hardenctl())
+            .args(["--bus", &s.bus.address, "integrity", "init"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        s.d.kill(libc::SIGKILL);
+        let _ = init.wait();
+        s.d.spawn();
+        let st = s.status();
+        let state = st["status"]["state"].as_str().unwrap();
+        assert!(
+            state == "ok" || state == "violations",
+            "after SIGKILL at {delay_ms} ms: {st}"
+        );
+        assert_eq!(
+            st["status"]["entries"], 2001,
+            "after SIGKILL at {delay_ms} ms"
+        );
+    }
+}
+
+#[test]
+fn a_burst_of_20000_changes_is_all_reported_with_bounded_memory() {
+    let mut s = Setup::start_with("", |t| {
+        for d in 0..20 {
+            fs::create_dir_all(t.join(format!("d{d}"))).unwrap();
+            for i in 0..1000 {
+                fs::write(t.join(format!("d{d}/f{i}")), "v1\n").unwrap();
+            }
+        }
+    });
+    ok(s.ctl(&["integrity", "init"]));
+    let counter = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let c2 = counter.clone();
+    let addr = s.bus.address.clone();
+    let (ready_tx, ready) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let conn = zbus::connection::Builder::address(addr.as_str())
+                .unwrap()
+                .build()
+                .await
+                .unwrap();
+            let proxy = IntegrityProxy::new(&conn).await.unwrap();
+            let mut signals = proxy.receive_integrity_violation().await.unwrap();
+            ready_tx.send(()).unwrap();
+            while signals.next().await.is_some() {
+                c2.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        });
+    });
+    ready.recv().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    for d in 0..20 {
+        for i in 0..1000 {
+            fs::write(s.p(&format!("d{d}/f{i}")), "v2\n").unwrap();
+        }
+    }
+    s.wait_for("20,000 violations", 180, |st| {
+        st["status"]["violations"] == 20_000
+    });
+    let end = std::time::Instant::now() + Duration::from_secs(60);
+    while counter.load(std::sync::atomic::Ordering::Relaxed) < 20_000
+        && std::time::Instant::now() < end
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        counter.load(std::sync::atomic::Ordering::Relaxed),
+        20_000,
+        "one IntegrityViolation signal per changed file"
+    );
+    let pid = s.d.child.as_ref().unwrap().id();
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let hwm_kb: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap()
+        .parse()
+        .unwrap();
+    eprintln!(
+        "daemon peak RSS after 20,000 violations: {} MiB",
+        hwm_kb / 1024
+    );
+    assert!(hwm_kb < 200 * 1024, "peak RSS {hwm_kb} kB");
+    s.restart();
+}
+
+#[test]
+fn with_a_tpm_the_baseline_key_is_sealed_and_never_bypassed() {
+    let sw = crate::common::swtpm::Swtpm::start();
+    let keys = tempfile::tempdir().unwrap();
+    let identity = |tcti: &str| {
+        format!(
+            "[identity]\ntcti = \"{tcti}\"\ndir = \"{}\"\n",
+            keys.path().display()
+        )
+    };
+    let mut s = Setup::start_with(&identity(&sw.tcti()), |t| {
+        fs::write(t.join("f"), "one\n").unwrap();
+    });
+    ok(s.ctl(&["integrity", "init"]));
+    assert_eq!(s.status()["status"]["key"], "tpm");
+    assert!(s.state.path().join("mac-key.sealed.priv").exists());
+    assert!(
+        !s.state.path().join("mac-key").exists(),
+        "no key on disk in the clear"
+    );
+    // the sealed key survives a restart (unsealed again by the same TPM)
+    s.restart();
+    assert_eq!(s.status()["status"]["state"], "ok");
+
+    // another TPM cannot unseal it: the baseline is not trusted, nothing falls back
+    let other = crate::common::swtpm::Swtpm::start();
+    let cfg = s.d.path("hardend.toml");
+    let text = fs::read_to_string(&cfg).unwrap();
+    fs::write(&cfg, text.replace(&sw.tcti(), &other.tcti())).unwrap();
+    s.restart();
+    let st = s.status();
+    assert_eq!(st["status"]["state"], "error", "{st}");
+    assert!(
+        st["status"]["detail"].as_str().unwrap().contains("sealed"),
+        "{st}"
+    );
+    // and without a TPM at all, the file key is not an escape hatch
+    fs::write(&cfg, text.replace(&sw.tcti(), "none")).unwrap();
+    s.restart();
+    let st = s.status();
+    assert_eq!(st["status"]["state"], "tampered", "{st}");
+    assert!(
+        st["status"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("protected by a TPM-sealed key"),
+        "{st}"
+    );
+    assert!(!s.state.path().join("mac-key").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn during_a_dpkg_run_only_what_dpkg_does_not_vouch_for_is_alerted() {
+    let s = Setup::start_with("", |t| {
+        fs::write(t.join("pkgfile"), "version 1\n").unwrap();
+        fs::write(t.join("other"), "version 1\n").unwrap();
+    });
+    ok(s.ctl(&["integrity", "init"]));
+    let admin = tempfile::tempdir().unwrap();
+    fs::create_dir_all(admin.path().join("info")).unwrap();
+    let rel = |f: &str| s.p(f).strip_prefix("/").unwrap().display().to_string();
+    fs::write(
+        admin.path().join("info/demo.md5sums"),
+        format!(
+            "{}  {}\n{}  {}\n",
+            md5_hex(b"version 2\n"),
+            rel("pkgfile"),
+            md5_hex(b"version 2\n"),
+            rel("other")
+        ),
+    )
+    .unwrap();
+    let conn = zbus::connection::Builder::address(s.bus.address.as_str())
+        .unwrap()
+        .build()
+        .await
+        .unwrap();
+    let proxy = IntegrityProxy::new(&conn).await.unwrap();
+    let mut signals = proxy.receive_integrity_violation().await.unwrap();
+    // what the dpkg hooks do around an upgrade
+    ok(s.ctl(&["integrity", "dpkg-hold"]));
+    fs::write(s.p("pkgfile"), "version 2\n").unwrap();
+    fs::write(s.p("other"), "not what the package ships\n").unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        s.status()["status"]["violations"],
+        2,
+        "recorded while dpkg runs"
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), signals.next())
+            .await
+            .is_err(),
+        "but no alert yet"
+    );
+    let out = s.ctl(&[
+        "integrity",
+        "accept",
+        "--from-dpkg",
+        "--dpkg-admin",
+        admin.path().to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    let sig = tokio::time::timeout(Duration::from_secs(5), signals.next())
+        .await
+        .expect("the alert for the file dpkg does not vouch for")
+        .unwrap();
+    assert_eq!(
+        *sig.args().unwrap().path(),
+        s.p("other").display().to_string()
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), signals.next())
+            .await
+            .is_err(),
+        "and none for the package's own file"
+    );
+    assert_eq!(s.violations().len(), 1);
+}
+
+#[test]
+fn a_dpkg_run_before_the_first_baseline_holds_nothing_back() {
+    let s = Setup::start_with("", |t| fs::write(t.join("f"), "one\n").unwrap());
+    // the package's own installation runs the hooks before any baseline exists
+    ok(s.ctl(&["integrity", "dpkg-hold"]));
+    let _ = s.ctl(&["integrity", "accept", "--from-dpkg"]);
+    ok(s.ctl(&["integrity", "init"]));
+    fs::write(s.p("f"), "two\n").unwrap();
+    s.wait_for("the change", 10, |st| st["status"]["violations"] == 1);
+    // alerted, not held: the event log has it
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let ev = ok(s.ctl(&["--json", "integrity", "events"])).stdout;
+        let ev: serde_json::Value = serde_json::from_slice(&ev).unwrap();
+        if ev
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["event"] == "violation" && e["path"] == s.p("f").display().to_string())
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < end, "no alert: {ev}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

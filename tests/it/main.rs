@@ -1,0 +1,15 @@
+//! Host integration tests, linked as one binary (one link instead of eleven on two cores).
+//! Each module is a specification of one area; `common/` holds the shared helpers.
+
+mod common;
+
+mod confine_landlock;
+mod confine_seccomp;
+mod daemon;
+mod exec;
+mod identity;
+mod initramfs;
+mod integrity;
+mod profiles;
+mod tpm;
+mod verity;
