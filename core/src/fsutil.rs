@@ -1,8 +1,7 @@
 //! Filesystem helpers shared by every module that writes state.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 /// Writes `data` to `path` atomically: a temporary file in the same directory is written,
@@ -15,7 +14,11 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
 /// Like [`write_atomic`], but without fsync when `durable` is false: still atomic for
 /// readers, but not guaranteed to survive a crash. For runtime state on tmpfs (`/run`),
 /// where fsync buys nothing and costs milliseconds on a disk-backed test directory.
+///
+/// The temporary file has a random name created with O_EXCL (`tempfile`): a name left by a
+/// crash, or planted by someone else in a shared directory, never blocks the next write.
 pub fn write_atomic_with(path: &Path, data: &[u8], mode: u32, durable: bool) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -23,31 +26,27 @@ pub fn write_atomic_with(path: &Path, data: &[u8], mode: u32, durable: bool) -> 
     let file_name = path
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(file_name);
-    tmp_name.push(format!(".tmp.{}", std::process::id()));
-    let tmp = dir.join(tmp_name);
-    let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
-            .open(&tmp)?;
-        f.write_all(data)?;
-        if durable {
-            f.sync_all()?;
-        }
-        fs::rename(&tmp, path)?;
-        if durable {
-            File::open(dir)?.sync_all()?;
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+    let mut prefix = std::ffi::OsString::from(".");
+    prefix.push(file_name);
+    prefix.push(".");
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&prefix)
+        .suffix(".tmp")
+        .permissions(fs::Permissions::from_mode(mode))
+        .tempfile_in(dir)?;
+    // exactly `mode`, whatever the umask
+    tmp.as_file()
+        .set_permissions(fs::Permissions::from_mode(mode))?;
+    tmp.write_all(data)?;
+    if durable {
+        tmp.as_file().sync_all()?;
     }
-    result
+    // on failure the temporary file is removed when `tmp` drops
+    tmp.persist(path).map_err(|e| e.error)?;
+    if durable {
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// Renames `from` to `to` (same directory) and fsyncs the directory, so the rename survives
@@ -85,5 +84,28 @@ mod tests {
         );
         // no temporary files left behind
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn names_others_planted_do_not_block_the_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("state.json");
+        // what the old pid-named scheme would have used, and a FIFO under a plausible name
+        fs::write(
+            dir.path()
+                .join(format!(".state.json.tmp.{}", std::process::id())),
+            "x",
+        )
+        .unwrap();
+        let fifo =
+            std::ffi::CString::new(dir.path().join(".state.json.tmp").to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo reads a NUL-terminated path that lives across the call.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        write_atomic(&p, b"data", 0o640).unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"data");
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o640
+        );
     }
 }

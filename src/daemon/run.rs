@@ -62,8 +62,16 @@ fn notify(states: &[sd_notify::NotifyState]) {
 /// Sets up logging: structured journal entries under systemd, text on stderr otherwise.
 pub fn init_logging() {
     use tracing_subscriber::prelude::*;
-    let filter = tracing_subscriber::EnvFilter::try_from_env("HARDEND_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tss_esapi=warn"));
+    // `HARDEND_LOG=debug` or `HARDEND_LOG=info,hardend::integrity=debug` (targets and levels
+    // only: no regex engine in the daemon for a log filter)
+    let filter: tracing_subscriber::filter::Targets = std::env::var("HARDEND_LOG")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            tracing_subscriber::filter::Targets::new()
+                .with_default(tracing::Level::INFO)
+                .with_target("tss_esapi", tracing::Level::WARN)
+        });
     let journald = std::env::var_os("JOURNAL_STREAM")
         .and_then(|_| tracing_journald::layer().ok())
         .map(|l| {

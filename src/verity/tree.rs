@@ -146,14 +146,20 @@ fn io_err(path: &Path) -> impl Fn(std::io::Error) -> VerityError + '_ {
     }
 }
 
-/// Digests of all data blocks of `data`, in parallel. The file is mapped rather than read:
-/// on this class of machine copying from the page cache (pread) cost as much as hashing.
+/// Bytes each thread reads at a time (a whole number of blocks).
+const READ_CHUNK: usize = 1 << 20;
+
+/// Digests of all data blocks of `data`, in parallel: each thread reads its range with
+/// `pread` into its own buffer. Not mmap: the data is often a regular image file, and a file
+/// truncated (or a device removed) under a mapping raises SIGBUS in the middle of the
+/// daemon or CLI; a read returns an error or a short count, which is reported instead.
 fn data_digests(
     p: &VerityParams,
     data: &File,
     data_path: &Path,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Vec<u8>, VerityError> {
+    use std::os::unix::fs::FileExt;
     let n = p.data_blocks;
     let dbs = p.data_block_size as usize;
     let digest = p.hash_alg.digest_size();
@@ -161,34 +167,51 @@ fn data_digests(
     let threads = std::thread::available_parallelism()
         .map_or(1, |t| t.get())
         .clamp(1, 16) as u64;
-    let chunk = n.div_ceil(threads);
-    let mut out = vec![0u8; n as usize * digest];
-    let len = n as usize * dbs;
-    // SAFETY: the mapping is read-only and private to this function. If another process
-    // changes the file while we hash, we read whatever bytes are there and compute a
-    // different (wrong) tree, exactly as a read() would; nothing relies on the bytes being
-    // stable beyond each block's hash computation.
-    let map =
-        unsafe { memmap2::MmapOptions::new().len(len).map(data) }.map_err(io_err(data_path))?;
-    let _ = map.advise(memmap2::Advice::Sequential);
-    let bytes: &[u8] = &map;
-    // Progress in steps of about 1 MiB.
-    let step = (1usize << 20).div_ceil(dbs).max(1);
-    std::thread::scope(|s| {
-        for (t, slice) in out.chunks_mut(chunk as usize * digest).enumerate() {
-            let hasher = &hasher;
-            let first = t * chunk as usize;
-            s.spawn(move || {
-                for (i, d) in slice.chunks_mut(digest).enumerate() {
-                    let b = first + i;
-                    hasher.hash(&bytes[b * dbs..(b + 1) * dbs], d);
-                    if (i + 1) % step == 0 {
-                        progress(step as u64);
+    let chunk = n.div_ceil(threads).max(1);
+    let mut out = vec![
+        0u8;
+        usize::try_from(n)
+            .unwrap_or(usize::MAX)
+            .saturating_mul(digest)
+    ];
+    let per_read = (READ_CHUNK / dbs).max(1);
+    let results: Vec<Result<(), std::io::Error>> = std::thread::scope(|s| {
+        let handles: Vec<_> = out
+            .chunks_mut(chunk as usize * digest)
+            .enumerate()
+            .map(|(t, slice)| {
+                let hasher = &hasher;
+                let first = t as u64 * chunk;
+                s.spawn(move || -> Result<(), std::io::Error> {
+                    let mut buf = vec![0u8; per_read * dbs];
+                    let blocks = (slice.len() / digest) as u64;
+                    let mut done = 0u64;
+                    while done < blocks {
+                        let count = (blocks - done).min(per_read as u64) as usize;
+                        let bytes = &mut buf[..count * dbs];
+                        data.read_exact_at(bytes, (first + done) * dbs as u64)?;
+                        for (i, block) in bytes.chunks(dbs).enumerate() {
+                            let at = (done as usize + i) * digest;
+                            hasher.hash(block, &mut slice[at..at + digest]);
+                        }
+                        done += count as u64;
+                        progress(count as u64);
                     }
-                }
-            });
-        }
+                    Ok(())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(std::io::Error::other("hashing thread panicked")))
+            })
+            .collect()
     });
+    for r in results {
+        r.map_err(io_err(data_path))?;
+    }
     Ok(out)
 }
 

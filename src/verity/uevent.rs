@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
 /// One parsed uevent.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,73 +64,49 @@ impl Uevent {
     }
 }
 
-/// A socket subscribed to kernel uevents.
+/// A socket subscribed to kernel uevents (rustix's netlink: no raw socket code here).
 pub struct UeventSocket {
     fd: OwnedFd,
 }
 
+/// The multicast group of the kernel's own uevents (udev's re-broadcasts are group 2).
+const KERNEL_GROUP: u32 = 1;
+
 impl UeventSocket {
     pub fn open() -> io::Result<UeventSocket> {
-        // SAFETY: plain socket(2) call; the returned descriptor is checked and owned below.
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
-                libc::NETLINK_KOBJECT_UEVENT,
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `fd` is a fresh, valid descriptor that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        // SAFETY: sockaddr_nl is plain data; all-zero is a valid value before we set fields.
-        let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-        addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-        addr.nl_groups = 1; // kernel uevents (udev's re-broadcasts are group 2)
-        // SAFETY: `addr` is a valid sockaddr_nl and the length passed is its size.
-        let r = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                (&addr as *const libc::sockaddr_nl).cast(),
-                std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
-            )
-        };
-        if r < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        use rustix::net::{AddressFamily, SocketFlags, SocketType, netlink};
+        let fd = rustix::net::socket_with(
+            AddressFamily::NETLINK,
+            SocketType::DGRAM,
+            SocketFlags::CLOEXEC,
+            Some(netlink::KOBJECT_UEVENT),
+        )?;
+        rustix::net::bind(&fd, &netlink::SocketAddrNetlink::new(0, KERNEL_GROUP))?;
         Ok(UeventSocket { fd })
     }
 
     /// Blocks for the next uevent sent by the kernel (others are skipped).
     pub fn next(&self) -> io::Result<Uevent> {
+        use rustix::net::netlink::SocketAddrNetlink;
         let mut buf = vec![0u8; 8192];
         loop {
-            // SAFETY: sockaddr_nl is plain data; recvfrom fills it.
-            let mut from: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-            let mut len = std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t;
-            // SAFETY: `buf` and `from` are valid for writes of the lengths passed.
-            let n = unsafe {
-                libc::recvfrom(
-                    self.fd.as_raw_fd(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    0,
-                    (&mut from as *mut libc::sockaddr_nl).cast(),
-                    &mut len,
-                )
+            let (n, _, from) = match rustix::net::recvfrom(
+                &self.fd,
+                &mut buf[..],
+                rustix::net::RecvFlags::empty(),
+            ) {
+                Ok(r) => r,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
             };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(e);
+            // only the kernel itself (port 0) may report corruption
+            let from_kernel = from
+                .and_then(|a| SocketAddrNetlink::try_from(a).ok())
+                .is_some_and(|a| a.pid() == 0);
+            if !from_kernel {
+                continue;
             }
-            if from.nl_pid != 0 {
-                continue; // not from the kernel
-            }
-            if let Some(u) = parse(&buf[..n as usize]) {
+            if let Some(u) = parse(&buf[..n]) {
                 return Ok(u);
             }
         }

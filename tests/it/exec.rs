@@ -221,3 +221,20 @@ fn argv0_replaces_the_programs_first_argument() {
     let rec = &records(&sb)[0];
     assert_eq!(rec.command[0], "/usr/bin/busybox");
 }
+
+#[test]
+fn no_environment_variable_makes_the_wrapper_skip_the_service() {
+    // the old build-time switch: with it set, hardend-exec wrote man pages and exited 0
+    // without running the service. Now the wrapper reads no variable of its own.
+    let sb = Sandbox::new();
+    let docs = sb.path("docs");
+    let p = sb.probe_profile("nodocs", "", "");
+    let out = sb
+        .exec_cmd(&p, &[], &["pid"])
+        .env("HARDEND_GENERATE_DOCS", &docs)
+        .output()
+        .unwrap();
+    let r = ran(&out, 1);
+    assert!(r[0].starts_with("ok "), "{r:?}");
+    assert!(!docs.exists(), "nothing generated");
+}

@@ -10,6 +10,8 @@ mod exec;
 mod identity;
 mod initramfs;
 mod integrity;
+mod introspection;
+mod layout;
 mod profiles;
 mod tpm;
 mod verity;
