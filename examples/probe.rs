@@ -38,6 +38,14 @@ fn sockaddr(port: u16) -> libc::sockaddr_in {
     }
 }
 
+/// A number in decimal or 0x-hex.
+fn parse_int(s: &str) -> u64 {
+    match s.strip_prefix("0x") {
+        Some(h) => u64::from_str_radix(h, 16).expect("hex number"),
+        None => s.parse().expect("number"),
+    }
+}
+
 fn run(op: &str, args: &[&str]) -> Result<i64, i32> {
     let a = |i: usize| args.get(i).copied().unwrap_or("");
     // SAFETY: each call below gets valid NUL-terminated strings or properly sized structs
@@ -173,6 +181,173 @@ fn run(op: &str, args: &[&str]) -> Result<i64, i32> {
                 }
                 Ok((t.elapsed().as_nanos() as u64 * 1000 / n) as i64)
             }
+            // socket=DOMAIN,TYPE,PROTOCOL (numbers): the fd is closed again
+            "socket" => {
+                let n = |i: usize| a(i).parse::<i32>().expect("number");
+                let fd = check(libc::socket(n(0), n(1), n(2)) as i64)?;
+                libc::close(fd as i32);
+                Ok(0)
+            }
+            "udp" => {
+                let fd = check(libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0) as i64)?;
+                libc::close(fd as i32);
+                Ok(0)
+            }
+            // TCP Fast Open to 127.0.0.1:PORT: data with an implicit connect
+            "fastopen" => {
+                let fd = tcp_socket()?;
+                let sa = sockaddr(a(0).parse().expect("port"));
+                let r = check(libc::sendto(
+                    fd,
+                    b"x".as_ptr().cast(),
+                    1,
+                    libc::MSG_FASTOPEN,
+                    (&sa as *const libc::sockaddr_in).cast(),
+                    std::mem::size_of::<libc::sockaddr_in>() as u32,
+                ) as i64);
+                libc::close(fd);
+                r
+            }
+            // the flags of lo set to what they are (needs CAP_NET_ADMIN, changes nothing)
+            "ifflags-lo" => {
+                let fd = tcp_socket()?;
+                let mut req: libc::ifreq = std::mem::zeroed();
+                for (i, b) in b"lo".iter().enumerate() {
+                    req.ifr_name[i] = *b as libc::c_char;
+                }
+                let r = check(libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req) as i64)
+                    .and_then(|_| check(libc::ioctl(fd, libc::SIOCSIFFLAGS, &req) as i64));
+                libc::close(fd);
+                r
+            }
+            "unshare" => check(libc::unshare(parse_int(a(0)) as i32) as i64),
+            // clone with FLAGS (namespaces): the child exits at once, the parent reaps it
+            "clone" => {
+                let flags = parse_int(a(0)) as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
+                let pid = check(libc::syscall(
+                    libc::SYS_clone,
+                    flags,
+                    0usize,
+                    0usize,
+                    0usize,
+                    0usize,
+                ))?;
+                if pid == 0 {
+                    libc::_exit(0);
+                }
+                libc::waitpid(pid as i32, std::ptr::null_mut(), 0);
+                Ok(0)
+            }
+            "clone3" => {
+                let mut args = [0u64; 11];
+                args[4] = libc::SIGCHLD as u64; // exit_signal
+                let pid = check(libc::syscall(
+                    libc::SYS_clone3,
+                    args.as_mut_ptr(),
+                    std::mem::size_of_val(&args),
+                ))?;
+                if pid == 0 {
+                    libc::_exit(0);
+                }
+                libc::waitpid(pid as i32, std::ptr::null_mut(), 0);
+                Ok(0)
+            }
+            // join its own network namespace again (harmless) with setns(fd, NSTYPE)
+            "setns" => {
+                let fd =
+                    check(libc::open(cstr("/proc/self/ns/net").as_ptr(), libc::O_RDONLY) as i64)?;
+                let r = check(libc::setns(fd as i32, parse_int(a(0)) as i32) as i64);
+                libc::close(fd as i32);
+                r
+            }
+            "personality" => check(libc::personality(parse_int(a(0)) as libc::c_ulong) as i64),
+            // RLIMIT_CORE of process PID set to 0 (harmless for a sleeping victim)
+            "prlimit" => {
+                let lim = libc::rlimit {
+                    rlim_cur: 0,
+                    rlim_max: 0,
+                };
+                check(libc::syscall(
+                    libc::SYS_prlimit64,
+                    a(0).parse::<i32>().expect("pid"),
+                    libc::RLIMIT_CORE,
+                    &lim,
+                    std::ptr::null_mut::<libc::rlimit>(),
+                ))
+            }
+            // nice of process PID set to 0 (what it is)
+            "setpriority" => check(libc::setpriority(
+                libc::PRIO_PROCESS,
+                a(0).parse::<u32>().expect("pid"),
+                0,
+            ) as i64),
+            "memfd" => {
+                let fd = check(libc::memfd_create(cstr("probe").as_ptr(), 0) as i64)?;
+                libc::close(fd as i32);
+                Ok(0)
+            }
+            // execveat(open(PATH), "", AT_EMPTY_PATH): fexecve; on success the probe is gone
+            "execveat-fd" => {
+                let fd = check(libc::open(cstr(a(0)).as_ptr(), libc::O_RDONLY) as i64)?;
+                let empty = cstr("");
+                let argv = [empty.as_ptr(), std::ptr::null()];
+                let envp: [*const libc::c_char; 1] = [std::ptr::null()];
+                libc::syscall(
+                    libc::SYS_execveat,
+                    fd as i32,
+                    empty.as_ptr(),
+                    argv.as_ptr(),
+                    envp.as_ptr(),
+                    libc::AT_EMPTY_PATH,
+                );
+                Err(errno())
+            }
+            // TIOCSTI on a fresh pty: typing into a terminal
+            "tiocsti" => {
+                let m = check(libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY) as i64)? as i32;
+                libc::grantpt(m);
+                libc::unlockpt(m);
+                let name = libc::ptsname(m);
+                let s = check(libc::open(name, libc::O_RDWR | libc::O_NOCTTY) as i64)? as i32;
+                let c: libc::c_char = b'x' as libc::c_char;
+                let r = check(libc::ioctl(s, libc::TIOCSTI, &c) as i64);
+                libc::close(s);
+                libc::close(m);
+                r
+            }
+            "landlock" => check(libc::syscall(
+                libc::SYS_landlock_create_ruleset,
+                std::ptr::null::<u8>(),
+                0usize,
+                1u32,
+            )),
+            // seccomp(SECCOMP_GET_ACTION_AVAIL): asks, installs nothing
+            "seccomp" => {
+                let action: u32 = 0x7fff_0000;
+                check(libc::syscall(libc::SYS_seccomp, 2u32, 0u32, &action))
+            }
+            // prctl=OPTION,ARG2: with arguments the kernel rejects unless a filter stops it
+            "prctl" => check(libc::prctl(
+                parse_int(a(0)) as i32,
+                parse_int(a(1)) as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) as i64),
+            // getpid through the x32 ABI (x86-64 only)
+            "x32-getpid" => check(libc::syscall(0x4000_0000 | libc::SYS_getpid)),
+            // caps=Eff (Prm, Bnd, Amb, Inh): that set from /proc/self/status, as a number
+            "caps" => {
+                let st = std::fs::read_to_string("/proc/self/status")
+                    .map_err(|e| e.raw_os_error().unwrap_or(0))?;
+                let key = format!("Cap{}:", a(0));
+                let v = st
+                    .lines()
+                    .find_map(|l| l.strip_prefix(key.as_str()))
+                    .ok_or(libc::ENODATA)?;
+                Ok(i64::from_str_radix(v.trim(), 16).map_err(|_| libc::EINVAL)?)
+            }
+            "uid" => Ok(libc::getuid() as i64),
             other => panic!("unknown probe op {other}"),
         }
     }

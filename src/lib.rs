@@ -19,6 +19,7 @@ pub mod cli;
 pub mod cmdline;
 pub mod daemon;
 pub mod integrity;
+pub mod proof;
 pub mod systemd;
 pub mod tpm;
 pub mod verity;

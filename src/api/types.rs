@@ -7,8 +7,11 @@ use serde::{Deserialize, Serialize};
 use zbus::zvariant::{Signature, Type};
 
 use super::state::{DaemonState, IdentityState, IntegrityState, ServiceState, VerityState};
+use crate::confine::caps::names_of_mask;
 use crate::integrity::log::Event;
 use crate::integrity::{ChangeKind, Severity, Violation};
+use crate::profile::Profile;
+use crate::proof::ProcStatus;
 use crate::tpm::quote::QuoteBundle;
 use crate::tpm::status::{Examination, KeyState};
 use crate::verity::runtime::{RootState, VerityCheck};
@@ -21,7 +24,63 @@ impl Type for Severity {
     const SIGNATURE: &'static Signature = &Signature::Str;
 }
 
-/// One confined (or assigned) unit: `(sssssuussss)`.
+/// The kernel's view of a confined process, as the bus carries it: `(bubasasasas)`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct KernelView {
+    pub no_new_privs: bool,
+    /// 0 none, 1 strict, 2 filter.
+    pub seccomp_mode: u32,
+    pub seccomp_filters: u32,
+    pub cap_permitted: Vec<String>,
+    pub cap_effective: Vec<String>,
+    pub cap_bounding: Vec<String>,
+    pub cap_ambient: Vec<String>,
+}
+
+impl From<&ProcStatus> for KernelView {
+    fn from(s: &ProcStatus) -> Self {
+        let names = |m: u64| names_of_mask(&format!("{m:x}"));
+        KernelView {
+            no_new_privs: s.no_new_privs,
+            seccomp_mode: s.seccomp,
+            seccomp_filters: s.seccomp_filters,
+            cap_permitted: names(s.cap_permitted),
+            cap_effective: names(s.cap_effective),
+            cap_bounding: names(s.cap_bounding),
+            cap_ambient: names(s.cap_ambient),
+        }
+    }
+}
+
+/// The rules of the assigned profile that go beyond Landlock's paths: `(asasasb)`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct RulesView {
+    /// Capabilities the profile lets the service keep.
+    pub capabilities: Vec<String>,
+    /// Namespaces it may create or join.
+    pub namespaces: Vec<String>,
+    /// Socket address families (inet/inet6 are TCP only).
+    pub families: Vec<String>,
+    pub udp: bool,
+}
+
+impl From<&Profile> for RulesView {
+    fn from(p: &Profile) -> Self {
+        RulesView {
+            capabilities: p.process.capabilities.iter().cloned().collect(),
+            namespaces: p
+                .process
+                .namespaces
+                .iter()
+                .map(|n| n.as_str().to_string())
+                .collect(),
+            families: p.network.families.iter().cloned().collect(),
+            udp: p.network.udp,
+        }
+    }
+}
+
+/// One confined (or assigned) unit: `(sssssuussss(bubasasasas)(asasasb))`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Type)]
 pub struct ServiceInfo {
     pub unit: String,
@@ -43,6 +102,10 @@ pub struct ServiceInfo {
     pub profile_hash: String,
     /// When the process was confined (RFC 3339), "" when unknown.
     pub since: String,
+    /// The kernel's view of the running process (`/proc/PID/status`); empty when not running.
+    pub kernel: KernelView,
+    /// The assigned profile's capability, namespace and socket rules.
+    pub rules: RulesView,
 }
 
 impl ServiceInfo {
@@ -66,6 +129,8 @@ impl ServiceInfo {
             seccomp: String::new(),
             profile_hash: String::new(),
             since: String::new(),
+            kernel: KernelView::default(),
+            rules: RulesView::default(),
         }
     }
 }

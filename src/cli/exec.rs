@@ -41,7 +41,38 @@ pub fn summary(r: &EnforcementRecord) -> String {
     } else {
         "seccomp not configured".to_string()
     };
-    format!("profile {}: {landlock}; {seccomp}; no_new_privs", r.profile)
+    let c = &r.confinement;
+    let caps = if c.process.capabilities.kept.is_empty() {
+        "no capabilities".to_string()
+    } else {
+        format!("capabilities {}", c.process.capabilities.kept.join(","))
+    };
+    let net = format!(
+        "sockets {}{}",
+        c.network.families.join(","),
+        if c.network.udp {
+            " (TCP, UDP)"
+        } else {
+            " (TCP only)"
+        }
+    );
+    let ns = if c.process.namespaces.is_empty() {
+        "no namespaces".to_string()
+    } else {
+        format!(
+            "namespaces {}",
+            c.process
+                .namespaces
+                .iter()
+                .map(|n| n.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        )
+    };
+    format!(
+        "profile {}: {landlock}; {seccomp}; {caps}; {net}; {ns}; no_new_privs",
+        r.profile
+    )
 }
 
 pub fn run(

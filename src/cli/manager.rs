@@ -74,6 +74,7 @@ fn services_table(out: &Output, services: &[ServiceInfo]) -> String {
         "ABI".into(),
         "LANDLOCK".into(),
         "SECCOMP".into(),
+        "CAPS".into(),
         "SOURCE".into(),
     ]];
     for s in services {
@@ -100,6 +101,18 @@ fn services_table(out: &Output, services: &[ServiceInfo]) -> String {
                 "-".into()
             } else {
                 s.seccomp.clone()
+            },
+            if s.pid == 0 {
+                "-".into()
+            } else if s.kernel.cap_effective.is_empty() {
+                "none".into()
+            } else {
+                s.kernel
+                    .cap_effective
+                    .iter()
+                    .map(|c| c.trim_start_matches("CAP_").to_ascii_lowercase())
+                    .collect::<Vec<_>>()
+                    .join(",")
             },
             s.source.clone(),
         ]);

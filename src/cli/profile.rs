@@ -76,11 +76,13 @@ pub fn show(
 ) -> Result<Exit, CliError> {
     let profile = loader.load(name)?;
     let arch = parse_arch(arch)?;
-    let expanded = match (&profile.seccomp, expand) {
-        (Some(s), true) => {
-            Some(seccomp::allowed_syscalls(s, arch).map_err(|e| CliError::Usage(e.to_string()))?)
-        }
-        _ => None,
+    let expanded = if expand {
+        Some(
+            seccomp::allowed_syscalls(profile.seccomp.as_ref(), arch)
+                .map_err(|e| CliError::Usage(e.to_string()))?,
+        )
+    } else {
+        None
     };
     if out.json {
         let mut v = serde_json::to_value(&profile).unwrap_or_default();
@@ -186,7 +188,7 @@ pub fn render(p: &Profile) -> String {
     match &p.seccomp {
         None => rows.push(vec![
             "seccomp".into(),
-            "(not configured: no syscall filter)".into(),
+            "(no allow-list: every syscall but the side doors, with hardend's own rules)".into(),
         ]),
         Some(s) => {
             let action = format!("{:?}", s.default_action).to_lowercase();
@@ -204,6 +206,12 @@ pub fn render(p: &Profile) -> String {
                 "  deny".into(),
                 list_or(s.deny.iter().cloned(), "(none)"),
             ]);
+            for o in &s.overridden {
+                rows.push(vec![
+                    "  override_deny".into(),
+                    format!("{} (lifted by {})", o.name, o.file.display()),
+                ]);
+            }
             for r in &s.rules {
                 let conds: Vec<String> = r
                     .allow_if
@@ -223,6 +231,36 @@ pub fn render(p: &Profile) -> String {
             }
         }
     }
+    let n = &p.network;
+    rows.push(vec![
+        "network".into(),
+        format!(
+            "families {}; inet/inet6: TCP only{}",
+            list_or(n.families.iter().cloned(), "(none)"),
+            if n.udp { " and UDP" } else { ", no UDP" }
+        ),
+    ]);
+    rows.push(vec!["  unix_connect".into(), paths(&n.unix_connect)]);
+    rows.push(vec![
+        "process".into(),
+        format!(
+            "capabilities {}",
+            list_or(p.process.capabilities.iter().cloned(), "(none)")
+        ),
+    ]);
+    rows.push(vec![
+        "  namespaces".into(),
+        list_or(
+            p.process.namespaces.iter().map(|n| n.as_str().to_string()),
+            "(none)",
+        ),
+    ]);
+    let doors: Vec<String> = crate::profile::sidedoors::SIDE_DOORS
+        .iter()
+        .filter(|d| crate::profile::sidedoors::granted(p.seccomp.as_ref(), d))
+        .map(|d| d.name.to_string())
+        .collect();
+    rows.push(vec!["side doors".into(), list_or(doors, "(none granted)")]);
     columns(&rows)
 }
 

@@ -44,24 +44,28 @@ fn kill_action_kills_the_process_with_sigsys() {
 }
 
 #[test]
-fn io_uring_is_denied_by_the_io_uring_group() {
+fn io_uring_comes_only_by_name_never_through_a_broad_group() {
     let sb = Sandbox::new();
-    // @system-service contains io_uring (through @aio); deny wins.
-    let p = sb.probe_profile(
-        "uring",
-        "",
-        "[seccomp]\nallow = [\"@system-service\"]\ndeny = [\"@io-uring\"]",
-    );
+    // @system-service contains @aio, which contains io_uring: not enough
+    let p = sb.probe_profile("uring", "", "[seccomp]\nallow = [\"@system-service\"]");
     assert_eq!(
         ran(&sb.run(&p, &[], &["io_uring_setup"]), 1)[0],
         errno(libc::EPERM)
     );
-    let open = sb.probe_profile("uring-open", "", "[seccomp]\nallow = [\"@system-service\"]");
-    let r = ran(&sb.run(&open, &[], &["io_uring_setup"]), 1);
-    assert!(
-        r[0].starts_with("ok"),
-        "io_uring allowed without the deny: {r:?}"
+    // named, but base denies it: deny wins
+    let named = sb.probe_profile("uring-named", "", "[seccomp]\nallow = [\"@io-uring\"]");
+    assert_eq!(
+        ran(&sb.run(&named, &[], &["io_uring_setup"]), 1)[0],
+        errno(libc::EPERM)
     );
+    // lifted from base by name: granted
+    let lifted = sb.probe_profile(
+        "uring-lifted",
+        "",
+        "[seccomp]\noverride_deny = [\"@io-uring\"]",
+    );
+    let r = ran(&sb.run(&lifted, &[], &["io_uring_setup"]), 1);
+    assert!(r[0].starts_with("ok"), "lifted: {r:?}");
 }
 
 #[test]

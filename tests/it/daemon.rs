@@ -92,6 +92,81 @@ fn non_root_callers_get_access_denied_but_can_read() {
 }
 
 #[test]
+fn services_json_shows_the_kernels_capability_sets_of_a_confined_unit() {
+    if !is_root() {
+        return; // a non-root test process has no capabilities to keep
+    }
+    let bus = TestBus::start();
+    let d = TestDaemon::start(&bus, "verify_interval = 1", "");
+    fs::write(
+        d.path("profiles/binder.toml"),
+        format!(
+            "{SLEEPER}[process]\ncapabilities = [\"CAP_NET_BIND_SERVICE\"]\n[network]\nudp = true\n"
+        ),
+    )
+    .unwrap();
+    let mut child = d.start_confined("binder.service", "binder", &["sleep", "30"]);
+    let s = d.wait_state("binder.service", "enforced");
+    let k = &s["kernel"];
+    assert_eq!(k["no_new_privs"], true);
+    assert_eq!(k["seccomp_mode"], 2);
+    assert_eq!(k["seccomp_filters"], 1);
+    for set in [
+        "cap_permitted",
+        "cap_effective",
+        "cap_bounding",
+        "cap_ambient",
+    ] {
+        assert_eq!(
+            k[set],
+            serde_json::json!(["CAP_NET_BIND_SERVICE"]),
+            "{set}: {s}"
+        );
+    }
+    assert_eq!(
+        s["rules"]["capabilities"],
+        serde_json::json!(["CAP_NET_BIND_SERVICE"])
+    );
+    assert_eq!(s["rules"]["udp"], true);
+    assert_eq!(
+        s["rules"]["families"],
+        serde_json::json!(["inet", "inet6", "unix"])
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn a_process_holding_capabilities_its_profile_does_not_grant_is_not_enforced() {
+    if !is_root() {
+        return;
+    }
+    // The kernel decides, not the record: a process that holds a capability the assigned
+    // profile does not grant (here: started under a version that granted CAP_CHOWN) is
+    // not-enforced, whatever its genuine record says.
+    let bus = TestBus::start();
+    let d = TestDaemon::start(&bus, "verify_interval = 1", "");
+    fs::write(
+        d.path("profiles/sleeper.toml"),
+        format!("{SLEEPER}[process]\ncapabilities = [\"CAP_CHOWN\"]\n"),
+    )
+    .unwrap();
+    let mut child = d.start_confined("sleeper.service", "sleeper", &["sleep", "30"]);
+    d.wait_state("sleeper.service", "enforced");
+    fs::write(d.path("profiles/sleeper.toml"), SLEEPER).unwrap();
+    let s = d.wait_state("sleeper.service", "not-enforced");
+    assert!(
+        s["detail"]
+            .as_str()
+            .unwrap()
+            .contains("holds capabilities its profile does not grant: CAP_CHOWN"),
+        "{s}"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
 fn confined_process_is_enforced_and_a_profile_change_makes_it_stale() {
     let bus = TestBus::start();
     let d = TestDaemon::start(&bus, "verify_interval = 1", "");

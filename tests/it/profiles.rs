@@ -133,6 +133,49 @@ const MALFORMED: &[(&str, &str, usize, &str)] = &[
     ),
     ("syntax", "[landlock\nread = []\n", 1, ""),
     (
+        "bad-family",
+        "[network]\nfamilies = [\"unix\",\n  \"AF_INET\"]\n",
+        3,
+        "network.families: unknown address family \"AF_INET\"",
+    ),
+    ("bad-udp", "[network]\nudp = \"yes\"\n", 2, "invalid type"),
+    (
+        "relative-unix",
+        "[network]\nunix_connect = [\"run/x.sock\"]\n",
+        2,
+        "network.unix_connect: path \"run/x.sock\" is relative",
+    ),
+    (
+        "bad-cap",
+        "[process]\ncapabilities = [\"CAP_SETUID\", \"cap_net_raw\"]\n",
+        2,
+        "unknown capability \"cap_net_raw\" (write it as CAP_NET_RAW)",
+    ),
+    (
+        "bad-ns",
+        "[process]\n\nnamespaces = [\"network\"]\n",
+        3,
+        "process.namespaces: unknown namespace \"network\"",
+    ),
+    (
+        "lift-nothing",
+        "include = [\"base\"]\n[seccomp]\noverride_deny = [\"@clock\",\n  \"@chown\"]\n",
+        4,
+        "seccomp.override_deny: @chown is not denied by any include",
+    ),
+    (
+        "lift-own",
+        "[seccomp]\ndeny = [\"@clock\"]\noverride_deny = [\"@clock\"]\n",
+        3,
+        "is in this file's own seccomp.deny",
+    ),
+    (
+        "lift-unknown",
+        "[seccomp]\noverride_deny = [\"@clcok\"]\n",
+        2,
+        "unknown syscall group \"@clcok\"",
+    ),
+    (
         "missing-include",
         "\n\ninclude = [\"does-not-exist\"]\n",
         3,
@@ -217,6 +260,120 @@ fn includes_merge_lists_and_the_includer_wins_scalars() {
     assert!(s.deny.contains("@mount"));
     assert_eq!(p.mode, hardend::profile::Mode::Enforce);
     assert_eq!(p.files.len(), 3, "lower merged once despite the diamond");
+}
+
+#[test]
+fn an_include_cannot_weaken_its_includer() {
+    // the attack: an include that turns enforcement into logging
+    let sb = Sandbox::new();
+    sb.profile(
+        "weak",
+        "mode = \"complain\"\n[seccomp]\ndefault_action = \"log\"\nallow = [\"read\"]\n",
+    );
+    sb.profile("strict", "[seccomp]\ndefault_action = \"kill\"\n");
+    let silent = sb.profile("silent", "include = [\"base\", \"weak\"]\n");
+    let p = loader(&sb).load_file(&silent).unwrap();
+    assert_eq!(
+        p.mode,
+        hardend::profile::Mode::Enforce,
+        "complain is not inherited"
+    );
+    let s = p.seccomp.as_ref().unwrap();
+    assert_eq!(s.default_action, hardend::profile::DefaultAction::Errno);
+    // stricter is inherited
+    let p = loader(&sb)
+        .load_file(&sb.profile("kills", "include = [\"weak\", \"strict\"]\n"))
+        .unwrap();
+    assert_eq!(
+        p.seccomp.unwrap().default_action,
+        hardend::profile::DefaultAction::Kill
+    );
+    // the includer stating the weaker value itself gets it
+    let own = sb.profile(
+        "own",
+        "include = [\"base\"]\nmode = \"complain\"\n[seccomp]\ndefault_action = \"log\"\n",
+    );
+    let p = loader(&sb).load_file(&own).unwrap();
+    assert_eq!(p.mode, hardend::profile::Mode::Complain);
+    assert_eq!(
+        p.seccomp.unwrap().default_action,
+        hardend::profile::DefaultAction::Log
+    );
+}
+
+#[test]
+fn grants_merge_and_are_none_by_default() {
+    let sb = Sandbox::new();
+    let none = sb.profile("none", "include = [\"base\"]\n");
+    let p = loader(&sb).load_file(&none).unwrap();
+    let fams: Vec<&str> = p.network.families.iter().map(String::as_str).collect();
+    assert_eq!(fams, ["inet", "inet6", "unix"]);
+    assert!(!p.network.udp);
+    assert!(p.process.capabilities.is_empty() && p.process.namespaces.is_empty());
+    assert!(
+        p.network
+            .unix_connect
+            .contains(std::path::Path::new("/dev/log")),
+        "base grants the log sockets"
+    );
+    sb.profile(
+        "dns",
+        "[network]\nudp = true\n[process]\ncapabilities = [\"CAP_NET_BIND_SERVICE\"]\n",
+    );
+    let top = sb.profile(
+        "top-grants",
+        "include = [\"base\", \"dns\"]\n[network]\nfamilies = [\"unix\", \"local\"]\n[process]\nnamespaces = [\"user\"]\n",
+    );
+    let p = loader(&sb).load_file(&top).unwrap();
+    let fams: Vec<&str> = p.network.families.iter().map(String::as_str).collect();
+    assert_eq!(
+        fams,
+        ["unix"],
+        "stated families narrow the default; local is unix"
+    );
+    assert!(p.network.udp, "a grant of an include counts");
+    assert_eq!(p.process.capabilities.len(), 1);
+    // the includer can take an include's UDP away by saying so
+    let no_udp = sb.profile("no-udp", "include = [\"dns\"]\n[network]\nudp = false\n");
+    assert!(!loader(&sb).load_file(&no_udp).unwrap().network.udp);
+}
+
+#[test]
+fn override_deny_lifts_by_exact_name_and_shows_who_lifted_it() {
+    let sb = Sandbox::new();
+    let p = sb.profile(
+        "timesync",
+        "include = [\"base\"]\n[seccomp]\noverride_deny = [\"@clock\"]\n",
+    );
+    let prof = loader(&sb).load_file(&p).unwrap();
+    let s = prof.seccomp.as_ref().unwrap();
+    assert!(!s.deny.contains("@clock"));
+    assert!(s.deny.contains("@mount"), "only that name");
+    assert_eq!(s.overridden.len(), 1);
+    assert_eq!(s.overridden[0].name, "@clock");
+    assert!(s.overridden[0].file.ends_with("timesync.toml"));
+    let out = Command::new(hardenctl())
+        .args(["profile", "show", "--profile-path"])
+        .arg(shipped_profiles())
+        .arg(&p)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("override_deny  @clock (lifted by"), "{text}");
+}
+
+#[test]
+fn a_profile_granting_io_uring_cannot_rely_on_argument_rules() {
+    let sb = Sandbox::new();
+    let p = sb.profile(
+        "ring",
+        "include = [\"base\"]\n[seccomp]\noverride_deny = [\"@io-uring\"]\n[[seccomp.rule]]\nsyscall = \"socket\"\nallow_if = [{ arg = 0, op = \"eq\", value = 1 }]\n",
+    );
+    let e = loader(&sb).load_file(&p).unwrap_err().to_string();
+    assert!(
+        e.contains("grants @io-uring and has argument rules (socket)"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -27,6 +27,8 @@ const ARCH_OFFSET: u32 = 4;
 pub const BPF_MAX_LEN: usize = 4096;
 
 pub const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+/// x32 syscalls run under AUDIT_ARCH_X86_64 with this bit set in the number.
+pub const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 pub const AUDIT_ARCH_AARCH64: u32 = 0xc000_00b7;
 
 fn stmt(code: u16, k: u32) -> sock_filter {
@@ -48,6 +50,22 @@ enum Leaf {
     Allow,
     Default,
     Rules(Vec<SeccompRule>),
+    /// A fixed answer for this syscall (e.g. ENOSYS for clone3), whatever the default.
+    Return(u32),
+}
+
+/// What the filter does, by syscall number.
+#[derive(Clone, Debug, Default)]
+pub struct Dispatch {
+    /// Allowed unconditionally.
+    pub allowed: BTreeSet<i64>,
+    /// Allowed when one of the rules matches.
+    pub rules: BTreeMap<i64, Vec<SeccompRule>>,
+    /// A fixed action (SECCOMP_RET_* value) for these.
+    pub fixed: BTreeMap<i64, u32>,
+    /// Numbers at or above this are killed before the search (x86-64: the x32 ABI, whose
+    /// numbers carry bit 30 under the same AUDIT_ARCH).
+    pub kill_from: Option<u32>,
 }
 
 /// Errors in laying out the filter.
@@ -59,24 +77,26 @@ pub enum BpfError {
     BadNumber(i64),
 }
 
-/// Builds the program: architecture check, then the range search.
-/// `allowed` syscalls are allowed unconditionally; `rules` syscalls only when one of their
-/// rules matches; everything else gets `default`.
-pub fn build(
-    audit_arch: u32,
-    allowed: &BTreeSet<i64>,
-    mut rules: BTreeMap<i64, Vec<SeccompRule>>,
-    default: SeccompAction,
-) -> Result<BpfProgram, BpfError> {
+/// Builds the program: architecture check, the x32 kill, then the range search. Syscalls
+/// not in `d` get `default`.
+pub fn build(audit_arch: u32, d: Dispatch, default: SeccompAction) -> Result<BpfProgram, BpfError> {
+    let Dispatch {
+        allowed,
+        mut rules,
+        fixed,
+        kill_from,
+    } = d;
     // Ranges as (first syscall number, leaf), sorted, covering 0..=u32::MAX.
     let mut segments: Vec<(u32, Leaf)> = vec![(0, Leaf::Default)];
     let mut numbers: BTreeSet<i64> = allowed.clone();
     numbers.extend(rules.keys().copied());
+    numbers.extend(fixed.keys().copied());
     for nr in numbers {
         let n = u32::try_from(nr).map_err(|_| BpfError::BadNumber(nr))?;
-        let leaf = match rules.remove(&nr) {
-            Some(r) => Leaf::Rules(r),
-            None => Leaf::Allow,
+        let leaf = match (fixed.get(&nr), rules.remove(&nr)) {
+            (Some(k), _) => Leaf::Return(*k),
+            (None, Some(r)) => Leaf::Rules(r),
+            (None, None) => Leaf::Allow,
         };
         // The last segment is always a Default gap starting at or before n.
         let gap_starts_here = matches!(segments.last(), Some((s, Leaf::Default)) if *s == n);
@@ -96,12 +116,18 @@ pub fn build(
         }
     }
     let default_k = u32::from(default.clone());
+    let kill = u32::from(SeccompAction::KillProcess);
     let mut prog = vec![
         stmt(BPF_LD_W_ABS, ARCH_OFFSET),
         jump(BPF_JMP_JEQ_K, audit_arch, 1, 0),
-        stmt(BPF_RET_K, u32::from(SeccompAction::KillProcess)),
+        stmt(BPF_RET_K, kill),
         stmt(BPF_LD_W_ABS, NR_OFFSET),
     ];
+    if let Some(from) = kill_from {
+        // nr >= from: kill (the next instruction); else skip it
+        prog.push(jump(BPF_JMP_JGE_K, from, 0, 1));
+        prog.push(stmt(BPF_RET_K, kill));
+    }
     prog.extend(tree(&segments, default_k));
     if prog.len() > BPF_MAX_LEN {
         return Err(BpfError::TooLarge(prog.len()));
@@ -114,6 +140,7 @@ fn leaf_code(leaf: &Leaf, default_k: u32) -> Vec<sock_filter> {
     match leaf {
         Leaf::Allow => vec![stmt(BPF_RET_K, allow)],
         Leaf::Default => vec![stmt(BPF_RET_K, default_k)],
+        Leaf::Return(k) => vec![stmt(BPF_RET_K, *k)],
         Leaf::Rules(rules) => {
             // Same shape as seccompiler's own chains: each rule falls through to "allow" when
             // it matches and jumps past that to the next rule when it does not.
@@ -163,7 +190,7 @@ pub fn run(prog: &[sock_filter], arch: u32, nr: u32, args: [u64; 6]) -> u32 {
             BPF_LD_W_ABS => acc = data[(i.k / 4) as usize],
             BPF_RET_K => return i.k,
             BPF_JMP_JA => pc += i.k as usize,
-            0x04 | 0x50 => acc &= i.k, // ALU AND K
+            0x54 => acc &= i.k, // BPF_ALU | BPF_AND | BPF_K
             c if c & 0x07 == 0x05 => {
                 let taken = match c & 0xf0 {
                     0x10 => acc == i.k,
@@ -192,12 +219,21 @@ mod tests {
         let allowed: BTreeSet<i64> = [0, 1, 2, 3, 7, 8, 100, 200, 201, 449].into();
         let prog = build(
             AUDIT_ARCH_X86_64,
-            &allowed,
-            BTreeMap::new(),
+            Dispatch {
+                allowed: allowed.clone(),
+                fixed: BTreeMap::from([(435, 0x0005_0026)]),
+                kill_from: Some(0x4000_0000),
+                ..Default::default()
+            },
             SeccompAction::Errno(1),
         )
         .unwrap();
-        for nr in 0..600u32 {
+        assert_eq!(
+            run(&prog, AUDIT_ARCH_X86_64, 435, [0; 6]),
+            0x0005_0026,
+            "fixed"
+        );
+        for nr in (0..600u32).filter(|n| *n != 435) {
             let expect = if allowed.contains(&i64::from(nr)) {
                 ALLOW
             } else {
@@ -205,9 +241,13 @@ mod tests {
             };
             assert_eq!(run(&prog, AUDIT_ARCH_X86_64, nr, [0; 6]), expect, "nr {nr}");
         }
-        // x32 numbers and huge ones fall to the default
-        assert_eq!(run(&prog, AUDIT_ARCH_X86_64, 0x4000_0001, [0; 6]), EPERM);
-        assert_eq!(run(&prog, AUDIT_ARCH_X86_64, u32::MAX, [0; 6]), EPERM);
+        // x32 numbers (bit 30) and anything above are killed
+        assert_eq!(
+            run(&prog, AUDIT_ARCH_X86_64, 0x4000_0001, [0; 6]),
+            0x8000_0000
+        );
+        assert_eq!(run(&prog, AUDIT_ARCH_X86_64, u32::MAX, [0; 6]), 0x8000_0000);
+        assert_eq!(run(&prog, AUDIT_ARCH_X86_64, 0x3fff_ffff, [0; 6]), EPERM);
         // another architecture is killed
         assert_eq!(run(&prog, 0x4000_0003, 0, [0; 6]), 0x8000_0000);
     }
@@ -225,8 +265,11 @@ mod tests {
         let allowed: BTreeSet<i64> = (0..50).collect();
         let prog = build(
             AUDIT_ARCH_AARCH64,
-            &allowed,
-            BTreeMap::from([(41, vec![rule, rule2]), (60, vec![])]),
+            Dispatch {
+                allowed,
+                rules: BTreeMap::from([(41, vec![rule, rule2]), (60, vec![])]),
+                ..Default::default()
+            },
             SeccompAction::Errno(1),
         )
         .unwrap();
@@ -244,8 +287,10 @@ mod tests {
         let allowed: BTreeSet<i64> = (0..460).filter(|n| n % 3 != 0).collect();
         let prog = build(
             AUDIT_ARCH_X86_64,
-            &allowed,
-            BTreeMap::new(),
+            Dispatch {
+                allowed: allowed.clone(),
+                ..Default::default()
+            },
             SeccompAction::Log,
         )
         .unwrap();
@@ -258,5 +303,39 @@ mod tests {
             };
             assert_eq!(run(&prog, AUDIT_ARCH_X86_64, nr, [0; 6]), expect);
         }
+    }
+}
+
+/// `leaf_code` relies on the shape of seccompiler's rule chains (pinned `=0.5.0` in the
+/// workspace manifest): conditions that fall through on a match and jump just past the chain
+/// (to our `RET ALLOW`) on a mismatch. A new seccompiler that lays rules out differently
+/// fails here before it can change what a filter allows.
+#[cfg(test)]
+mod seccompiler_layout {
+    use seccompiler::{BpfProgram, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompRule};
+
+    #[test]
+    fn a_rule_compiles_to_the_chain_bpf_rs_expects() {
+        let r = SeccompRule::new(vec![
+            SeccompCondition::new(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, 2).unwrap(),
+            SeccompCondition::new(1, SeccompCmpArgLen::Qword, SeccompCmpOp::MaskedEq(0xf), 1)
+                .unwrap(),
+        ])
+        .unwrap();
+        let p: BpfProgram = r.into();
+        let got: Vec<(u16, u8, u8, u32)> = p.iter().map(|i| (i.code, i.jt, i.jf, i.k)).collect();
+        let want = [
+            (0x0005, 0, 0, 0x1),  // JA +1 (over the next)
+            (0x0005, 0, 0, 0xa),  // JA past the chain (unused entry of seccompiler's chaining)
+            (0x0020, 0, 0, 0x1c), // LD arg1 high word
+            (0x0054, 0, 0, 0x0),  // AND mask high
+            (0x0015, 0, 6, 0x0),  // JEQ value high, else past the chain
+            (0x0020, 0, 0, 0x18), // LD arg1 low word
+            (0x0054, 0, 0, 0xf),  // AND mask low
+            (0x0015, 0, 3, 0x1),  // JEQ value low, else past the chain
+            (0x0020, 0, 0, 0x10), // LD arg0 low word (Dword: no high word)
+            (0x0015, 0, 1, 0x2),  // JEQ 2, else past the chain (and our RET ALLOW)
+        ];
+        assert_eq!(got, want);
     }
 }

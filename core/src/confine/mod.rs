@@ -6,19 +6,24 @@
 //! between, while they can still write to the runtime directory.
 
 pub mod bpf;
+pub mod caps;
 pub mod exec;
 pub mod landlock;
 pub mod record;
+pub mod rules;
 pub mod seccomp;
 
 use serde::{Deserialize, Serialize};
 
 use std::path::Path;
 
+use crate::profile::process::Namespace;
 use crate::profile::syscalls::Arch;
 use crate::profile::{Profile, ProfileError, ProfileLoader};
 
+pub use self::caps::CapsReport;
 pub use self::landlock::{LandlockReport, LandlockStatus};
+pub use self::rules::FilterContext;
 pub use self::seccomp::SeccompReport;
 
 /// Errors while preparing or enforcing confinement.
@@ -28,6 +33,8 @@ pub enum ConfineError {
     Landlock(#[from] self::landlock::LandlockError),
     #[error(transparent)]
     Seccomp(#[from] self::seccomp::SeccompError),
+    #[error(transparent)]
+    Caps(#[from] self::caps::CapsError),
     #[error("unsupported architecture {0}: seccomp filters are built for x86_64 and aarch64")]
     UnsupportedArch(&'static str),
     #[error("cannot set no_new_privs: {0}")]
@@ -41,11 +48,33 @@ pub struct ConfineOptions {
     pub max_landlock_abi: Option<u8>,
 }
 
+/// The socket rules in force (`[network]`, enforced by the seccomp filter).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkReport {
+    pub families: Vec<String>,
+    pub udp: bool,
+    /// TCP sockets only (no MPTCP, SCTP, raw, ICMP) for inet and inet6.
+    pub tcp_only: bool,
+    /// MSG_FASTOPEN refused (with connect_tcp).
+    pub no_fastopen: bool,
+}
+
+/// Capabilities and namespaces in force (`[process]`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessReport {
+    pub capabilities: CapsReport,
+    pub namespaces: Vec<Namespace>,
+}
+
 /// What was (or will be) enforced.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConfinementReport {
     pub landlock: LandlockReport,
     pub seccomp: SeccompReport,
+    #[serde(default)]
+    pub network: NetworkReport,
+    #[serde(default)]
+    pub process: ProcessReport,
     pub no_new_privs: bool,
 }
 
@@ -53,11 +82,13 @@ pub struct ConfinementReport {
 #[derive(Debug)]
 pub struct Prepared {
     landlock: Option<self::landlock::PreparedLandlock>,
-    bpf: Option<seccompiler::BpfProgram>,
+    bpf: seccompiler::BpfProgram,
+    keep: ::caps::CapsHashSet,
     pub report: ConfinementReport,
 }
 
-/// Prepares `profile` for the running kernel and architecture.
+/// Prepares `profile` for the running kernel and architecture, for this process (its PID
+/// is the service's after exec).
 pub fn prepare(profile: &Profile, opts: &ConfineOptions) -> Result<Prepared, ConfineError> {
     let arch = Arch::native().ok_or(ConfineError::UnsupportedArch(std::env::consts::ARCH))?;
     let landlock = profile
@@ -65,23 +96,53 @@ pub fn prepare(profile: &Profile, opts: &ConfineOptions) -> Result<Prepared, Con
         .as_ref()
         .map(|l| self::landlock::prepare(l, opts.max_landlock_abi))
         .transpose()?;
-    let (bpf, seccomp_report) = match &profile.seccomp {
-        Some(s) => {
-            let (bpf, r) = self::seccomp::compile(s, profile.mode, arch)?;
-            (Some(bpf), r)
+    let ctx = FilterContext {
+        pid: std::process::id(),
+    };
+    let (bpf, seccomp_report) = self::seccomp::compile(profile, arch, &ctx)?;
+    let grant = self::caps::parse(&profile.process.capabilities)?;
+    let permitted = ::caps::read(None, ::caps::CapSet::Permitted).map_err(|source| {
+        self::caps::CapsError::Set {
+            set: "permitted",
+            source,
         }
-        None => (None, SeccompReport::not_configured(arch)),
+    })?;
+    let keep: ::caps::CapsHashSet = grant.intersection(&permitted).copied().collect();
+    let sorted = |set: &::caps::CapsHashSet| {
+        let mut v: Vec<String> = set.iter().map(|c| c.to_string()).collect();
+        v.sort();
+        v
+    };
+    let capabilities = CapsReport {
+        kept: sorted(&keep),
+        not_held: sorted(&grant.difference(&permitted).copied().collect()),
+        bounding_reduced: permitted.contains(&::caps::Capability::CAP_SETPCAP),
     };
     let landlock_report = landlock
         .as_ref()
         .map(|l| l.report.clone())
         .unwrap_or_else(|| self::landlock::not_configured(self::landlock::kernel_abi()));
+    let network = NetworkReport {
+        families: profile.network.families.iter().cloned().collect(),
+        udp: profile.network.udp,
+        tcp_only: true,
+        no_fastopen: profile
+            .landlock
+            .as_ref()
+            .is_some_and(|l| l.connect_tcp.is_some()),
+    };
     Ok(Prepared {
         landlock,
         bpf,
+        keep,
         report: ConfinementReport {
             landlock: landlock_report,
             seccomp: seccomp_report,
+            network,
+            process: ProcessReport {
+                capabilities,
+                namespaces: profile.process.namespaces.iter().copied().collect(),
+            },
             no_new_privs: true,
         },
     })
@@ -97,17 +158,16 @@ fn set_no_new_privs() -> Result<(), ConfineError> {
 }
 
 impl Prepared {
-    /// Enforces on the calling thread: no_new_privs, then Landlock, then seccomp (last, so
-    /// the filter need not allow the Landlock syscalls). Call it from a single-threaded
-    /// process: Landlock and seccomp restrict only the calling thread.
+    /// Enforces on the calling thread: capabilities reduced, no_new_privs, then Landlock,
+    /// then seccomp (last, so the filter need not allow the calls before it). Call it from a
+    /// single-threaded process: these restrict only the calling thread.
     pub fn enforce(self) -> Result<ConfinementReport, ConfineError> {
+        self::caps::reduce(&self.keep)?;
         set_no_new_privs()?;
         if let Some(l) = self.landlock {
             l.enforce()?;
         }
-        if let Some(bpf) = &self.bpf {
-            self::seccomp::install(bpf)?;
-        }
+        self::seccomp::install(&self.bpf)?;
         Ok(self.report)
     }
 }
@@ -125,9 +185,11 @@ pub fn check_profile_file(
 /// architecture. Returns the profile and the notes worth showing.
 pub fn check_profile(profile: Profile) -> Result<(Profile, Vec<String>), ProfileError> {
     let mut notes = Vec::new();
-    if let Some(s) = &profile.seccomp {
+    // any PID: the rules only compare against it
+    let ctx = FilterContext { pid: 1 };
+    {
         for arch in [Arch::X86_64, Arch::Aarch64] {
-            match self::seccomp::compile(s, profile.mode, arch) {
+            match self::seccomp::compile(&profile, arch, &ctx) {
                 Ok((_, report)) => notes.extend(report.notes),
                 Err(e) => {
                     return Err(ProfileError::invalid(
@@ -144,7 +206,18 @@ pub fn check_profile(profile: Profile) -> Result<(Profile, Vec<String>), Profile
         notes.push("no [landlock] section: files and network are not restricted".into());
     }
     if profile.seccomp.is_none() {
-        notes.push("no [seccomp] section: syscalls are not filtered".into());
+        notes.push(
+            "no [seccomp] section: no syscall allow-list (hardend's rules for sockets, namespaces, other processes and side doors still apply)"
+                .into(),
+        );
+    }
+    if let Err(e) = self::caps::parse(&profile.process.capabilities) {
+        return Err(ProfileError::invalid(
+            &profile.source,
+            1,
+            "process.capabilities",
+            e.to_string(),
+        ));
     }
     notes.sort();
     notes.dedup();

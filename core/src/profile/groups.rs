@@ -36,6 +36,7 @@ pub static GROUPS: &[SyscallGroup] = &[
             "exit_group",
             "futex",
             "futex_time64",
+            "futex_waitv",
             "get_robust_list",
             "get_thread_area",
             "getegid",
@@ -62,8 +63,9 @@ pub static GROUPS: &[SyscallGroup] = &[
             "getuid",
             "getuid32",
             "membarrier",
-            "mmap",   // hardend addition: the dynamic loader needs it
-            "mmap2",  // hardend addition: the dynamic loader needs it
+            "mmap",  // hardend addition: the dynamic loader needs it
+            "mmap2", // hardend addition: the dynamic loader needs it
+            "mprotect",
             "munmap", // hardend addition: the dynamic loader needs it
             "nanosleep",
             "pause",
@@ -82,6 +84,7 @@ pub static GROUPS: &[SyscallGroup] = &[
             "sigreturn",
             "time",
             "ugetrlimit",
+            "uretprobe",
         ],
     },
     // Asynchronous I/O, including io_uring (as in systemd >= 247; deny @io-uring to drop it).
@@ -144,7 +147,6 @@ pub static GROUPS: &[SyscallGroup] = &[
             "clock_settime",
             "clock_settime64",
             "settimeofday",
-            "stime",
         ],
     },
     // Legacy CPU emulation (vm86, LDT): a classic kernel attack surface.
@@ -227,9 +229,6 @@ pub static GROUPS: &[SyscallGroup] = &[
             "mkdirat",
             "mknod",
             "mknodat",
-            "mmap",
-            "mmap2",
-            "munmap",
             "newfstatat",
             "oldfstat",
             "oldlstat",
@@ -294,6 +293,28 @@ pub static GROUPS: &[SyscallGroup] = &[
         name: "@io-uring",
         description: "io_uring rings (operations submitted through them bypass seccomp)",
         members: &["io_uring_enter", "io_uring_register", "io_uring_setup"],
+    },
+    // hardend's own groups for side doors that are an argument of a common syscall rather
+    // than a syscall (see sidedoors.rs): denying or granting them changes argument rules.
+    SyscallGroup {
+        name: "@memfd",
+        description: "Anonymous memory files (exec from them is invisible to Landlock)",
+        members: &["memfd_create", "memfd_secret"],
+    },
+    SyscallGroup {
+        name: "@personality",
+        description: "personality(2) other than PER_LINUX and the query",
+        members: &[],
+    },
+    SyscallGroup {
+        name: "@tty-inject",
+        description: "TIOCSTI and TIOCLINUX ioctls on terminals",
+        members: &[],
+    },
+    SyscallGroup {
+        name: "@unsafe-prctl",
+        description: "prctl options that relax a protection",
+        members: &[],
     },
     // SysV IPC, POSIX message queues, pipes, memfd, cross-process memory access.
     SyscallGroup {
@@ -421,6 +442,7 @@ pub static GROUPS: &[SyscallGroup] = &[
             "security",
             "sgetmask",
             "ssetmask",
+            "stime",
             "stty",
             "sysfs",
             "tuxcall",
@@ -631,10 +653,8 @@ pub static GROUPS: &[SyscallGroup] = &[
             "@keyring",
             "@memlock",
             "@network-io",
-            "@pkey",
             "@process",
             "@resources",
-            "@sandbox",
             "@setuid",
             "@signal",
             "@sync",
@@ -653,7 +673,6 @@ pub static GROUPS: &[SyscallGroup] = &[
             "ioprio_get",
             "kcmp",
             "madvise",
-            "mprotect",
             "mremap",
             "name_to_handle_at",
             "oldolduname",
@@ -669,6 +688,7 @@ pub static GROUPS: &[SyscallGroup] = &[
             "sched_getscheduler",
             "sched_rr_get_interval",
             "sched_rr_get_interval_time64",
+            "sched_yield",
             "sendfile",
             "sendfile64",
             "setfsgid",
@@ -714,6 +734,56 @@ pub static GROUPS: &[SyscallGroup] = &[
         name: "@known",
         description: "All known syscalls declared in the kernel",
         members: &[],
+    },
+];
+
+/// One way a group of ours differs from systemd's group of the same name, on the systemd
+/// versions listed: `added` (hardend has the member, systemd does not) or an omission.
+/// `tests/it/groups.rs` fails on any difference with the machine's systemd not listed here.
+pub struct SystemdDifference {
+    pub group: &'static str,
+    pub member: &'static str,
+    pub added: bool,
+    pub systemd: &'static [u32],
+    pub why: &'static str,
+}
+
+/// The documented differences (docs/profiles.md lists them too).
+pub static SYSTEMD_DIFFERENCES: &[SystemdDifference] = &[
+    SystemdDifference {
+        group: "@file-system",
+        member: "getxattrat",
+        added: true,
+        systemd: &[252],
+        why: "Linux 6.13 xattr calls by directory fd: the same operations as the *xattr calls already in the group (later systemd versions add them)",
+    },
+    SystemdDifference {
+        group: "@file-system",
+        member: "listxattrat",
+        added: true,
+        systemd: &[252],
+        why: "Linux 6.13 xattr calls by directory fd: the same operations as the *xattr calls already in the group (later systemd versions add them)",
+    },
+    SystemdDifference {
+        group: "@file-system",
+        member: "removexattrat",
+        added: true,
+        systemd: &[252],
+        why: "Linux 6.13 xattr calls by directory fd: the same operations as the *xattr calls already in the group (later systemd versions add them)",
+    },
+    SystemdDifference {
+        group: "@file-system",
+        member: "setxattrat",
+        added: true,
+        systemd: &[252],
+        why: "Linux 6.13 xattr calls by directory fd: the same operations as the *xattr calls already in the group (later systemd versions add them)",
+    },
+    SystemdDifference {
+        group: "@mount",
+        member: "open_tree_attr",
+        added: true,
+        systemd: &[252],
+        why: "Linux 6.15: open_tree with mount attributes, a mount operation like open_tree (later systemd versions add it)",
     },
 ];
 

@@ -4,8 +4,13 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use super::raw::{self, Partial};
-use super::{LandlockPolicy, Profile, ProfileError, SeccompPolicy};
+use std::collections::{BTreeSet, HashMap};
+
+use super::raw::{self, Partial, PartialLandlock, PartialNetwork, PartialProcess, PartialSeccomp};
+use super::{
+    DefaultAction, LandlockPolicy, Mode, NetworkPolicy, Override, ProcessPolicy, Profile,
+    ProfileError, SeccompPolicy,
+};
 use crate::source::SourceError;
 
 /// Where bare profile names are looked up: admin profiles shadow vendor profiles.
@@ -79,10 +84,10 @@ impl ProfileLoader {
 
     /// Loads the profile in `path` and merges its includes.
     pub fn load_file(&self, path: &Path) -> Result<Profile, ProfileError> {
-        let mut merged = Merged::default();
         let mut stack = Vec::new();
-        let top = self.load_rec(path, &mut stack, &mut merged)?;
-        Ok(merged.finish(top, path))
+        let mut done = HashMap::new();
+        let (top, node) = self.load_rec(path, &mut stack, &mut done)?;
+        node.finish(top, path)
     }
 
     /// All profiles on the search path (admin ones shadowing vendor ones), by name.
@@ -105,17 +110,20 @@ impl ProfileLoader {
         seen.into_iter().collect()
     }
 
+    /// Loads `path` and everything it includes; returns the file's own partial and the
+    /// merged result. `done` caches merged files (a diamond is read once).
     fn load_rec(
         &self,
         path: &Path,
         stack: &mut Vec<PathBuf>,
-        merged: &mut Merged,
-    ) -> Result<Partial, ProfileError> {
+        done: &mut HashMap<PathBuf, Node>,
+    ) -> Result<(Partial, Node), ProfileError> {
         let text = read_limited(path)?;
         let partial = raw::parse(path, &text)?;
         let canonical = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-        stack.push(canonical);
+        stack.push(canonical.clone());
         let own_dir = path.parent().unwrap_or(Path::new("."));
+        let mut includes = Vec::new();
         for (inc, line) in &partial.include {
             let inc_path = self
                 .find(inc, &[own_dir])
@@ -142,16 +150,19 @@ impl ProfileLoader {
                     format!("includes nested deeper than {MAX_INCLUDE_DEPTH}"),
                 ));
             }
-            // An include reached twice through different branches (a diamond) is merged once.
-            if merged.files.contains(&inc_canonical) {
-                continue;
-            }
-            let inc_partial = self.load_rec(&inc_path, stack, merged)?;
-            merged.apply(inc_partial);
-            merged.files.push(inc_canonical);
+            let node = match done.get(&inc_canonical) {
+                Some(n) => n.clone(),
+                None => {
+                    let (_, n) = self.load_rec(&inc_path, stack, done)?;
+                    done.insert(inc_canonical, n.clone());
+                    n
+                }
+            };
+            includes.push(node);
         }
         stack.pop();
-        Ok(partial)
+        let node = Node::merge(&partial, path, &canonical, includes)?;
+        Ok((partial, node))
     }
 }
 
@@ -176,20 +187,32 @@ fn read_limited(path: &Path) -> Result<String, ProfileError> {
     Ok(text)
 }
 
-/// Accumulates partials: lists are unioned, later scalars override earlier ones, and
-/// `min_abi` takes the highest value (an include can only make requirements stricter).
-#[derive(Default)]
-struct Merged {
+/// One file merged with everything it includes. Lists are unioned; `min_abi` takes the
+/// highest value; a scalar the file states itself wins, otherwise the strictest of its
+/// includes (`mode`, `default_action`) — an include can make a profile stricter, never
+/// weaker; `override_deny` lifts named denies of the includes.
+#[derive(Clone, Debug, Default)]
+struct Node {
+    /// Every contributing file, includes first, each once.
     files: Vec<PathBuf>,
-    mode: Option<super::Mode>,
-    landlock: Option<raw::PartialLandlock>,
-    seccomp: Option<raw::PartialSeccomp>,
+    mode: Option<Mode>,
+    landlock: Option<PartialLandlock>,
+    seccomp: Option<PartialSeccomp>,
+    overridden: Vec<Override>,
+    network: PartialNetwork,
+    process: PartialProcess,
+    /// Side-door names lifted by `override_deny` somewhere: granted.
+    lifted: BTreeSet<String>,
 }
 
-fn union_opt(
-    a: &mut Option<std::collections::BTreeSet<u16>>,
-    b: Option<std::collections::BTreeSet<u16>>,
-) {
+fn stricter<T: Copy>(a: Option<T>, b: Option<T>, rank: impl Fn(T) -> u8) -> Option<T> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(if rank(y) > rank(x) { y } else { x }),
+        (x, y) => x.or(y),
+    }
+}
+
+fn union_opt(a: &mut Option<BTreeSet<u16>>, b: Option<BTreeSet<u16>>) {
     match (a.as_mut(), b) {
         (Some(x), Some(y)) => x.extend(y),
         (None, Some(y)) => *a = Some(y),
@@ -197,26 +220,108 @@ fn union_opt(
     }
 }
 
-impl Merged {
-    fn apply(&mut self, p: Partial) {
-        if p.mode.is_some() {
-            self.mode = p.mode;
+fn merge_landlock(into: &mut Option<PartialLandlock>, l: PartialLandlock) {
+    let m = into.get_or_insert_with(Default::default);
+    m.min_abi = match (m.min_abi, l.min_abi) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
+    m.read.extend(l.read);
+    m.read_exec.extend(l.read_exec);
+    m.write.extend(l.write);
+    union_opt(&mut m.bind_tcp, l.bind_tcp);
+    union_opt(&mut m.connect_tcp, l.connect_tcp);
+    m.scope.extend(l.scope);
+}
+
+impl Node {
+    /// Takes an include in (the includer's own values come after, in `merge`).
+    fn absorb(&mut self, inc: Node) {
+        for f in inc.files {
+            if !self.files.contains(&f) {
+                self.files.push(f);
+            }
         }
-        if let Some(l) = p.landlock {
-            let m = self.landlock.get_or_insert_with(Default::default);
-            m.min_abi = match (m.min_abi, l.min_abi) {
-                (Some(a), Some(b)) => Some(a.max(b)),
-                (a, b) => a.or(b),
-            };
-            m.read.extend(l.read);
-            m.read_exec.extend(l.read_exec);
-            m.write.extend(l.write);
-            union_opt(&mut m.bind_tcp, l.bind_tcp);
-            union_opt(&mut m.connect_tcp, l.connect_tcp);
-            m.scope.extend(l.scope);
+        self.mode = stricter(self.mode, inc.mode, Mode::strictness);
+        if let Some(l) = inc.landlock {
+            merge_landlock(&mut self.landlock, l);
         }
-        if let Some(s) = p.seccomp {
+        if let Some(s) = inc.seccomp {
             let m = self.seccomp.get_or_insert_with(Default::default);
+            m.default_action = stricter(
+                m.default_action,
+                s.default_action,
+                DefaultAction::strictness,
+            );
+            if s.errno.is_some() {
+                m.errno = s.errno;
+            }
+            m.allow.extend(s.allow);
+            m.deny.extend(s.deny);
+            for r in s.rules {
+                if !m.rules.contains(&r) {
+                    m.rules.push(r);
+                }
+            }
+        }
+        for o in inc.overridden {
+            if !self.overridden.contains(&o) {
+                self.overridden.push(o);
+            }
+        }
+        self.lifted.extend(inc.lifted);
+        let n = &mut self.network;
+        match (&mut n.families, inc.network.families) {
+            (Some(a), Some(b)) => a.extend(b),
+            (a @ None, Some(b)) => *a = Some(b),
+            (_, None) => {}
+        }
+        n.udp = match (n.udp, inc.network.udp) {
+            (Some(a), Some(b)) => Some(a || b),
+            (a, b) => a.or(b),
+        };
+        n.unix_connect.extend(inc.network.unix_connect);
+        self.process.capabilities.extend(inc.process.capabilities);
+        self.process.namespaces.extend(inc.process.namespaces);
+    }
+
+    /// The file `own` (at `path`) merged over its includes.
+    fn merge(
+        own: &Partial,
+        path: &Path,
+        canonical: &Path,
+        includes: Vec<Node>,
+    ) -> Result<Node, ProfileError> {
+        let mut n = Node::default();
+        for inc in includes {
+            n.absorb(inc);
+        }
+        // an include can only make the mode stricter than the default, never weaker
+        n.mode = own
+            .mode
+            .or_else(|| stricter(n.mode, Some(Mode::default()), Mode::strictness));
+        if let Some(l) = own.landlock.clone() {
+            merge_landlock(&mut n.landlock, l);
+        }
+        if let Some(s) = own.seccomp.clone() {
+            let m = n.seccomp.get_or_insert_with(Default::default);
+            for (name, line) in &s.override_deny {
+                if !m.deny.remove(name) {
+                    return Err(ProfileError::invalid(
+                        path,
+                        *line,
+                        "seccomp.override_deny",
+                        format!(
+                            "{name} is not denied by any include of this profile; there is nothing to lift"
+                        ),
+                    ));
+                }
+                n.overridden.push(Override {
+                    name: name.clone(),
+                    file: canonical.to_path_buf(),
+                });
+                n.lifted.insert(name.clone());
+            }
             if s.default_action.is_some() {
                 m.default_action = s.default_action;
             }
@@ -227,17 +332,52 @@ impl Merged {
             m.deny.extend(s.deny);
             m.rules.extend(s.rules);
         }
+        // an include can only make the default action stricter than the default
+        let own_action = own.seccomp.as_ref().and_then(|s| s.default_action);
+        if let (Some(m), None) = (n.seccomp.as_mut(), own_action) {
+            m.default_action = stricter(
+                m.default_action,
+                Some(DefaultAction::default()),
+                DefaultAction::strictness,
+            );
+        }
+        let net = own.network.clone();
+        match (&mut n.network.families, net.families) {
+            (Some(a), Some(b)) => a.extend(b),
+            (a @ None, Some(b)) => *a = Some(b),
+            (_, None) => {}
+        }
+        if net.udp.is_some() {
+            n.network.udp = net.udp;
+        }
+        n.network.unix_connect.extend(net.unix_connect);
+        n.process
+            .capabilities
+            .extend(own.process.capabilities.iter().cloned());
+        n.process
+            .namespaces
+            .extend(own.process.namespaces.iter().copied());
+        if !n.files.iter().any(|f| f == canonical) {
+            n.files.push(canonical.to_path_buf());
+        }
+        Ok(n)
     }
 
-    fn finish(mut self, top: Partial, path: &Path) -> Profile {
-        let name = top.name.clone();
-        let description = top.description.clone();
-        self.apply(top);
-        self.files
-            .push(fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()));
-        Profile {
-            name,
-            description,
+    /// The resolved profile named by the top file.
+    fn finish(self, top: Partial, path: &Path) -> Result<Profile, ProfileError> {
+        let lifted = self.lifted;
+        let seccomp = self.seccomp.map(|s| SeccompPolicy {
+            default_action: s.default_action.unwrap_or_default(),
+            errno: s.errno.unwrap_or_else(|| "EPERM".into()),
+            allow: s.allow,
+            deny: s.deny,
+            rules: s.rules,
+            overridden: self.overridden,
+            granted: lifted,
+        });
+        let profile = Profile {
+            name: top.name.clone(),
+            description: top.description.clone(),
             source: path.to_path_buf(),
             files: self.files,
             mode: self.mode.unwrap_or_default(),
@@ -250,13 +390,21 @@ impl Merged {
                 connect_tcp: l.connect_tcp,
                 scope: l.scope,
             }),
-            seccomp: self.seccomp.map(|s| SeccompPolicy {
-                default_action: s.default_action.unwrap_or_default(),
-                errno: s.errno.unwrap_or_else(|| "EPERM".into()),
-                allow: s.allow,
-                deny: s.deny,
-                rules: s.rules,
-            }),
-        }
+            seccomp,
+            network: NetworkPolicy {
+                families: self
+                    .network
+                    .families
+                    .unwrap_or_else(|| NetworkPolicy::default().families),
+                udp: self.network.udp.unwrap_or(false),
+                unix_connect: self.network.unix_connect,
+            },
+            process: ProcessPolicy {
+                capabilities: self.process.capabilities,
+                namespaces: self.process.namespaces,
+            },
+        };
+        super::sidedoors::check_rules_not_bypassed(&profile)?;
+        Ok(profile)
     }
 }

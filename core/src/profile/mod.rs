@@ -5,9 +5,12 @@
 //! resolved [`Profile`] that the confinement code consumes.
 
 pub mod errno;
+pub mod families;
 pub mod groups;
 mod load;
+pub mod process;
 mod raw;
+pub mod sidedoors;
 pub mod syscalls;
 
 use std::collections::BTreeSet;
@@ -67,6 +70,16 @@ pub enum Mode {
     Complain,
 }
 
+impl Mode {
+    /// How strict: a merge keeps the strictest mode of the includes.
+    pub fn strictness(self) -> u8 {
+        match self {
+            Mode::Complain => 0,
+            Mode::Enforce => 1,
+        }
+    }
+}
+
 /// Landlock scopes (ABI 6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -102,6 +115,17 @@ pub enum DefaultAction {
     Kill,
     /// Allow it and log it (audit mode for one profile, independent of `mode`).
     Log,
+}
+
+impl DefaultAction {
+    /// How strict: a merge keeps the strictest action of the includes.
+    pub fn strictness(self) -> u8 {
+        match self {
+            DefaultAction::Log => 0,
+            DefaultAction::Errno => 1,
+            DefaultAction::Kill => 2,
+        }
+    }
 }
 
 /// Comparison of one syscall argument.
@@ -149,6 +173,52 @@ pub struct SeccompPolicy {
     pub allow: BTreeSet<String>,
     pub deny: BTreeSet<String>,
     pub rules: Vec<ArgRule>,
+    /// Denies of includes that a profile lifted, with the file that lifted each.
+    pub overridden: Vec<Override>,
+    /// Names lifted by `override_deny` (side doors among them count as granted).
+    pub granted: BTreeSet<String>,
+}
+
+/// One `override_deny` entry: `name` was denied by an include and `file` lifted it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Override {
+    pub name: String,
+    pub file: PathBuf,
+}
+
+/// `[network]` after merging: what Landlock alone cannot express about sockets.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NetworkPolicy {
+    /// Address families `socket()` may create (canonical names: `unix`, `inet`, ...).
+    pub families: BTreeSet<String>,
+    /// UDP datagram sockets (inet/inet6 `SOCK_DGRAM`).
+    pub udp: bool,
+    /// Pathname UNIX sockets the service may connect or send to (a directory grants the
+    /// sockets under it).
+    pub unix_connect: BTreeSet<PathBuf>,
+}
+
+impl Default for NetworkPolicy {
+    fn default() -> Self {
+        NetworkPolicy {
+            families: families::DEFAULT_FAMILIES
+                .iter()
+                .map(|f| f.to_string())
+                .collect(),
+            udp: false,
+            unix_connect: BTreeSet::new(),
+        }
+    }
+}
+
+/// `[process]` after merging.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ProcessPolicy {
+    /// Kept in the bounding, permitted, effective, inheritable and ambient sets; every
+    /// other capability is dropped before exec, also for root.
+    pub capabilities: BTreeSet<String>,
+    /// Namespaces the service may create (`unshare`, `clone`) or join (`setns`).
+    pub namespaces: BTreeSet<process::Namespace>,
 }
 
 impl SeccompPolicy {
@@ -171,8 +241,11 @@ pub struct Profile {
     pub mode: Mode,
     /// `None`: no `[landlock]` section anywhere, so no filesystem/network restriction.
     pub landlock: Option<LandlockPolicy>,
-    /// `None`: no `[seccomp]` section anywhere, so no syscall filter.
+    /// `None`: no `[seccomp]` section anywhere, so no syscall allow-list (hardend's own
+    /// rules for capabilities, namespaces, sockets and other processes still apply).
     pub seccomp: Option<SeccompPolicy>,
+    pub network: NetworkPolicy,
+    pub process: ProcessPolicy,
 }
 
 impl Profile {
@@ -187,6 +260,8 @@ impl Profile {
             mode: Mode,
             landlock: &'a Option<LandlockPolicy>,
             seccomp: &'a Option<SeccompPolicy>,
+            network: &'a NetworkPolicy,
+            process: &'a ProcessPolicy,
         }
         let json = serde_json::to_vec(&Hashed {
             hardend: env!("CARGO_PKG_VERSION"),
@@ -194,6 +269,8 @@ impl Profile {
             mode: self.mode,
             landlock: &self.landlock,
             seccomp: &self.seccomp,
+            network: &self.network,
+            process: &self.process,
         })
         .unwrap_or_default();
         hex::encode(Sha256::digest(json))

@@ -10,8 +10,11 @@ use std::path::{Component, Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::process::{self, Namespace};
 use super::syscalls::{self, UnknownName};
-use super::{ArgCondition, ArgRule, CmpOp, DefaultAction, Mode, ProfileError, ScopeKind, errno};
+use super::{
+    ArgCondition, ArgRule, CmpOp, DefaultAction, Mode, ProfileError, ScopeKind, errno, families,
+};
 use crate::source::Source;
 
 /// The newest Landlock ABI hardend knows the meaning of.
@@ -27,6 +30,26 @@ struct RawProfile {
     mode: Option<Mode>,
     landlock: Option<RawLandlock>,
     seccomp: Option<RawSeccomp>,
+    network: Option<RawNetwork>,
+    process: Option<RawProcess>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNetwork {
+    families: Option<Vec<Spanned<String>>>,
+    udp: Option<bool>,
+    #[serde(default)]
+    unix_connect: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProcess {
+    #[serde(default)]
+    capabilities: Vec<Spanned<String>>,
+    #[serde(default)]
+    namespaces: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -54,6 +77,8 @@ struct RawSeccomp {
     allow: Vec<Spanned<String>>,
     #[serde(default)]
     deny: Vec<Spanned<String>>,
+    #[serde(default)]
+    override_deny: Vec<Spanned<String>>,
     #[serde(default)]
     rule: Vec<RawRule>,
 }
@@ -85,9 +110,25 @@ pub struct Partial {
     pub mode: Option<Mode>,
     pub landlock: Option<PartialLandlock>,
     pub seccomp: Option<PartialSeccomp>,
+    pub network: PartialNetwork,
+    pub process: PartialProcess,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
+pub struct PartialNetwork {
+    /// `None`: the file does not say (the default families apply unless an include says).
+    pub families: Option<BTreeSet<String>>,
+    pub udp: Option<bool>,
+    pub unix_connect: BTreeSet<PathBuf>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct PartialProcess {
+    pub capabilities: BTreeSet<String>,
+    pub namespaces: BTreeSet<Namespace>,
+}
+
+#[derive(Debug, Default, Clone)]
 pub struct PartialLandlock {
     pub min_abi: Option<u8>,
     pub read: BTreeSet<PathBuf>,
@@ -98,12 +139,14 @@ pub struct PartialLandlock {
     pub scope: BTreeSet<ScopeKind>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct PartialSeccomp {
     pub default_action: Option<DefaultAction>,
     pub errno: Option<String>,
     pub allow: BTreeSet<String>,
     pub deny: BTreeSet<String>,
+    /// Names to lift from the includes' denies, with their lines.
+    pub override_deny: Vec<(String, usize)>,
     pub rules: Vec<ArgRule>,
 }
 
@@ -182,6 +225,14 @@ pub fn parse(path: &Path, text: &str) -> Result<Partial, ProfileError> {
         .map(|s| parse_seccomp(&src, s))
         .transpose()?;
 
+    let network = match &raw.network {
+        Some(n) => parse_network(&src, n)?,
+        None => PartialNetwork::default(),
+    };
+    let process = match &raw.process {
+        Some(p) => parse_process(&src, p)?,
+        None => PartialProcess::default(),
+    };
     Ok(Partial {
         name: stem,
         description: raw.description,
@@ -189,6 +240,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Partial, ProfileError> {
         mode: raw.mode,
         landlock,
         seccomp,
+        network,
+        process,
     })
 }
 
@@ -236,6 +289,80 @@ fn parse_paths(
         out.insert(p.to_path_buf());
     }
     Ok(out)
+}
+
+fn parse_network(src: &Source, n: &RawNetwork) -> Result<PartialNetwork, ProfileError> {
+    let families = match &n.families {
+        None => None,
+        Some(list) => {
+            let mut out = BTreeSet::new();
+            for f in list {
+                match families::canonical(f.get_ref()) {
+                    Some(c) => {
+                        out.insert(c.to_string());
+                    }
+                    None => {
+                        return src.reject(
+                            f.span(),
+                            "network.families",
+                            format!(
+                                "unknown address family {:?} (systemd's names without AF_: {})",
+                                f.get_ref(),
+                                families::names().join(", ")
+                            ),
+                        );
+                    }
+                }
+            }
+            Some(out)
+        }
+    };
+    Ok(PartialNetwork {
+        families,
+        udp: n.udp,
+        unix_connect: parse_paths(src, "network.unix_connect", &n.unix_connect)?,
+    })
+}
+
+fn parse_process(src: &Source, p: &RawProcess) -> Result<PartialProcess, ProfileError> {
+    let mut capabilities = BTreeSet::new();
+    for c in &p.capabilities {
+        if process::capability(c.get_ref()).is_none() {
+            let hint = if process::capability(&c.get_ref().to_ascii_uppercase()).is_some() {
+                format!(" (write it as {})", c.get_ref().to_ascii_uppercase())
+            } else {
+                String::new()
+            };
+            return src.reject(
+                c.span(),
+                "process.capabilities",
+                format!("unknown capability {:?}{hint}", c.get_ref()),
+            );
+        }
+        capabilities.insert(c.get_ref().clone());
+    }
+    let mut namespaces = BTreeSet::new();
+    for n in &p.namespaces {
+        match Namespace::parse(n.get_ref()) {
+            Some(ns) => {
+                namespaces.insert(ns);
+            }
+            None => {
+                return src.reject(
+                    n.span(),
+                    "process.namespaces",
+                    format!(
+                        "unknown namespace {:?} (user, net, mnt, pid, ipc, uts, cgroup, time)",
+                        n.get_ref()
+                    ),
+                );
+            }
+        }
+    }
+    Ok(PartialProcess {
+        capabilities,
+        namespaces,
+    })
 }
 
 fn parse_ports(
@@ -344,6 +471,21 @@ fn parse_seccomp(src: &Source, s: &RawSeccomp) -> Result<PartialSeccomp, Profile
     };
     let allow = check_syscall_names(src, "seccomp.allow", &s.allow)?;
     let deny = check_syscall_names(src, "seccomp.deny", &s.deny)?;
+    check_syscall_names(src, "seccomp.override_deny", &s.override_deny)?;
+    let mut override_deny = Vec::new();
+    for o in &s.override_deny {
+        if deny.contains(o.get_ref()) {
+            return src.reject(
+                o.span(),
+                "seccomp.override_deny",
+                format!(
+                    "{} is in this file's own seccomp.deny; override_deny lifts a deny of an include",
+                    o.get_ref()
+                ),
+            );
+        }
+        override_deny.push((o.get_ref().clone(), src.line(o.span().start)));
+    }
     if let Some(v) = s.deny.iter().find(|v| v.get_ref() == "execve") {
         return src.reject(
             v.span(),
@@ -395,6 +537,7 @@ fn parse_seccomp(src: &Source, s: &RawSeccomp) -> Result<PartialSeccomp, Profile
         errno,
         allow,
         deny,
+        override_deny,
         rules,
     })
 }

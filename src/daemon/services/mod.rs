@@ -18,11 +18,13 @@ pub mod verification;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
+use crate::api::types::{KernelView, RulesView};
 use crate::api::{ServiceInfo, ServiceState};
 use crate::confine::LandlockStatus;
 use crate::daemon::config::DaemonConfig;
 use crate::daemon::lock;
 use crate::profile::ProfileLoader;
+use crate::proof::ProcStatus;
 use crate::systemd::client::Systemd;
 
 use self::registry::Assignment;
@@ -115,12 +117,11 @@ impl ServiceManager {
 
     async fn verify_one(&self, cfg: &DaemonConfig, a: &Assignment) -> ServiceInfo {
         let loader = Self::loader(cfg);
-        let hash = loader
-            .load(&a.profile)
-            .map(|p| p.policy_hash())
-            .map_err(|e| e.to_string());
-        let info = |state, detail: String| {
-            ServiceInfo::new(&a.unit, &a.profile, a.source.as_str(), state, detail)
+        let current = loader.load(&a.profile).map_err(|e| e.to_string());
+        let rules = current.as_ref().map(RulesView::from).unwrap_or_default();
+        let info = |state, detail: String| ServiceInfo {
+            rules: rules.clone(),
+            ..ServiceInfo::new(&a.unit, &a.profile, a.source.as_str(), state, detail)
         };
         let records = cfg.records_dir();
         let pid = match &self.systemd {
@@ -142,11 +143,14 @@ impl ServiceManager {
         let v = verification::verify_process(
             pid,
             &a.profile,
-            hash.as_deref().map_err(String::as_str),
+            current.as_ref().map_err(String::as_str),
             &records,
         );
         let mut out = info(v.state, v.detail);
         out.pid = pid;
+        if let Some(st) = ProcStatus::read(pid) {
+            out.kernel = KernelView::from(&st);
+        }
         if let Some(r) = v.record {
             let ll = &r.confinement.landlock;
             out.landlock_abi = u32::from(ll.effective_abi);

@@ -7,9 +7,14 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
+use std::collections::BTreeSet;
+
 use crate::api::ServiceState;
 use crate::confine::LandlockStatus;
+use crate::confine::caps::names_of_mask;
 use crate::confine::record::{EnforcementRecord, process_start_time};
+use crate::profile::Profile;
+use crate::proof::ProcStatus;
 
 /// The outcome for one process.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,24 +36,20 @@ fn verdict(
     }
 }
 
-/// `(NoNewPrivs, Seccomp mode, real uid)` from `/proc/PID/status`.
-fn proc_status(pid: u32) -> Option<(u32, u32, u32)> {
-    let text = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let field = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse::<u32>().ok())
-    };
-    Some((field("NoNewPrivs:")?, field("Seccomp:")?, field("Uid:")?))
+/// The capability names in `mask` that `granted` does not contain.
+fn beyond(mask: u64, granted: &BTreeSet<String>) -> Vec<String> {
+    names_of_mask(&format!("{mask:x}"))
+        .into_iter()
+        .filter(|c| !granted.contains(c))
+        .collect()
 }
 
-/// Verifies process `pid` against the assignment `(profile name, current policy hash)`.
-/// `current_hash` is `Err(reason)` when the assigned profile cannot be loaded now.
+/// Verifies process `pid` against its assignment: the profile's name and, when it loads
+/// now, the profile itself (`Err(reason)` when it does not).
 pub fn verify_process(
     pid: u32,
     profile: &str,
-    current_hash: Result<&str, &str>,
+    current: Result<&Profile, &str>,
     records_dir: &Path,
 ) -> Verdict {
     let Ok(start_time) = process_start_time(pid) else {
@@ -58,13 +59,14 @@ pub fn verify_process(
             None,
         );
     };
-    let Some((nnp, seccomp, uid)) = proc_status(pid) else {
+    let Some(status) = ProcStatus::read(pid) else {
         return verdict(
             ServiceState::Inactive,
             format!("process {pid} is gone"),
             None,
         );
     };
+    let uid = status.uid;
     let name = EnforcementRecord::file_name(pid, start_time);
     let path = records_dir.join(&name);
     let record = match EnforcementRecord::find(records_dir, pid, start_time) {
@@ -102,19 +104,44 @@ pub fn verify_process(
             Some(record),
         );
     }
-    if nnp != 1 {
+    if !status.no_new_privs {
         return verdict(
             ServiceState::NotEnforced,
             format!("process {pid} does not have no_new_privs"),
             Some(record),
         );
     }
-    if record.confinement.seccomp.configured && seccomp != 2 {
+    // every profile installs a filter (hardend's own rules at least), whatever a record says
+    if status.seccomp != 2 {
         return verdict(
             ServiceState::NotEnforced,
-            format!("process {pid} has no seccomp filter (Seccomp: {seccomp})"),
+            format!(
+                "process {pid} has no seccomp filter (Seccomp: {})",
+                status.seccomp
+            ),
             Some(record),
         );
+    }
+    if let Ok(p) = current {
+        let granted = &p.process.capabilities;
+        let extra: BTreeSet<String> = [
+            status.cap_effective,
+            status.cap_permitted,
+            status.cap_ambient,
+        ]
+        .into_iter()
+        .flat_map(|m| beyond(m, granted))
+        .collect();
+        if !extra.is_empty() {
+            return verdict(
+                ServiceState::NotEnforced,
+                format!(
+                    "process {pid} holds capabilities its profile does not grant: {}",
+                    extra.into_iter().collect::<Vec<_>>().join(", ")
+                ),
+                Some(record),
+            );
+        }
     }
     if record.profile != profile {
         let d = format!(
@@ -123,7 +150,7 @@ pub fn verify_process(
         );
         return verdict(ServiceState::Stale, d, Some(record));
     }
-    match current_hash {
+    match current.map(Profile::policy_hash) {
         Err(reason) => {
             return verdict(
                 ServiceState::Stale,
@@ -131,7 +158,7 @@ pub fn verify_process(
                 Some(record),
             );
         }
-        Ok(h) if h != record.profile_hash => {
+        Ok(h) if *h != record.profile_hash => {
             return verdict(
                 ServiceState::Stale,
                 format!("profile {profile} changed since the process started; restart the unit"),
@@ -228,11 +255,10 @@ mod tests {
         )
     }
 
-    fn hash(p: &std::path::Path) -> String {
+    fn load(p: &std::path::Path) -> Profile {
         ProfileLoader::new(vec![shipped_profiles()])
             .load_file(p)
             .unwrap()
-            .policy_hash()
     }
 
     fn start(sb: &Sandbox, profile: &std::path::Path, extra: &[&str]) -> std::process::Child {
@@ -263,17 +289,30 @@ mod tests {
         let sb = Sandbox::new();
         let p = sleeper_profile(&sb);
         let mut confined = start(&sb, &p, &[]);
-        let v = verify_process(confined.id(), "sleeper", Ok(&hash(&p)), &sb.runtime_dir());
+        let v = verify_process(confined.id(), "sleeper", Ok(&load(&p)), &sb.runtime_dir());
         assert_eq!(v.state, ServiceState::Enforced, "{}", v.detail);
 
         let mut plain = Command::new("/usr/bin/sleep").arg("30").spawn().unwrap();
-        let v = verify_process(plain.id(), "sleeper", Ok(&hash(&p)), &sb.runtime_dir());
+        let v = verify_process(plain.id(), "sleeper", Ok(&load(&p)), &sb.runtime_dir());
         assert_eq!(v.state, ServiceState::NotEnforced);
         assert!(v.detail.contains("no enforcement record"), "{}", v.detail);
 
-        let v = verify_process(confined.id(), "sleeper", Ok("0000"), &sb.runtime_dir());
+        // the same profile, changed since the process started
+        std::fs::create_dir_all(sb.0.path().join("changed")).unwrap();
+        let changed = sb.0.path().join("changed/sleeper.toml");
+        fs::write(
+            &changed,
+            "include = [\"base\"]\n[landlock]\nread_exec = [\"/usr/bin/sleep\"]\nread = [\"/srv\"]\n[seccomp]\nallow = [\"@system-service\"]\n",
+        )
+        .unwrap();
+        let v = verify_process(
+            confined.id(),
+            "sleeper",
+            Ok(&load(&changed)),
+            &sb.runtime_dir(),
+        );
         assert_eq!(v.state, ServiceState::Stale);
-        let v = verify_process(confined.id(), "other", Ok(&hash(&p)), &sb.runtime_dir());
+        let v = verify_process(confined.id(), "other", Ok(&load(&p)), &sb.runtime_dir());
         assert_eq!(v.state, ServiceState::Stale);
         assert!(
             v.detail
@@ -298,21 +337,21 @@ mod tests {
             .runtime_dir()
             .join(format!("{}-{}.json", plain.id(), start_time));
         fs::write(&forged_path, serde_json::to_vec(&forged).unwrap()).unwrap();
-        let v = verify_process(plain.id(), "sleeper", Ok(&hash(&p)), &sb.runtime_dir());
+        let v = verify_process(plain.id(), "sleeper", Ok(&load(&p)), &sb.runtime_dir());
         assert_eq!(v.state, ServiceState::NotEnforced, "{}", v.detail);
         assert!(v.detail.contains("no_new_privs"), "{}", v.detail);
 
         // a record owned by another user than the process's does not count
         if is_root() {
             std::os::unix::fs::chown(&rec, Some(65534), Some(65534)).unwrap();
-            let v = verify_process(confined.id(), "sleeper", Ok(&hash(&p)), &sb.runtime_dir());
+            let v = verify_process(confined.id(), "sleeper", Ok(&load(&p)), &sb.runtime_dir());
             assert_eq!(v.state, ServiceState::NotEnforced);
             assert!(v.detail.contains("owned by uid 65534"), "{}", v.detail);
         }
 
         confined.kill().unwrap();
         confined.wait().unwrap();
-        let v = verify_process(confined.id(), "sleeper", Ok(&hash(&p)), &sb.runtime_dir());
+        let v = verify_process(confined.id(), "sleeper", Ok(&load(&p)), &sb.runtime_dir());
         assert_eq!(v.state, ServiceState::Inactive);
         plain.kill().unwrap();
         plain.wait().unwrap();
@@ -329,7 +368,7 @@ mod tests {
             "include = [\"base\"]\n[landlock]\nread_exec = [\"/usr/bin/sleep\"]\nbind_tcp = []\n",
         );
         let mut c = start(&sb, &p, &["--max-landlock-abi", "3"]);
-        let v = verify_process(c.id(), "netsleeper", Ok(&hash(&p)), &sb.runtime_dir());
+        let v = verify_process(c.id(), "netsleeper", Ok(&load(&p)), &sb.runtime_dir());
         assert_eq!(v.state, ServiceState::Partial);
         assert!(v.detail.contains("net.bind_tcp (ABI 4)"), "{}", v.detail);
         c.kill().unwrap();
