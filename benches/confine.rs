@@ -94,7 +94,8 @@ fn main() {
         .expect("target dir")
         .join("hardend-exec");
     assert!(wrapper.exists(), "{}: run scripts/bench", wrapper.display());
-    let runtime = std::env::temp_dir().join("hardend-bench-run");
+    // on tmpfs, as /run is on a device
+    let runtime = std::path::Path::new("/dev/shm/hardend-bench-run").to_path_buf();
 
     let n = 300;
     // warm up the page cache

@@ -348,6 +348,62 @@ fn run(op: &str, args: &[&str]) -> Result<i64, i32> {
                 Ok(i64::from_str_radix(v.trim(), 16).map_err(|_| libc::EINVAL)?)
             }
             "uid" => Ok(libc::getuid() as i64),
+            // connect (stream) or sendto (datagram) to a pathname UNIX socket
+            "unix-connect" | "unix-sendto" => {
+                let ty = if op == "unix-connect" {
+                    libc::SOCK_STREAM
+                } else {
+                    libc::SOCK_DGRAM
+                };
+                let fd = check(libc::socket(libc::AF_UNIX, ty, 0) as i64)? as i32;
+                let mut sa: libc::sockaddr_un = std::mem::zeroed();
+                sa.sun_family = libc::AF_UNIX as u16;
+                for (i, b) in a(0).as_bytes().iter().enumerate() {
+                    sa.sun_path[i] = *b as libc::c_char;
+                }
+                let len = std::mem::size_of::<libc::sockaddr_un>() as u32;
+                let r = if op == "unix-connect" {
+                    check(libc::connect(fd, (&sa as *const libc::sockaddr_un).cast(), len) as i64)
+                } else {
+                    check(libc::sendto(
+                        fd,
+                        b"x".as_ptr().cast(),
+                        1,
+                        0,
+                        (&sa as *const libc::sockaddr_un).cast(),
+                        len,
+                    ) as i64)
+                };
+                libc::close(fd);
+                r
+            }
+            "chmod" => {
+                check(libc::chmod(cstr(a(0)).as_ptr(), parse_int(a(1)) as libc::mode_t) as i64)
+            }
+            // fchmod through a descriptor opened read-only
+            "fchmod" => {
+                let fd = check(libc::open(cstr(a(0)).as_ptr(), libc::O_RDONLY) as i64)? as i32;
+                let r = check(libc::fchmod(fd, parse_int(a(1)) as libc::mode_t) as i64);
+                libc::close(fd);
+                r
+            }
+            "chown" => check(libc::chown(
+                cstr(a(0)).as_ptr(),
+                a(1).parse().expect("uid"),
+                a(2).parse().expect("gid"),
+            ) as i64),
+            // setxattr=PATH,NAME,VALUE
+            "setxattr" => check(libc::setxattr(
+                cstr(a(0)).as_ptr(),
+                cstr(a(1)).as_ptr(),
+                a(2).as_ptr().cast(),
+                a(2).len(),
+                0,
+            ) as i64),
+            "utimes" => check(libc::utimes(cstr(a(0)).as_ptr(), std::ptr::null()) as i64),
+            "mkfifo" => check(libc::mkfifo(cstr(a(0)).as_ptr(), 0o600) as i64),
+            // symlink=TARGET,LINK
+            "symlink" => check(libc::symlink(cstr(a(0)).as_ptr(), cstr(a(1)).as_ptr()) as i64),
             other => panic!("unknown probe op {other}"),
         }
     }

@@ -24,7 +24,7 @@ impl Type for Severity {
     const SIGNATURE: &'static Signature = &Signature::Str;
 }
 
-/// The kernel's view of a confined process, as the bus carries it: `(bubasasasas)`.
+/// The kernel's view of a confined process, as the bus carries it: `(bubasasasasbbas)`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, Type)]
 pub struct KernelView {
     pub no_new_privs: bool,
@@ -35,6 +35,12 @@ pub struct KernelView {
     pub cap_effective: Vec<String>,
     pub cap_bounding: Vec<String>,
     pub cap_ambient: Vec<String>,
+    /// Runs in a mount namespace of its own (not PID 1's).
+    pub own_mount_namespace: bool,
+    /// Its `/` is mounted read-only.
+    pub root_read_only: bool,
+    /// The mount points writable in its view (`/proc/PID/mountinfo`).
+    pub writable_mounts: Vec<String>,
 }
 
 impl From<&ProcStatus> for KernelView {
@@ -48,7 +54,20 @@ impl From<&ProcStatus> for KernelView {
             cap_effective: names(s.cap_effective),
             cap_bounding: names(s.cap_bounding),
             cap_ambient: names(s.cap_ambient),
+            own_mount_namespace: false,
+            root_read_only: false,
+            writable_mounts: Vec::new(),
         }
+    }
+}
+
+impl KernelView {
+    /// Adds what `/proc/PID/mountinfo` says.
+    pub fn with_mounts(mut self, v: &crate::proof::mounts::MountView) -> Self {
+        self.own_mount_namespace = v.own_namespace;
+        self.root_read_only = v.root_read_only;
+        self.writable_mounts = v.writable.clone();
+        self
     }
 }
 
@@ -80,7 +99,7 @@ impl From<&Profile> for RulesView {
     }
 }
 
-/// One confined (or assigned) unit: `(sssssuussss(bubasasasas)(asasasb))`.
+/// One confined (or assigned) unit: `(sssssuussss(bubasasasasbbas)(asasasb))`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Type)]
 pub struct ServiceInfo {
     pub unit: String,

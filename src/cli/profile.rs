@@ -100,7 +100,7 @@ pub fn show(
     print!("{}", render(&profile));
     if let Some((allowed, notes)) = expanded {
         println!("\nallowed syscalls on {arch} ({}):", allowed.len());
-        println!("{}", wrap(allowed.keys().map(String::as_str), 78, "  "));
+        println!("{}", wrap(allowed.keys().copied(), 78, "  "));
         for n in notes {
             println!("  note: {n}");
         }

@@ -3,8 +3,10 @@
 //! only a claim. A domain module: it imports nothing above it.
 //!
 //! * `status.rs` — `/proc/PID/status` (no_new_privs, seccomp mode and filter count, the
-//!   capability sets, the uid).
+//!   capability sets, the uid);
+//! * `mounts.rs` — `/proc/PID/mountinfo` and the mount namespace (the read-only view).
 
+pub mod mounts;
 pub mod status;
 
 pub use status::ProcStatus;

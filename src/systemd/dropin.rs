@@ -8,14 +8,23 @@ use std::path::{Path, PathBuf};
 pub const DROPIN_NAME: &str = "50-hardend.conf";
 /// First line of every drop-in we write; also how we recognise ours.
 pub const MARKER: &str = "# managed by hardend: profile=";
-/// The Landlock and seccomp syscalls hardend-exec needs under a unit's own allow-list
-/// `SystemCallFilter=` (systemd 252's @system-service lacks them).
+/// The syscalls hardend-exec needs under a unit's own allow-list `SystemCallFilter=`
+/// (systemd 252's @system-service lacks most): Landlock and seccomp, the capability sets,
+/// and the mount view (its own mount namespace). The service does not keep them: hardend's
+/// filter denies them after exec (side doors, `@mount`).
 pub const WRAPPER_SYSCALLS: &[&str] = &[
     "landlock_create_ruleset",
     "landlock_add_rule",
     "landlock_restrict_self",
     "seccomp",
     "prctl",
+    "capset",
+    "unshare",
+    "mount",
+    "mount_setattr",
+    "open_tree",
+    "move_mount",
+    "openat2",
 ];
 
 /// One `ExecStart=` command as systemd reports it (`ExecStartEx`).
@@ -154,11 +163,17 @@ fn prefixes(unit: &str, flags: &[String]) -> Result<String, RenderError> {
 
 /// Renders the drop-in. `exec` is hardend-exec's installed path; `extra_args` are added
 /// before `--` (e.g. `--reset-sigpipe`).
+///
+/// `service_denied`: syscalls hardend's own filter denies to the service after exec. A unit
+/// with a deny-list `SystemCallFilter=~...` that denies one the wrapper needs gets it lifted
+/// from its list only if it is in `service_denied` — the service itself still cannot make
+/// the call, so the unit's filter is not weakened for it; anything else is refused.
 pub fn render(
     facts: &UnitFacts,
     profile: &str,
     exec: &Path,
     extra_args: &[&str],
+    service_denied: &[&str],
 ) -> Result<String, RenderError> {
     let unit = facts.unit.as_str();
     if !valid_unit_name(unit) {
@@ -182,15 +197,23 @@ pub fn render(
             .filter(|s| names.iter().any(|n| n == s) != *allow)
             .collect();
         if !missing.is_empty() {
-            if *allow {
-                // An allow list: adding names only widens it by what the wrapper needs.
-                filter_line = Some(format!("SystemCallFilter={}", missing.join(" ")));
-            } else {
-                return Err(RenderError::FilterDeniesWrapper {
-                    unit: unit.to_string(),
-                    syscalls: missing.join(", "),
-                });
+            if !*allow {
+                let kept: Vec<&str> = missing
+                    .iter()
+                    .copied()
+                    .filter(|s| !service_denied.contains(s))
+                    .collect();
+                if !kept.is_empty() {
+                    return Err(RenderError::FilterDeniesWrapper {
+                        unit: unit.to_string(),
+                        syscalls: kept.join(", "),
+                    });
+                }
             }
+            // An allow list: adding names widens it only by what the wrapper needs. A deny
+            // list: a later plain entry removes names from it — only ones the service's own
+            // filter denies again.
+            filter_line = Some(format!("SystemCallFilter={}", missing.join(" ")));
         }
     }
 
@@ -232,7 +255,7 @@ pub fn render(
     }
     if let Some(f) = filter_line {
         out.push_str(
-            "# The unit's own syscall filter must let hardend-exec install Landlock and seccomp.\n",
+            "# The unit's own syscall filter must let hardend-exec confine the service (Landlock, seccomp,\n# capabilities, its mount view); hardend's filter takes them away from the service again.\n",
         );
         out.push_str(&f);
         out.push('\n');
@@ -323,7 +346,7 @@ mod tests {
     const EXEC: &str = "/usr/libexec/hardend/hardend-exec";
 
     fn render_ok(f: &UnitFacts) -> String {
-        render(f, "web", Path::new(EXEC), &[]).unwrap()
+        render(f, "web", Path::new(EXEC), &[], &[]).unwrap()
     }
 
     #[test]
@@ -380,7 +403,7 @@ mod tests {
             vec![cmd("/bin/x", &["/bin/x"], &["frobnicate"])],
         );
         assert!(matches!(
-            render(&f, "web", Path::new(EXEC), &[]),
+            render(&f, "web", Path::new(EXEC), &[], &[]),
             Err(RenderError::UnknownFlag { .. })
         ));
     }
@@ -472,21 +495,37 @@ mod tests {
         f.syscall_filter = Some((true, vec!["read".into(), "prctl".into()]));
         f.restricts_run = true;
         let out = render_ok(&f);
-        assert!(out.contains("\nSystemCallFilter=landlock_create_ruleset landlock_add_rule landlock_restrict_self seccomp\n"), "{out}");
+        assert!(out.contains("\nSystemCallFilter=landlock_create_ruleset landlock_add_rule landlock_restrict_self seccomp capset unshare mount mount_setattr open_tree move_mount openat2\n"), "{out}");
         assert!(out.contains("\nReadWritePaths=-/run/hardend/enforced\n"));
         f.syscall_filter = Some((
             false,
             vec!["landlock_create_ruleset".into(), "mount".into()],
         ));
         assert_eq!(
-            render(&f, "web", Path::new(EXEC), &[]),
+            render(&f, "web", Path::new(EXEC), &[], &[]),
             Err(RenderError::FilterDeniesWrapper {
                 unit: "s.service".into(),
-                syscalls: "landlock_create_ruleset".into()
+                syscalls: "landlock_create_ruleset, mount".into()
             })
         );
-        f.syscall_filter = Some((false, vec!["mount".into()]));
+        f.syscall_filter = Some((false, vec!["reboot".into()]));
         assert!(!render_ok(&f).contains("SystemCallFilter"));
+        // ~@mount (chrony and others): lifted, because the service's own filter denies the
+        // mount calls again; ~prctl would not be (the service may use prctl)
+        f.syscall_filter = Some((false, vec!["mount".into(), "move_mount".into()]));
+        let out = render(&f, "web", Path::new(EXEC), &[], &["mount", "move_mount"]).unwrap();
+        assert!(
+            out.contains("\nSystemCallFilter=mount move_mount\n"),
+            "{out}"
+        );
+        f.syscall_filter = Some((false, vec!["mount".into(), "prctl".into()]));
+        assert_eq!(
+            render(&f, "web", Path::new(EXEC), &[], &["mount"]),
+            Err(RenderError::FilterDeniesWrapper {
+                unit: "s.service".into(),
+                syscalls: "prctl".into()
+            })
+        );
     }
 
     #[test]
@@ -501,7 +540,7 @@ mod tests {
         ] {
             assert!(
                 matches!(
-                    render(&facts(bad, ok.clone()), "p", Path::new(EXEC), &[]),
+                    render(&facts(bad, ok.clone()), "p", Path::new(EXEC), &[], &[]),
                     Err(RenderError::BadUnitName(_))
                 ),
                 "{bad}"
@@ -512,12 +551,13 @@ mod tests {
                 &facts("dbus.service", ok.clone()),
                 "p",
                 Path::new(EXEC),
+                &[],
                 &[]
             ),
             Err(RenderError::Critical { .. })
         ));
         assert!(matches!(
-            render(&facts("x.service", vec![]), "p", Path::new(EXEC), &[]),
+            render(&facts("x.service", vec![]), "p", Path::new(EXEC), &[], &[]),
             Err(RenderError::NoExecStart { .. })
         ));
         assert!(matches!(
@@ -525,6 +565,7 @@ mod tests {
                 &facts("x.service", vec![cmd("s", &["s"], &[])]),
                 "p",
                 Path::new(EXEC),
+                &[],
                 &[]
             ),
             Err(RenderError::RelativePath { .. })

@@ -106,7 +106,7 @@ fn services_json_shows_the_kernels_capability_sets_of_a_confined_unit() {
     )
     .unwrap();
     let mut child = d.start_confined("binder.service", "binder", &["sleep", "30"]);
-    let s = d.wait_state("binder.service", "enforced");
+    let s = d.wait_state("binder.service", confined_state());
     let k = &s["kernel"];
     assert_eq!(k["no_new_privs"], true);
     assert_eq!(k["seccomp_mode"], 2);
@@ -152,7 +152,7 @@ fn a_process_holding_capabilities_its_profile_does_not_grant_is_not_enforced() {
     )
     .unwrap();
     let mut child = d.start_confined("sleeper.service", "sleeper", &["sleep", "30"]);
-    d.wait_state("sleeper.service", "enforced");
+    d.wait_state("sleeper.service", confined_state());
     fs::write(d.path("profiles/sleeper.toml"), SLEEPER).unwrap();
     let s = d.wait_state("sleeper.service", "not-enforced");
     assert!(
@@ -172,7 +172,7 @@ fn confined_process_is_enforced_and_a_profile_change_makes_it_stale() {
     let d = TestDaemon::start(&bus, "verify_interval = 1", "");
     with_sleeper(&d);
     let mut child = d.start_confined("sleeper.service", "sleeper", &["sleep", "30"]);
-    let s = d.wait_state("sleeper.service", "enforced");
+    let s = d.wait_state("sleeper.service", confined_state());
     assert_eq!(s["pid"], child.id());
     assert_eq!(s["profile"], "sleeper");
     assert_eq!(s["landlock"], "full");
@@ -328,7 +328,7 @@ fn killing_the_daemon_leaves_services_confined_and_a_restart_finds_them() {
     let mut d = TestDaemon::start(&bus, "verify_interval = 1", "");
     with_sleeper(&d);
     let mut child = d.start_confined("sleeper.service", "sleeper", &["sleep", "30"]);
-    d.wait_state("sleeper.service", "enforced");
+    d.wait_state("sleeper.service", confined_state());
     d.kill(libc::SIGKILL);
     assert_eq!(d.ctl(&["status"]).status.code(), Some(1), "daemon gone");
     let (nnp, seccomp) = proc_confinement(child.id());
@@ -338,7 +338,7 @@ fn killing_the_daemon_leaves_services_confined_and_a_restart_finds_them() {
         "still confined by the kernel"
     );
     d.spawn();
-    let s = d.wait_state("sleeper.service", "enforced");
+    let s = d.wait_state("sleeper.service", confined_state());
     assert_eq!(s["pid"], child.id());
     child.kill().unwrap();
     child.wait().unwrap();
@@ -410,7 +410,7 @@ async fn enforcement_changes_are_signalled() {
         .unwrap();
     let a = sig.args().unwrap();
     assert_eq!(*a.unit(), "sleeper.service");
-    assert_eq!(*a.new_state(), "enforced");
+    assert_eq!(*a.new_state(), confined_state());
     fs::write(
         d.path("profiles/sleeper.toml"),
         format!("{SLEEPER}deny = [\"@ipc\"]\n"),
@@ -421,7 +421,10 @@ async fn enforcement_changes_are_signalled() {
         .expect("a second signal")
         .unwrap();
     let a = sig.args().unwrap();
-    assert_eq!((*a.old_state(), *a.new_state()), ("enforced", "stale"));
+    assert_eq!(
+        (*a.old_state(), *a.new_state()),
+        (confined_state(), "stale")
+    );
     // the read-only calls through the generated proxy
     assert_eq!(proxy.version().await.unwrap(), env!("CARGO_PKG_VERSION"));
     let (svc,) = proxy.get_service("sleeper.service").await.unwrap();

@@ -45,10 +45,26 @@ fn record_names_the_execd_pid_and_the_current_profile_hash() {
     assert!(rec.confinement.seccomp.configured);
     assert_eq!(rec.confinement.landlock.kernel_abi, kernel_abi());
     assert_eq!(rec.command[0], probe().display().to_string());
-    let name = sb
-        .runtime_dir()
-        .join(EnforcementRecord::file_name(rec.pid, rec.start_time));
-    assert!(name.exists(), "record file is named by pid and start time");
+    let names: Vec<String> = fs::read_dir(sb.runtime_dir())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names.len(), 1);
+    assert!(
+        names[0].starts_with(&EnforcementRecord::name_prefix(rec.pid, rec.start_time)),
+        "record file is named by pid and start time, then a random part: {names:?}"
+    );
+    assert_eq!(
+        EnforcementRecord::parse_name(&names[0]),
+        Some((rec.pid, rec.start_time))
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = fs::metadata(sb.runtime_dir().join(&names[0]))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "only root and the writer read it");
 }
 
 #[test]

@@ -13,6 +13,7 @@ mod initramfs;
 mod integrity;
 mod introspection;
 mod layout;
+mod mount_view;
 mod profiles;
 mod root_service;
 mod tpm;

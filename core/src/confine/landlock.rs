@@ -6,20 +6,23 @@
 //! the report, and `min_abi` turns "cannot" into a refusal.
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use landlock::{
     ABI, Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath,
-    PathFd, Ruleset, RulesetAttr, RulesetCreated, RulesetCreatedAttr, Scope,
+    Ruleset, RulesetAttr, RulesetCreated, RulesetCreatedAttr, Scope,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::profile::{LandlockPolicy, ScopeKind};
 
-/// Highest ABI whose access rights hardend maps profile keys onto. ABI 7 adds only logging
-/// flags (used when available); ABI 9's pathname-UNIX-socket right has no profile key yet,
-/// so it is deliberately not handled.
-const MAX_RIGHTS_ABI: u8 = 6;
+/// Highest ABI whose access rights hardend maps profile keys onto. ABI 7 and 8 add no file
+/// rights (logging flags, used when available); ABI 9 adds connecting to pathname UNIX
+/// sockets (`network.unix_connect`).
+const MAX_RIGHTS_ABI: u8 = 9;
+
+/// The Landlock ABI that restricts connecting to pathname UNIX sockets.
+pub const RESOLVE_UNIX_ABI: u8 = 9;
 
 /// Errors while building the Landlock ruleset.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +38,8 @@ pub enum LandlockError {
     },
     #[error("cannot open {} for a Landlock rule: {source}", path.display())]
     OpenPath { path: PathBuf, source: io::Error },
+    #[error("rule path {0}")]
+    RulePath(#[from] super::paths::PathError),
     #[error("Landlock: {0}")]
     Ruleset(#[from] landlock::RulesetError),
 }
@@ -124,8 +129,9 @@ fn read_rights() -> BitFlags<AccessFs> {
 }
 
 /// What `write` grants: change and create regular files, directories, symlinks, sockets
-/// and FIFOs, rename within the write trees (refer), truncate, and ioctls on device files.
-/// Never device node creation (make_char/make_block).
+/// and FIFOs, rename within the write trees (refer), truncate, ioctls on device files, and
+/// connecting to the sockets in them (its own). Never device node creation
+/// (make_char/make_block).
 fn write_rights(handled: BitFlags<AccessFs>) -> BitFlags<AccessFs> {
     let all = read_rights()
         | AccessFs::WriteFile
@@ -138,14 +144,58 @@ fn write_rights(handled: BitFlags<AccessFs>) -> BitFlags<AccessFs> {
         | AccessFs::MakeSym
         | AccessFs::Refer
         | AccessFs::Truncate
-        | AccessFs::IoctlDev;
+        | AccessFs::IoctlDev
+        | AccessFs::ResolveUnix;
     all & handled
+}
+
+/// One rule: a path and the rights granted beneath it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlannedRule {
+    pub path: PathBuf,
+    pub access: BitFlags<AccessFs>,
+}
+
+/// The file rules for `policy` when `handled` rights are enforced: read, read_exec and
+/// write trees, plus `unix` (the sockets the service may connect to) when the kernel
+/// handles pathname UNIX sockets. Pure, so the ABI 9 plan is testable on any kernel.
+pub fn plan_rules(
+    policy: &LandlockPolicy,
+    unix: &std::collections::BTreeSet<PathBuf>,
+    handled: BitFlags<AccessFs>,
+) -> Vec<PlannedRule> {
+    let read_exec = read_rights() | AccessFs::Execute;
+    let mut out = Vec::new();
+    for (paths, access) in [
+        (&policy.read, read_rights() & handled),
+        (&policy.read_exec, read_exec & handled),
+        (&policy.write, write_rights(handled)),
+    ] {
+        for p in paths {
+            out.push(PlannedRule {
+                path: p.clone(),
+                access,
+            });
+        }
+    }
+    if handled.contains(AccessFs::ResolveUnix) {
+        for p in unix {
+            out.push(PlannedRule {
+                path: p.clone(),
+                access: AccessFs::ResolveUnix.into(),
+            });
+        }
+    }
+    out
 }
 
 /// A ruleset ready to be enforced, and the report describing it.
 pub struct PreparedLandlock {
     ruleset: RulesetCreated,
     pub report: LandlockReport,
+    /// The write trees as opened (directories and regular files; devices excluded): the
+    /// mount view makes exactly these writable.
+    pub write_trees: Vec<super::paths::Opened>,
 }
 
 impl std::fmt::Debug for PreparedLandlock {
@@ -230,6 +280,7 @@ fn missing_rights(policy: &LandlockPolicy, effective: u8) -> Vec<MissingRight> {
 /// creating the ruleset fd) happens here, so that enforcing afterwards is a single syscall.
 pub fn prepare(
     policy: &LandlockPolicy,
+    unix: &std::collections::BTreeSet<PathBuf>,
     abi_cap: Option<u8>,
 ) -> Result<PreparedLandlock, LandlockError> {
     let kernel = kernel_abi();
@@ -281,31 +332,35 @@ pub fn prepare(
 
     let mut skipped = Vec::new();
     let mut fs_rules = 0;
-    let read_exec = read_rights() | AccessFs::Execute;
-    let groups: [(&std::collections::BTreeSet<PathBuf>, BitFlags<AccessFs>); 3] = [
-        (&policy.read, read_rights() & handled_fs),
-        (&policy.read_exec, read_exec & handled_fs),
-        (&policy.write, write_rights(handled_fs)),
-    ];
-    for (paths, access) in groups {
-        for path in paths {
-            match open_rule_path(path) {
-                Ok((fd, is_dir)) => {
-                    let access = if is_dir { access } else { access & file_mask() };
-                    created = created.add_rule(PathBeneath::new(fd, access))?;
-                    fs_rules += 1;
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => skipped.push(SkippedPath {
-                    path: path.clone(),
-                    reason: "does not exist (access stays denied)".into(),
-                }),
-                Err(source) => {
-                    return Err(LandlockError::OpenPath {
-                        path: path.clone(),
+    let mut write_trees = Vec::new();
+    let trees: Vec<PathBuf> = policy.write.iter().cloned().collect();
+    for rule in plan_rules(policy, unix, handled_fs) {
+        match super::paths::open(&rule.path, &trees) {
+            Ok(o) => {
+                let access = if o.is_dir {
+                    rule.access
+                } else {
+                    rule.access & (file_mask() | AccessFs::ResolveUnix)
+                };
+                let is_write = policy.write.contains(&rule.path);
+                let fd = if is_write && !o.is_device {
+                    let dup = o.fd.try_clone().map_err(|source| LandlockError::OpenPath {
+                        path: rule.path.clone(),
                         source,
-                    });
-                }
+                    })?;
+                    write_trees.push(o);
+                    dup
+                } else {
+                    o.fd
+                };
+                created = created.add_rule(PathBeneath::new(fd, access))?;
+                fs_rules += 1;
             }
+            Err(e) if e.is_not_found() => skipped.push(SkippedPath {
+                path: rule.path.clone(),
+                reason: "does not exist (access stays denied)".into(),
+            }),
+            Err(e) => return Err(e.into()),
         }
     }
 
@@ -354,13 +409,8 @@ pub fn prepare(
     Ok(PreparedLandlock {
         ruleset: created,
         report,
+        write_trees,
     })
-}
-
-fn open_rule_path(path: &Path) -> io::Result<(PathFd, bool)> {
-    let meta = std::fs::metadata(path)?;
-    let fd = PathFd::new(path).map_err(|e| io::Error::other(e.to_string()))?;
-    Ok((fd, meta.is_dir()))
 }
 
 impl PreparedLandlock {
@@ -376,6 +426,7 @@ impl PreparedLandlock {
 mod tests {
     use super::*;
     use std::collections::BTreeSet;
+    use std::path::Path;
 
     fn policy() -> LandlockPolicy {
         LandlockPolicy {
@@ -403,6 +454,44 @@ mod tests {
         let m = missing_rights(&policy(), 5);
         assert_eq!(m.len(), 1);
         assert_eq!(m[0].needs_abi, 6);
+    }
+
+    #[test]
+    fn abi_9_rules_grant_the_sockets_it_may_connect_to() {
+        let p = LandlockPolicy {
+            read: BTreeSet::from([PathBuf::from("/etc")]),
+            write: BTreeSet::from([PathBuf::from("/var/lib/svc")]),
+            ..policy()
+        };
+        let unix = BTreeSet::from([PathBuf::from("/run/mosquitto/"), PathBuf::from("/dev/log")]);
+        let rules = plan_rules(&p, &unix, AccessFs::from_all(ABI::V9));
+        let of = |path: &str| {
+            rules
+                .iter()
+                .filter(|r| r.path == Path::new(path))
+                .fold(BitFlags::<AccessFs>::empty(), |a, r| a | r.access)
+        };
+        assert!(
+            !of("/etc").contains(AccessFs::ResolveUnix),
+            "read does not connect"
+        );
+        assert!(
+            of("/var/lib/svc").contains(AccessFs::ResolveUnix),
+            "its own sockets"
+        );
+        assert_eq!(of("/dev/log"), AccessFs::ResolveUnix);
+        assert_eq!(of("/run/mosquitto/"), AccessFs::ResolveUnix);
+        // below ABI 9 the right is not handled, so no such rule is made
+        let rules = plan_rules(&p, &unix, AccessFs::from_all(ABI::V6));
+        assert!(
+            rules
+                .iter()
+                .all(|r| !r.access.contains(AccessFs::ResolveUnix))
+        );
+        assert!(!rules.iter().any(|r| r.path == Path::new("/dev/log")));
+        // the ruleset for ABI 9 handles connecting (a kernel with ABI 9 then denies every
+        // other pathname socket)
+        assert!(AccessFs::from_all(ABI::V9).contains(AccessFs::ResolveUnix));
     }
 
     #[test]

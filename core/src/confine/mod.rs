@@ -9,9 +9,12 @@ pub mod bpf;
 pub mod caps;
 pub mod exec;
 pub mod landlock;
+pub mod mountview;
+pub mod paths;
 pub mod record;
 pub mod rules;
 pub mod seccomp;
+pub mod sockets;
 
 use serde::{Deserialize, Serialize};
 
@@ -35,6 +38,8 @@ pub enum ConfineError {
     Seccomp(#[from] self::seccomp::SeccompError),
     #[error(transparent)]
     Caps(#[from] self::caps::CapsError),
+    #[error(transparent)]
+    MountView(#[from] self::mountview::MountViewError),
     #[error("unsupported architecture {0}: seccomp filters are built for x86_64 and aarch64")]
     UnsupportedArch(&'static str),
     #[error("cannot set no_new_privs: {0}")]
@@ -75,13 +80,32 @@ pub struct ConfinementReport {
     pub network: NetworkReport,
     #[serde(default)]
     pub process: ProcessReport,
+    /// The wrapper's mount namespace: read-only view, hidden sockets.
+    #[serde(default)]
+    pub mount_view: self::mountview::MountViewReport,
     pub no_new_privs: bool,
+}
+
+impl ConfinementReport {
+    /// Everything that is not enforced as the profile says, one sentence each: Landlock
+    /// rights the kernel lacks and the gaps of the layers around it.
+    pub fn gaps(&self) -> Vec<String> {
+        let mut g: Vec<String> = self
+            .landlock
+            .missing
+            .iter()
+            .map(|m| format!("{} (Landlock ABI {}): {}", m.right, m.needs_abi, m.effect))
+            .collect();
+        g.extend(self.mount_view.gaps.iter().cloned());
+        g
+    }
 }
 
 /// A profile turned into kernel objects, ready to enforce.
 #[derive(Debug)]
 pub struct Prepared {
     landlock: Option<self::landlock::PreparedLandlock>,
+    view: self::mountview::MountViewPlan,
     bpf: seccompiler::BpfProgram,
     keep: ::caps::CapsHashSet,
     pub report: ConfinementReport,
@@ -91,11 +115,33 @@ pub struct Prepared {
 /// is the service's after exec).
 pub fn prepare(profile: &Profile, opts: &ConfineOptions) -> Result<Prepared, ConfineError> {
     let arch = Arch::native().ok_or(ConfineError::UnsupportedArch(std::env::consts::ARCH))?;
+    // the sockets it may connect to: the profile's, and systemd's notify socket of a
+    // Type=notify unit (an abstract one, "@...", is Landlock's scope question)
+    let mut unix_grants = profile.network.unix_connect.clone();
+    if let Some(n) = std::env::var_os("NOTIFY_SOCKET")
+        && n.as_encoded_bytes().first() == Some(&b'/')
+    {
+        unix_grants.insert(std::path::PathBuf::from(n));
+    }
     let landlock = profile
         .landlock
         .as_ref()
-        .map(|l| self::landlock::prepare(l, opts.max_landlock_abi))
+        .map(|l| self::landlock::prepare(l, &unix_grants, opts.max_landlock_abi))
         .transpose()?;
+    let landlock_unix = landlock
+        .as_ref()
+        .is_some_and(|l| l.report.effective_abi >= self::landlock::RESOLVE_UNIX_ABI);
+    let write_trees: Vec<std::path::PathBuf> = landlock
+        .as_ref()
+        .map(|l| l.write_trees.iter().map(|w| w.resolved.clone()).collect())
+        .unwrap_or_default();
+    let view = self::mountview::plan(
+        landlock.is_some(),
+        landlock_unix,
+        &unix_grants,
+        &write_trees,
+        self::mountview::can_mount(),
+    );
     let ctx = FilterContext {
         pid: std::process::id(),
     };
@@ -131,8 +177,10 @@ pub fn prepare(profile: &Profile, opts: &ConfineOptions) -> Result<Prepared, Con
             .as_ref()
             .is_some_and(|l| l.connect_tcp.is_some()),
     };
+    let mount_view = view.report.clone();
     Ok(Prepared {
         landlock,
+        view,
         bpf,
         keep,
         report: ConfinementReport {
@@ -143,6 +191,7 @@ pub fn prepare(profile: &Profile, opts: &ConfineOptions) -> Result<Prepared, Con
                 capabilities,
                 namespaces: profile.process.namespaces.iter().copied().collect(),
             },
+            mount_view,
             no_new_privs: true,
         },
     })
@@ -158,10 +207,17 @@ fn set_no_new_privs() -> Result<(), ConfineError> {
 }
 
 impl Prepared {
-    /// Enforces on the calling thread: capabilities reduced, no_new_privs, then Landlock,
-    /// then seccomp (last, so the filter need not allow the calls before it). Call it from a
-    /// single-threaded process: these restrict only the calling thread.
+    /// Enforces on the calling thread: the mount view (while the capability for it is still
+    /// there and before Landlock forbids mount changes), capabilities reduced, no_new_privs,
+    /// then Landlock, then seccomp (last, so the filter need not allow the calls before it).
+    /// Call it from a single-threaded process: these restrict only the calling thread.
     pub fn enforce(self) -> Result<ConfinementReport, ConfineError> {
+        let trees = self
+            .landlock
+            .as_ref()
+            .map(|l| l.write_trees.as_slice())
+            .unwrap_or(&[]);
+        self::mountview::apply(&self.view, trees)?;
         self::caps::reduce(&self.keep)?;
         set_no_new_privs()?;
         if let Some(l) = self.landlock {

@@ -22,6 +22,9 @@ pub const DEFAULT_RUNTIME_DIR: &str = "/run/hardend/enforced";
 /// Record format version.
 pub const RECORD_VERSION: u32 = 1;
 
+/// Records are small; anything bigger was not written by hardend-exec.
+const MAX_RECORD_BYTES: u64 = 64 * 1024;
+
 /// Errors while writing or reading records.
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
@@ -98,47 +101,161 @@ impl EnforcementRecord {
         })
     }
 
-    /// The file name of the record of process `pid` started at `start_time`.
-    pub fn file_name(pid: u32, start_time: u64) -> String {
-        format!("{pid}-{start_time}.json")
+    /// The start of every record name of process `pid` started at `start_time`: the name
+    /// is `PID-START.RANDOM.json`, so nobody can take a record's name before the wrapper
+    /// writes it (the directory is writable by every service).
+    pub fn name_prefix(pid: u32, start_time: u64) -> String {
+        format!("{pid}-{start_time}.")
     }
 
-    /// Writes the record atomically into `dir` (created if missing) and returns its path.
+    /// `(pid, start time)` of a record file name.
+    pub fn parse_name(name: &str) -> Option<(u32, u64)> {
+        let stem = name.strip_suffix(".json")?;
+        let (ids, random) = stem.split_once('.')?;
+        if random.is_empty() || random.contains('.') {
+            return None;
+        }
+        let (pid, start) = ids.split_once('-')?;
+        Some((pid.parse().ok()?, start.parse().ok()?))
+    }
+
+    /// Writes the record into `dir` (created if missing) and returns its path: a temporary
+    /// file with a random name, renamed to another random name, mode 0600 (only root and
+    /// the writer read it).
     pub fn write(&self, dir: &Path) -> Result<PathBuf, RecordError> {
-        let path = dir.join(Self::file_name(self.pid, self.start_time));
+        use std::io::Write;
+        use std::os::unix::fs::PermissionsExt;
         let werr = |source| RecordError::Write {
-            path: path.clone(),
+            path: dir.to_path_buf(),
             source,
         };
         if !dir.is_dir() {
             // Services running as their own user write here too: like /tmp, anyone may
             // create, nobody may list or replace another user's files (sticky, no read).
             fsutil::create_dir_all_mode(dir, 0o755).map_err(werr)?;
-            use std::os::unix::fs::PermissionsExt;
             let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o1733));
         }
-        let json = serde_json::to_vec_pretty(self).map_err(|e| werr(io::Error::other(e)))?;
-        // Records describe running processes and live on tmpfs: atomic, no fsync.
-        fsutil::write_atomic_with(&path, &json, 0o644, false).map_err(werr)?;
+        let json = serde_json::to_vec(self).map_err(|e| werr(io::Error::other(e)))?;
+        let prefix = Self::name_prefix(self.pid, self.start_time);
+        let mut tmp = tempfile::Builder::new()
+            .prefix(&format!(".{prefix}"))
+            .suffix(".tmp")
+            .permissions(fs::Permissions::from_mode(0o600))
+            .tempfile_in(dir)
+            .map_err(werr)?;
+        tmp.as_file()
+            .set_permissions(fs::Permissions::from_mode(0o600))
+            .map_err(werr)?;
+        tmp.write_all(&json).map_err(werr)?;
+        // the final name: the random part of the temporary one (records live on tmpfs and
+        // describe running processes: atomic, no fsync)
+        let random = tmp
+            .path()
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_prefix(&format!(".{prefix}")))
+            .and_then(|n| n.strip_suffix(".tmp"))
+            .unwrap_or("x")
+            .to_string();
+        let path = dir.join(format!("{prefix}{random}.json"));
+        tmp.persist_noclobber(&path).map_err(|e| werr(e.error))?;
         Ok(path)
     }
 
-    /// Reads the record of process `pid` started at `start_time` from `dir`, if there is one.
-    pub fn find(dir: &Path, pid: u32, start_time: u64) -> Result<Option<Self>, RecordError> {
-        let path = dir.join(Self::file_name(pid, start_time));
-        match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|source| RecordError::Parse { path, source }),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(RecordError::Read { path, source }),
+    /// Reads one record file. The directory is writable by every service: the name is
+    /// opened without following a link and without blocking (a FIFO planted there cannot
+    /// hang the reader), and only a regular file of a sane size is read. Returns the record
+    /// and the uid that owns the file.
+    pub fn read_file(path: &Path) -> Result<(Self, u32), RecordError> {
+        use std::io::Read;
+        use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+        let rerr = |source| RecordError::Read {
+            path: path.to_path_buf(),
+            source,
+        };
+        let f = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(path)
+            .map_err(rerr)?;
+        let meta = f.metadata().map_err(rerr)?;
+        if !meta.is_file() {
+            return Err(rerr(io::Error::other("not a regular file")));
         }
+        if meta.len() > MAX_RECORD_BYTES {
+            return Err(rerr(io::Error::other(format!(
+                "larger than {MAX_RECORD_BYTES} bytes"
+            ))));
+        }
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        f.take(MAX_RECORD_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(rerr)?;
+        serde_json::from_slice(&bytes)
+            .map(|r| (r, meta.uid()))
+            .map_err(|source| RecordError::Parse {
+                path: path.to_path_buf(),
+                source,
+            })
+    }
+
+    /// Every record file of process `pid` started at `start_time` in `dir`, read (or the
+    /// error reading it), with the owner of each: the caller decides whom to believe.
+    pub fn find(dir: &Path, pid: u32, start_time: u64) -> Vec<Result<(Self, u32), RecordError>> {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        let prefix = Self::name_prefix(pid, start_time);
+        entries
+            .flatten()
+            .filter(|e| {
+                e.file_name()
+                    .to_str()
+                    .is_some_and(|n| n.starts_with(&prefix) && Self::parse_name(n).is_some())
+            })
+            .map(|e| Self::read_file(&e.path()))
+            .collect()
+    }
+
+    /// The record of process `pid` (started at `start_time`, running as `uid`) that only
+    /// root or that uid can have written; `Ok(None)` when there is none, the error of the
+    /// last unreadable one otherwise.
+    pub fn find_trusted(
+        dir: &Path,
+        pid: u32,
+        start_time: u64,
+        uid: u32,
+    ) -> Result<Option<Self>, RecordError> {
+        let mut last_err = None;
+        for r in Self::find(dir, pid, start_time) {
+            match r {
+                Ok((rec, owner)) if owner == 0 || owner == uid => return Ok(Some(rec)),
+                Ok(_) => {}
+                Err(e) => last_err = Some(e),
+            }
+        }
+        last_err.map_or(Ok(None), Err)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn record_names_are_unpredictable_and_parse_back() {
+        assert_eq!(
+            EnforcementRecord::parse_name("123-456.Ab3dEf.json"),
+            Some((123, 456))
+        );
+        assert_eq!(
+            EnforcementRecord::parse_name("123-456.json"),
+            None,
+            "no random part"
+        );
+        assert_eq!(EnforcementRecord::parse_name(".123-456.x.tmp"), None);
+        assert_eq!(EnforcementRecord::parse_name("123-456.a.b.json"), None);
+    }
 
     #[test]
     fn start_time_of_self_is_stable() {

@@ -82,13 +82,25 @@ pub struct SeccompReport {
 pub fn allowed_syscalls(
     policy: Option<&SeccompPolicy>,
     arch: Arch,
-) -> Result<(BTreeMap<String, i64>, Vec<String>), SeccompError> {
+) -> Result<(BTreeMap<&'static str, i64>, Vec<String>), SeccompError> {
+    resolve(policy, arch).map(|r| (r.allowed, r.notes))
+}
+
+/// A policy expanded for one architecture.
+struct Resolved {
+    allowed: BTreeMap<&'static str, i64>,
+    denied: BTreeSet<&'static str>,
+    notes: Vec<String>,
+}
+
+fn resolve(policy: Option<&SeccompPolicy>, arch: Arch) -> Result<Resolved, SeccompError> {
     let unknown = |e: UnknownName| {
         SeccompError::Unknown(match e {
             UnknownName::Group(g) | UnknownName::Syscall(g) => g,
         })
     };
     let mut notes = Vec::new();
+    let mut denied = BTreeSet::new();
     let mut allowed = match policy {
         None => {
             syscalls::expand(["@known"], arch)
@@ -115,6 +127,7 @@ pub fn allowed_syscalls(
             );
             let mut a = allow.syscalls;
             a.retain(|name, _| !deny.syscalls.contains_key(name));
+            denied = deny.syscalls.into_keys().collect();
             a
         }
     };
@@ -131,12 +144,16 @@ pub fn allowed_syscalls(
         }
     }
     // execve must stay reachable: hardend-exec execs the service after installing the filter.
-    if let Some(nr) = arch.number("execve") {
-        allowed.insert("execve".into(), nr);
+    if let Some((n, nr)) = arch.lookup("execve") {
+        allowed.insert(n, nr);
     }
     notes.sort();
     notes.dedup();
-    Ok((allowed, notes))
+    Ok(Resolved {
+        allowed,
+        denied,
+        notes,
+    })
 }
 
 fn condition(c: &ArgCondition) -> Result<SeccompCondition, SeccompError> {
@@ -176,41 +193,34 @@ pub fn compile(
     ctx: &FilterContext,
 ) -> Result<(BpfProgram, SeccompReport), SeccompError> {
     let policy = profile.seccomp.as_ref();
-    let (allowed, mut notes) = allowed_syscalls(policy, arch)?;
-    let denied: BTreeSet<String> = match policy {
-        Some(p) => syscalls::expand(p.deny.iter().map(String::as_str), arch)
-            .map_err(|_| SeccompError::Unknown("deny".into()))?
-            .syscalls
-            .into_keys()
-            .collect(),
-        None => BTreeSet::new(),
-    };
+    let Resolved {
+        allowed,
+        denied,
+        mut notes,
+    } = resolve(policy, arch)?;
     let narrowings = rules::narrowings(profile, ctx);
 
-    // every syscall that is allowed in some form
-    let mut names: BTreeSet<String> = allowed.keys().cloned().collect();
+    // every syscall that is allowed in some form, with its number
+    let mut names = allowed;
     for r in policy.map(|p| p.rules.as_slice()).unwrap_or(&[]) {
-        if denied.contains(&r.syscall) {
+        if denied.contains(r.syscall.as_str()) {
             notes.push(format!(
                 "rule for {}: ignored, the syscall is denied",
                 r.syscall
             ));
-        } else if arch.number(&r.syscall).is_none() {
+        } else if let Some((n, nr)) = arch.lookup(&r.syscall) {
+            names.insert(n, nr);
+        } else {
             notes.push(format!(
                 "rule for {}: not a syscall on {arch}, skipped",
                 r.syscall
             ));
-        } else {
-            names.insert(r.syscall.clone());
         }
     }
 
     let mut dispatch = Dispatch::default();
     let mut conditional = Vec::new();
-    for name in &names {
-        let Some(nr) = arch.number(name) else {
-            continue;
-        };
+    for (name, nr) in names {
         // a rule narrows an unconditional allow of the same syscall
         let own = if denied.contains(name) {
             None
@@ -218,14 +228,14 @@ pub fn compile(
             profile_rules(policy, name)
         };
         let mut dnf: Option<Dnf> = own;
-        for n in narrowings.get(name.as_str()).into_iter().flatten() {
+        for n in narrowings.get(name).into_iter().flatten() {
             dnf = Some(match dnf {
                 None => n.clone(),
                 Some(d) => rules::and(&d, n),
             });
             if dnf.as_ref().is_some_and(|d| d.len() > MAX_TERMS) {
                 return Err(SeccompError::TooManyAlternatives {
-                    syscall: name.clone(),
+                    syscall: name.to_string(),
                     terms: dnf.as_ref().map_or(0, Vec::len),
                 });
             }
@@ -235,7 +245,7 @@ pub fn compile(
                 dispatch.allowed.insert(nr);
             }
             Some(d) => {
-                conditional.push(name.clone());
+                conditional.push(name.to_string());
                 let compiled = d
                     .iter()
                     .map(|term| {

@@ -1,11 +1,15 @@
-//! Caller authorization: read-only calls are open to everyone; state changes need uid 0.
-//! The uid comes from the bus daemon's view of the *sender* of the message
+//! Caller authorization: read-only calls are open to everyone; state changes need uid 0 —
+//! and a caller that is not part of a service hardend confines, whatever its uid (a
+//! confined root service must not be able to loosen its own confinement or sign as the
+//! device). The uid and PID come from the bus daemon's view of the *sender* of the message
 //! (GetConnectionCredentials), never from the daemon's own process.
 
 use zbus::Connection;
 use zbus::fdo::{self, DBusProxy};
 use zbus::message::Header;
 use zbus::names::BusName;
+
+use crate::daemon::services::ServiceManager;
 
 /// What the bus daemon knows about the connection that sent `hdr`.
 async fn credentials(
@@ -31,16 +35,41 @@ pub async fn caller_uid(conn: &Connection, hdr: &Header<'_>) -> fdo::Result<u32>
     uid_of(&credentials(conn, hdr).await?)
 }
 
-/// Fails with `org.freedesktop.DBus.Error.AccessDenied` unless the caller is root.
-pub async fn require_root(conn: &Connection, hdr: &Header<'_>, what: &str) -> fdo::Result<()> {
-    let uid = caller_uid(conn, hdr).await?;
-    if uid == 0 {
-        Ok(())
-    } else {
-        Err(fdo::Error::AccessDenied(format!(
-            "{what} requires root (caller uid {uid})"
-        )))
+/// Fails unless the caller is outside every service hardend confines.
+fn not_confined(
+    creds: &zbus::fdo::ConnectionCredentials,
+    services: &ServiceManager,
+    what: &str,
+) -> fdo::Result<()> {
+    let Some(pid) = creds.process_id() else {
+        return Err(fdo::Error::AccessDenied(format!(
+            "{what}: the bus did not report the caller's process"
+        )));
+    };
+    match services.confinement_of(pid) {
+        None => Ok(()),
+        Some(unit) => Err(fdo::Error::AccessDenied(format!(
+            "{what} is refused to processes of a service hardend confines ({unit}), whatever their uid"
+        ))),
     }
+}
+
+/// Fails with `org.freedesktop.DBus.Error.AccessDenied` unless the caller is root and not
+/// part of a confined service.
+pub async fn require_root(
+    conn: &Connection,
+    hdr: &Header<'_>,
+    services: &ServiceManager,
+    what: &str,
+) -> fdo::Result<()> {
+    let creds = credentials(conn, hdr).await?;
+    let uid = uid_of(&creds)?;
+    if uid != 0 {
+        return Err(fdo::Error::AccessDenied(format!(
+            "{what} requires root (caller uid {uid})"
+        )));
+    }
+    not_confined(&creds, services, what)
 }
 
 /// Fails with AccessDenied unless the caller is root or, when `group` is not empty, has
@@ -49,11 +78,13 @@ pub async fn require_root(conn: &Connection, hdr: &Header<'_>, what: &str) -> fd
 pub async fn require_root_or_group(
     conn: &Connection,
     hdr: &Header<'_>,
+    services: &ServiceManager,
     group: &str,
     what: &str,
 ) -> fdo::Result<()> {
     let creds = credentials(conn, hdr).await?;
     let uid = uid_of(&creds)?;
+    not_confined(&creds, services, what)?;
     if uid == 0 {
         return Ok(());
     }

@@ -30,7 +30,7 @@ fn failed(e: TpmError) -> fdo::Error {
 impl Identity {
     async fn may_sign(&self, conn: &Connection, hdr: &Header<'_>, what: &str) -> fdo::Result<()> {
         let group = self.pillars.identity.signers_group();
-        auth::require_root_or_group(conn, hdr, &group, what).await
+        auth::require_root_or_group(conn, hdr, &self.pillars.services, &group, what).await
     }
 
     /// Re-checks after a state-changing call and signals a change.
@@ -115,7 +115,7 @@ impl Identity {
         #[zbus(connection)] conn: &Connection,
         #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
     ) -> fdo::Result<(IdentityInfo,)> {
-        auth::require_root(conn, &hdr, "Create").await?;
+        auth::require_root(conn, &hdr, &self.pillars.services, "Create").await?;
         let r = self.pillars.identity.create().await;
         self.after_change(&emitter).await;
         r.map_err(failed)?;
@@ -130,7 +130,7 @@ impl Identity {
         #[zbus(connection)] conn: &Connection,
         #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
     ) -> fdo::Result<String> {
-        auth::require_root(conn, &hdr, "Rotate").await?;
+        auth::require_root(conn, &hdr, &self.pillars.services, "Rotate").await?;
         let r = self.pillars.identity.rotate().await;
         self.after_change(&emitter).await;
         r.map_err(failed)
@@ -143,7 +143,7 @@ impl Identity {
         #[zbus(connection)] conn: &Connection,
         #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
     ) -> fdo::Result<String> {
-        auth::require_root(conn, &hdr, "CommitRotation").await?;
+        auth::require_root(conn, &hdr, &self.pillars.services, "CommitRotation").await?;
         let r = self.pillars.identity.commit_rotation().await;
         self.after_change(&emitter).await;
         r.map_err(failed)
@@ -156,7 +156,7 @@ impl Identity {
         #[zbus(connection)] conn: &Connection,
         #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
     ) -> fdo::Result<()> {
-        auth::require_root(conn, &hdr, "AbortRotation").await?;
+        auth::require_root(conn, &hdr, &self.pillars.services, "AbortRotation").await?;
         let r = self.pillars.identity.abort_rotation().await;
         self.after_change(&emitter).await;
         r.map_err(failed)

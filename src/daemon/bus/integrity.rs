@@ -71,7 +71,7 @@ impl Integrity {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<(IntegrityInfo,)> {
-        auth::require_root(conn, &hdr, "Init").await?;
+        auth::require_root(conn, &hdr, &self.pillars.services, "Init").await?;
         self.pillars.integrity.init().await.map_err(failed)?;
         Ok((self.pillars.integrity.info(),))
     }
@@ -82,7 +82,7 @@ impl Integrity {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<(IntegrityInfo,)> {
-        auth::require_root(conn, &hdr, "Scan").await?;
+        auth::require_root(conn, &hdr, &self.pillars.services, "Scan").await?;
         self.pillars.integrity.scan().await.map_err(failed)?;
         Ok((self.pillars.integrity.info(),))
     }
@@ -94,7 +94,7 @@ impl Integrity {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<u32> {
-        auth::require_root(conn, &hdr, "Accept").await?;
+        auth::require_root(conn, &hdr, &self.pillars.services, "Accept").await?;
         if paths.is_empty() || paths.iter().any(|p| !p.starts_with('/')) {
             return Err(fdo::Error::InvalidArgs(
                 "give one or more absolute paths".into(),
@@ -115,7 +115,7 @@ impl Integrity {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<()> {
-        auth::require_root(conn, &hdr, "DpkgHold").await?;
+        auth::require_root(conn, &hdr, &self.pillars.services, "DpkgHold").await?;
         self.pillars.integrity.dpkg_hold();
         Ok(())
     }
@@ -128,7 +128,7 @@ impl Integrity {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<DpkgAcceptance> {
-        auth::require_root(conn, &hdr, "AcceptFromDpkg").await?;
+        auth::require_root(conn, &hdr, &self.pillars.services, "AcceptFromDpkg").await?;
         let admin = (!admin_dir.is_empty()).then(|| PathBuf::from(admin_dir));
         self.pillars
             .integrity

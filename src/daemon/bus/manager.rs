@@ -80,7 +80,7 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
     ) -> fdo::Result<(ServiceInfo,)> {
-        require_root(conn, &hdr, "Confine").await?;
+        require_root(conn, &hdr, &self.pillars.services, "Confine").await?;
         tracing::info!(unit, profile, runtime, no_restart, "confine requested");
         let services = &self.pillars.services;
         let before = services.service(unit).map(|s| s.state);
@@ -108,7 +108,7 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
     ) -> fdo::Result<()> {
-        require_root(conn, &hdr, "Release").await?;
+        require_root(conn, &hdr, &self.pillars.services, "Release").await?;
         tracing::info!(unit, no_restart, "release requested");
         let services = &self.pillars.services;
         let before = services.service(unit);
@@ -137,7 +137,7 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
     ) -> fdo::Result<()> {
-        require_root(conn, &hdr, "Reload").await?;
+        require_root(conn, &hdr, &self.pillars.services, "Reload").await?;
         self.pillars
             .reload()
             .await

@@ -48,6 +48,21 @@ fn wrapper_options(cfg: &DaemonConfig, ignores_sigpipe: bool) -> Vec<String> {
     extra
 }
 
+/// The wrapper's syscalls that the profile's filter denies to the service after exec.
+fn service_denied(p: &crate::profile::Profile) -> Vec<String> {
+    let Some(arch) = crate::profile::syscalls::Arch::native() else {
+        return Vec::new();
+    };
+    let allowed = crate::confine::seccomp::allowed_syscalls(p.seccomp.as_ref(), arch)
+        .map(|(a, _)| a)
+        .unwrap_or_default();
+    dropin::WRAPPER_SYSCALLS
+        .iter()
+        .filter(|s| !allowed.contains_key(**s))
+        .map(|s| s.to_string())
+        .collect()
+}
+
 impl ServiceManager {
     fn systemd_or(&self, what: &str) -> Result<&Systemd, ServiceError> {
         self.systemd.as_ref().ok_or_else(|| {
@@ -120,8 +135,16 @@ impl ServiceManager {
         })?;
         let extra = wrapper_options(&cfg, ignores_sigpipe);
         let extra_refs: Vec<&str> = extra.iter().map(String::as_str).collect();
-        let content = dropin::render(&facts, &loaded.0.name, &cfg.exec_path, &extra_refs)
-            .map_err(|e| ServiceError::InvalidArgs(e.to_string()))?;
+        let denied = service_denied(&loaded.0);
+        let denied_refs: Vec<&str> = denied.iter().map(String::as_str).collect();
+        let content = dropin::render(
+            &facts,
+            &loaded.0.name,
+            &cfg.exec_path,
+            &extra_refs,
+            &denied_refs,
+        )
+        .map_err(|e| ServiceError::InvalidArgs(e.to_string()))?;
 
         let persistent = dropins::path(&cfg.dropin_dir, unit);
         let target = if runtime {

@@ -150,6 +150,9 @@ impl ServiceManager {
         out.pid = pid;
         if let Some(st) = ProcStatus::read(pid) {
             out.kernel = KernelView::from(&st);
+            if let Some(v) = crate::proof::mounts::view(pid) {
+                out.kernel = out.kernel.with_mounts(&v);
+            }
         }
         if let Some(r) = v.record {
             let ll = &r.confinement.landlock;
@@ -240,4 +243,50 @@ impl ServiceManager {
     pub fn service(&self, unit: &str) -> Option<ServiceInfo> {
         lock(&self.state).services.get(unit).cloned()
     }
+}
+
+impl ServiceManager {
+    /// The confined service process `pid` belongs to, if any: the unit of its cgroup when
+    /// hardend assigns that unit a profile, or the unit of an enforcement record of it or
+    /// one of its ancestors (a confined service's children are confined too).
+    pub fn confinement_of(&self, pid: u32) -> Option<String> {
+        let cfg = self.config();
+        let assigned = self.assignments();
+        if let Ok(cg) = std::fs::read_to_string(format!("/proc/{pid}/cgroup")) {
+            for line in cg.lines() {
+                let path = line.splitn(3, ':').nth(2).unwrap_or("");
+                if let Some(u) = path
+                    .split('/')
+                    .find(|c| c.ends_with(".service") && assigned.contains_key(*c))
+                {
+                    return Some(u.to_string());
+                }
+            }
+        }
+        let records = cfg.records_dir();
+        let mut p = pid;
+        for _ in 0..64 {
+            if p <= 1 {
+                break;
+            }
+            if let Ok(start) = crate::confine::record::process_start_time(p)
+                && let Some(uid) = ProcStatus::read(p).map(|s| s.uid)
+                && let Ok(Some(r)) =
+                    crate::confine::record::EnforcementRecord::find_trusted(&records, p, start, uid)
+            {
+                return Some(r.unit.unwrap_or_else(|| format!("process {p}")));
+            }
+            p = parent_of(p)?;
+        }
+        None
+    }
+}
+
+/// The parent PID of `pid` (`PPid:` in `/proc/PID/status`).
+fn parent_of(pid: u32) -> Option<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .and_then(|v| v.trim().parse().ok())
 }

@@ -4,6 +4,7 @@ use std::fs;
 use std::path::Path;
 
 use crate::confine::record::{EnforcementRecord, process_start_time};
+use crate::proof::ProcStatus;
 
 /// The newest record for `unit` whose process is still alive (for hosts without systemd,
 /// where no MainPID is available): `(pid, record)`.
@@ -24,14 +25,13 @@ pub fn live_records(records_dir: &Path) -> Vec<EnforcementRecord> {
         .flatten()
         .filter_map(|e| {
             let name = e.file_name().into_string().ok()?;
-            let (pid, start) = name.strip_suffix(".json")?.split_once('-')?;
-            let (pid, start): (u32, u64) = (pid.parse().ok()?, start.parse().ok()?);
+            let (pid, start) = EnforcementRecord::parse_name(&name)?;
             if process_start_time(pid).ok()? != start {
                 return None;
             }
-            EnforcementRecord::find(records_dir, pid, start)
-                .ok()
-                .flatten()
+            let uid = ProcStatus::read(pid)?.uid;
+            let (r, owner) = EnforcementRecord::read_file(&e.path()).ok()?;
+            (owner == 0 || owner == uid).then_some(r)
         })
         .collect()
 }
@@ -46,10 +46,7 @@ pub fn prune_records(records_dir: &Path) -> usize {
         let Some(name) = e.file_name().into_string().ok() else {
             continue;
         };
-        let Some((pid, start)) = name.strip_suffix(".json").and_then(|s| s.split_once('-')) else {
-            continue;
-        };
-        let (Ok(pid), Ok(start)) = (pid.parse::<u32>(), start.parse::<u64>()) else {
+        let Some((pid, start)) = EnforcementRecord::parse_name(&name) else {
             continue;
         };
         if process_start_time(pid).ok() != Some(start) && fs::remove_file(e.path()).is_ok() {

@@ -3,8 +3,6 @@
 //! the enforcement record that hardend-exec wrote for exactly that process (PID + start
 //! time), never from the daemon's own bookkeeping.
 
-use std::fs;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use std::collections::BTreeSet;
@@ -67,36 +65,37 @@ pub fn verify_process(
         );
     };
     let uid = status.uid;
-    let name = EnforcementRecord::file_name(pid, start_time);
-    let path = records_dir.join(&name);
-    let record = match EnforcementRecord::find(records_dir, pid, start_time) {
-        Ok(Some(r)) => r,
-        Ok(None) => {
-            return verdict(
-                ServiceState::NotEnforced,
-                format!(
-                    "process {pid} has no enforcement record: it was not started through hardend-exec"
-                ),
-                None,
-            );
-        }
-        Err(e) => return verdict(ServiceState::NotEnforced, e.to_string(), None),
-    };
-    // Only root or the process's own user could have written a genuine record.
-    match fs::metadata(&path) {
-        Ok(m) if m.uid() == 0 || m.uid() == uid => {}
-        Ok(m) => {
-            return verdict(
-                ServiceState::NotEnforced,
-                format!(
-                    "record {name} is owned by uid {} but the process runs as uid {uid}",
-                    m.uid()
-                ),
-                Some(record),
-            );
-        }
-        Err(e) => return verdict(ServiceState::NotEnforced, e.to_string(), Some(record)),
+    let name = format!("{}*.json", EnforcementRecord::name_prefix(pid, start_time));
+    let found = EnforcementRecord::find(records_dir, pid, start_time);
+    if found.is_empty() {
+        return verdict(
+            ServiceState::NotEnforced,
+            format!(
+                "process {pid} has no enforcement record: it was not started through hardend-exec"
+            ),
+            None,
+        );
     }
+    // Only root or the process's own user could have written a genuine record.
+    let mut record = None;
+    let mut problem = String::new();
+    for r in found {
+        match r {
+            Ok((rec, owner)) if owner == 0 || owner == uid => {
+                record = Some(rec);
+                break;
+            }
+            Ok((_, owner)) => {
+                problem = format!(
+                    "record {name} is owned by uid {owner} but the process runs as uid {uid}"
+                );
+            }
+            Err(e) => problem = e.to_string(),
+        }
+    }
+    let Some(record) = record else {
+        return verdict(ServiceState::NotEnforced, problem, None);
+    };
     if record.pid != pid || record.start_time != start_time {
         return verdict(
             ServiceState::NotEnforced,
@@ -121,6 +120,29 @@ pub fn verify_process(
             ),
             Some(record),
         );
+    }
+    // the read-only view the record claims must be the kernel's
+    let mv = &record.confinement.mount_view;
+    if mv.read_only {
+        match crate::proof::mounts::view(pid) {
+            Some(v) if v.root_read_only => {}
+            Some(_) => {
+                return verdict(
+                    ServiceState::NotEnforced,
+                    format!(
+                        "process {pid}: its record claims a read-only view, but the kernel shows / writable"
+                    ),
+                    Some(record),
+                );
+            }
+            None => {
+                return verdict(
+                    ServiceState::Inactive,
+                    format!("process {pid} is gone"),
+                    Some(record),
+                );
+            }
+        }
     }
     if let Ok(p) = current {
         let granted = &p.process.capabilities;
@@ -168,18 +190,22 @@ pub fn verify_process(
         Ok(_) => {}
     }
     let ll = &record.confinement.landlock;
-    if ll.status == LandlockStatus::Partial {
+    if ll.status == LandlockStatus::Partial || !record.confinement.mount_view.gaps.is_empty() {
         let missing: Vec<String> = ll
             .missing
             .iter()
             .map(|m| format!("{} (ABI {})", m.right, m.needs_abi))
             .collect();
-        let d = format!(
-            "Landlock ABI {}: missing {}",
-            ll.effective_abi,
-            missing.join(", ")
-        );
-        return verdict(ServiceState::Partial, d, Some(record));
+        let mut parts = Vec::new();
+        if !missing.is_empty() {
+            parts.push(format!(
+                "Landlock ABI {}: missing {}",
+                ll.effective_abi,
+                missing.join(", ")
+            ));
+        }
+        parts.extend(record.confinement.mount_view.gaps.iter().cloned());
+        return verdict(ServiceState::Partial, parts.join("; "), Some(record));
     }
     let d = format!(
         "pid {pid}: Landlock {} (ABI {}), seccomp {}",
@@ -290,7 +316,15 @@ mod tests {
         let p = sleeper_profile(&sb);
         let mut confined = start(&sb, &p, &[]);
         let v = verify_process(confined.id(), "sleeper", Ok(&load(&p)), &sb.runtime_dir());
-        assert_eq!(v.state, ServiceState::Enforced, "{}", v.detail);
+        // fully enforced only where nothing stays open (root on Landlock ABI >= 9)
+        let full = is_root() && crate::confine::landlock::kernel_abi() >= 9;
+        let want = if full {
+            ServiceState::Enforced
+        } else {
+            ServiceState::Partial
+        };
+        assert_eq!(v.state, want, "{}", v.detail);
+        assert!(v.state.is_confined());
 
         let mut plain = Command::new("/usr/bin/sleep").arg("30").spawn().unwrap();
         let v = verify_process(plain.id(), "sleeper", Ok(&load(&p)), &sb.runtime_dir());
@@ -333,9 +367,9 @@ mod tests {
         let start_time = crate::confine::record::process_start_time(plain.id()).unwrap();
         forged["pid"] = plain.id().into();
         forged["start_time"] = start_time.into();
-        let forged_path = sb
-            .runtime_dir()
-            .join(format!("{}-{}.json", plain.id(), start_time));
+        let forged_path =
+            sb.runtime_dir()
+                .join(format!("{}-{}.forged.json", plain.id(), start_time));
         fs::write(&forged_path, serde_json::to_vec(&forged).unwrap()).unwrap();
         let v = verify_process(plain.id(), "sleeper", Ok(&load(&p)), &sb.runtime_dir());
         assert_eq!(v.state, ServiceState::NotEnforced, "{}", v.detail);

@@ -97,6 +97,18 @@ pub fn ran(out: &Output, n: usize) -> Vec<String> {
     r
 }
 
+/// The state a correctly confined unit reaches on this machine: `enforced` only where
+/// nothing is open (root with Landlock ABI ≥ 9); otherwise `partial`, naming what is open
+/// (rights the kernel lacks, pathname UNIX sockets created after start, metadata for
+/// non-root services).
+pub fn confined_state() -> &'static str {
+    if is_root() && hardend::confine::landlock::kernel_abi() >= 9 {
+        "enforced"
+    } else {
+        "partial"
+    }
+}
+
 pub fn errno(n: i32) -> String {
     format!("errno {n}")
 }

@@ -1,0 +1,367 @@
+//! The mount view: what Landlock cannot restrict, closed with the wrapper's own mount
+//! namespace — for services that start as root (CAP_SYS_ADMIN), before any capability is
+//! dropped and before Landlock forbids mount changes.
+//!
+//! * **Metadata.** Landlock has no rights for chmod, chown, xattrs or timestamps. The whole
+//!   tree is made read-only (like systemd's `ProtectSystem=strict`, `/dev` included), and
+//!   only the profile's write trees are bound back writable. Device nodes stay writable on a
+//!   read-only mount (that is data, not metadata), which is what `write = ["/dev/null"]`
+//!   needs; their metadata does not.
+//! * **Pathname UNIX sockets** (below Landlock ABI 9). Every socket in reach at start that
+//!   the profile does not grant gets `/dev/null` bound over it (connect: ECONNREFUSED), and
+//!   the directories of the control sockets (`sockets::CONTROL_DIRS`: system bus, user
+//!   buses, container runtimes) get an empty read-only tmpfs, so what listens there later is
+//!   out of reach too.
+//!
+//! Propagation is private: nothing done here reaches the host, and mounts made on the host
+//! later do not appear in the service's view.
+
+use std::collections::BTreeSet;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+use rustix::mount::{MountFlags, MountPropagationFlags, MoveMountFlags, OpenTreeFlags};
+use serde::{Deserialize, Serialize};
+
+use super::paths::Opened;
+use super::sockets;
+
+/// Errors while making the view. The service is not started after any of them.
+#[derive(Debug, thiserror::Error)]
+pub enum MountViewError {
+    #[error("mount view: {what}: {source}")]
+    Step { what: String, source: io::Error },
+}
+
+fn step(what: impl Into<String>) -> impl FnOnce(rustix::io::Errno) -> MountViewError {
+    let what = what.into();
+    move |e| MountViewError::Step {
+        what,
+        source: e.into(),
+    }
+}
+
+/// How connecting to pathname UNIX sockets is restricted for this service.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UnixSockets {
+    /// Landlock (ABI ≥ 9) denies every socket that is not granted.
+    Landlock,
+    /// The mount view hides every socket that is not granted.
+    MountView,
+    /// Not restricted beyond file permissions (a service that does not start as root on a
+    /// kernel below Landlock ABI 9): reported as partial.
+    #[default]
+    Permissions,
+}
+
+/// What the view will do (decided in `prepare`, made in `enforce`).
+#[derive(Debug, Default)]
+pub struct MountViewPlan {
+    /// Whether a view is made at all (the process has CAP_SYS_ADMIN).
+    pub active: bool,
+    /// Everything read-only but the write trees (the profile has `[landlock]`).
+    pub read_only: bool,
+    pub hide_dirs: Vec<PathBuf>,
+    pub hide_sockets: Vec<PathBuf>,
+    pub report: MountViewReport,
+}
+
+/// What the view does, for the enforcement record.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountViewReport {
+    /// The service runs in its own mount namespace made by the wrapper.
+    pub namespace: bool,
+    /// Everything is read-only except `writable`.
+    pub read_only: bool,
+    pub writable: Vec<PathBuf>,
+    pub unix_sockets: UnixSockets,
+    /// Directories hidden whole.
+    pub hidden_dirs: Vec<PathBuf>,
+    /// Individual sockets hidden.
+    pub hidden_sockets: usize,
+    /// What stays open, and why (part of the record's `partial` list).
+    pub gaps: Vec<String>,
+}
+
+/// Whether this process may make a mount namespace (root, or any process with the
+/// capability).
+pub fn can_mount() -> bool {
+    caps::has_cap(
+        None,
+        caps::CapSet::Effective,
+        caps::Capability::CAP_SYS_ADMIN,
+    )
+    .unwrap_or(false)
+}
+
+/// Decides the view. `unix_grants` are the sockets the service may reach (unix_connect, its
+/// notify socket); `write_trees` its write paths; `landlock_unix` whether Landlock itself
+/// restricts sockets (ABI ≥ 9); `landlock` whether the profile has `[landlock]`.
+pub fn plan(
+    landlock: bool,
+    landlock_unix: bool,
+    unix_grants: &BTreeSet<PathBuf>,
+    write_trees: &[PathBuf],
+    mount_allowed: bool,
+) -> MountViewPlan {
+    let mut p = MountViewPlan {
+        active: mount_allowed,
+        read_only: mount_allowed && landlock,
+        ..Default::default()
+    };
+    let mut r = MountViewReport {
+        namespace: mount_allowed,
+        read_only: p.read_only,
+        writable: if p.read_only {
+            write_trees.to_vec()
+        } else {
+            Vec::new()
+        },
+        ..Default::default()
+    };
+    if landlock && !mount_allowed {
+        r.gaps.push(
+            "metadata: chmod, chown, xattrs and timestamps outside the write trees are limited only by file permissions (the service does not start as root, so no read-only view)"
+                .into(),
+        );
+    }
+    let mut grants: BTreeSet<PathBuf> = unix_grants.clone();
+    grants.extend(write_trees.iter().cloned());
+    if landlock_unix {
+        r.unix_sockets = UnixSockets::Landlock;
+    } else if mount_allowed {
+        r.unix_sockets = UnixSockets::MountView;
+        for d in sockets::CONTROL_DIRS {
+            let d = Path::new(d);
+            if !d.is_dir() {
+                continue;
+            }
+            let granted_inside = grants.iter().any(|g| g.starts_with(d) || d.starts_with(g));
+            if granted_inside {
+                r.gaps.push(format!(
+                    "unix sockets: {} holds a granted socket, so sockets created there after start are reachable",
+                    d.display()
+                ));
+            } else {
+                p.hide_dirs.push(d.to_path_buf());
+            }
+        }
+        for s in sockets::present() {
+            if sockets::is_granted(&s, &grants) || p.hide_dirs.iter().any(|d| s.starts_with(d)) {
+                continue;
+            }
+            p.hide_sockets.push(s);
+        }
+        r.hidden_dirs = p.hide_dirs.clone();
+        r.hidden_sockets = p.hide_sockets.len();
+        r.gaps.push(format!(
+            "unix sockets: the {} found at start and the control directories are hidden; one created later elsewhere is reachable (Landlock ABI 9 closes this)",
+            p.hide_sockets.len()
+        ));
+    } else {
+        r.unix_sockets = UnixSockets::Permissions;
+        r.gaps.push(
+            "unix sockets: below Landlock ABI 9 and not started as root, pathname UNIX sockets are limited only by their file permissions"
+                .into(),
+        );
+    }
+    p.report = r;
+    p
+}
+
+/// `struct mount_attr` (linux/mount.h).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const AT_RECURSIVE: u32 = 0x8000;
+const AT_EMPTY_PATH: u32 = 0x1000;
+
+/// `mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, attr)`: rustix has no wrapper.
+fn set_readonly(fd: &impl AsFd, readonly: bool) -> io::Result<()> {
+    let attr = MountAttr {
+        attr_set: if readonly { MOUNT_ATTR_RDONLY } else { 0 },
+        attr_clr: if readonly { 0 } else { MOUNT_ATTR_RDONLY },
+        propagation: 0,
+        userns_fd: 0,
+    };
+    use std::os::fd::AsRawFd;
+    // SAFETY: mount_setattr reads `size_of::<MountAttr>()` bytes from `attr`, which is a
+    // live, properly laid out `struct mount_attr`; the path is a NUL-terminated empty string.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_fd().as_raw_fd(),
+            c"".as_ptr(),
+            AT_EMPTY_PATH | AT_RECURSIVE,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+fn open_nofollow(path: &Path) -> rustix::io::Result<OwnedFd> {
+    rustix::fs::openat2(
+        rustix::fs::CWD,
+        path,
+        // no O_NOFOLLOW: with O_PATH it would open a trailing link itself
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::NO_SYMLINKS,
+    )
+}
+
+/// A detached copy of the file or tree at `source`, moved onto the place `target` names.
+fn clone_onto(source: &impl AsFd, target: &impl AsFd) -> rustix::io::Result<()> {
+    let tree = rustix::mount::open_tree(
+        source,
+        "",
+        OpenTreeFlags::OPEN_TREE_CLONE
+            | OpenTreeFlags::OPEN_TREE_CLOEXEC
+            | OpenTreeFlags::AT_EMPTY_PATH,
+    )?;
+    rustix::mount::move_mount(
+        &tree,
+        "",
+        target,
+        "",
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+    )
+}
+
+/// Makes the view in a new mount namespace of the calling process. `write_trees` are the
+/// write paths as the Landlock step opened them (the same inodes get the writable binds).
+pub fn apply(plan: &MountViewPlan, write_trees: &[Opened]) -> Result<(), MountViewError> {
+    if !plan.active {
+        return Ok(());
+    }
+    // SAFETY: only NEWNS: no file descriptor table is unshared, so no thread can observe
+    // descriptors from another table (the wrapper is single-threaded anyway).
+    unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWNS) }
+        .map_err(step("unshare(CLONE_NEWNS)"))?;
+    rustix::mount::mount_change(
+        "/",
+        MountPropagationFlags::REC | MountPropagationFlags::PRIVATE,
+    )
+    .map_err(step("private propagation for /"))?;
+    if plan.read_only {
+        let root = open_nofollow(Path::new("/")).map_err(step("open /"))?;
+        set_readonly(&root, true).map_err(|source| MountViewError::Step {
+            what: "read-only /".into(),
+            source,
+        })?;
+        for w in write_trees {
+            // opened again in this namespace (mounts of the old one cannot be cloned or
+            // mounted onto), and checked to be the inode Landlock grants
+            let here = open_nofollow(&w.resolved)
+                .map_err(step(format!("open {}", w.resolved.display())))?;
+            let (a, b) = (
+                rustix::fs::fstat(&here).map_err(step("stat"))?,
+                rustix::fs::fstat(&w.fd).map_err(step("stat"))?,
+            );
+            if (a.st_dev, a.st_ino) != (b.st_dev, b.st_ino) {
+                return Err(MountViewError::Step {
+                    what: format!("{} changed while starting", w.resolved.display()),
+                    source: io::Error::other("not the directory the rules were made for"),
+                });
+            }
+            // a writable copy of the write tree (and everything mounted below it), put on
+            // top of it: the same inodes Landlock grants
+            let tree = rustix::mount::open_tree(
+                &here,
+                "",
+                OpenTreeFlags::OPEN_TREE_CLONE
+                    | OpenTreeFlags::OPEN_TREE_CLOEXEC
+                    | OpenTreeFlags::AT_EMPTY_PATH
+                    | OpenTreeFlags::AT_RECURSIVE,
+            )
+            .map_err(step(format!("clone {}", w.resolved.display())))?;
+            set_readonly(&tree, false).map_err(|source| MountViewError::Step {
+                what: format!("writable {}", w.resolved.display()),
+                source,
+            })?;
+            rustix::mount::move_mount(
+                &tree,
+                "",
+                &here,
+                "",
+                MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+            )
+            .map_err(step(format!("bind {} writable", w.resolved.display())))?;
+        }
+    }
+    for d in &plan.hide_dirs {
+        rustix::mount::mount(
+            "hardend-hidden",
+            d,
+            "tmpfs",
+            MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
+            Some(c"mode=000,size=4k,nr_inodes=1"),
+        )
+        .map_err(step(format!("hide {}", d.display())))?;
+    }
+    if !plan.hide_sockets.is_empty() {
+        let null = open_nofollow(Path::new("/dev/null")).map_err(step("open /dev/null"))?;
+        for s in &plan.hide_sockets {
+            let target = match open_nofollow(s) {
+                Ok(fd) => fd,
+                // gone since the list was made, or replaced by a link: nothing to reach
+                Err(rustix::io::Errno::NOENT) | Err(rustix::io::Errno::LOOP) => continue,
+                Err(e) => return Err(step(format!("open socket {}", s.display()))(e)),
+            };
+            clone_onto(&null, &target).map_err(step(format!("hide socket {}", s.display())))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_root_the_gaps_are_named() {
+        let p = plan(true, false, &BTreeSet::new(), &[], false);
+        assert!(!p.active && !p.read_only);
+        assert_eq!(p.report.unix_sockets, UnixSockets::Permissions);
+        assert_eq!(p.report.gaps.len(), 2, "{:?}", p.report.gaps);
+        let p = plan(true, true, &BTreeSet::new(), &[], false);
+        assert_eq!(p.report.unix_sockets, UnixSockets::Landlock);
+        assert_eq!(p.report.gaps.len(), 1, "metadata only");
+        let p = plan(true, true, &BTreeSet::new(), &[], true);
+        assert!(p.report.gaps.is_empty(), "root on ABI 9: nothing open");
+    }
+
+    #[test]
+    fn granted_sockets_and_the_dirs_holding_them_are_not_hidden() {
+        let grants = BTreeSet::from([PathBuf::from("/run/dbus/system_bus_socket")]);
+        let p = plan(true, false, &grants, &[], true);
+        assert!(p.active && p.read_only);
+        assert!(!p.hide_dirs.contains(&PathBuf::from("/run/dbus")));
+        assert!(
+            !p.hide_sockets
+                .contains(&PathBuf::from("/run/dbus/system_bus_socket"))
+        );
+        if Path::new("/run/dbus").is_dir() {
+            assert!(
+                p.report
+                    .gaps
+                    .iter()
+                    .any(|g| g.contains("/run/dbus holds a granted socket"))
+            );
+        }
+    }
+}

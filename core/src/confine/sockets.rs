@@ -1,0 +1,105 @@
+//! Pathname UNIX sockets a service could reach: the ones the kernel lists as bound
+//! (`/proc/net/unix`), the ones lying in `/run` (sockets of other network namespaces are
+//! not in that list but still reachable by path), and the directories of the control
+//! sockets that must stay out of reach whatever listens there later.
+
+use std::collections::BTreeSet;
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+
+/// Directories hidden whole (an empty read-only tmpfs over them) unless a granted socket
+/// lives inside: the system bus, user sessions' buses and systemd instances, container
+/// runtimes and virtualisation daemons. What is created there after start is hidden too.
+pub const CONTROL_DIRS: &[&str] = &[
+    "/run/dbus",
+    "/run/user",
+    "/run/systemd/userdb",
+    "/run/containerd",
+    "/run/docker",
+    "/run/podman",
+    "/run/crio",
+    "/run/libvirt",
+    "/run/lxd",
+    "/run/snapd",
+];
+
+/// Paths of bound pathname sockets in `/proc/net/unix` text (the last column; abstract
+/// sockets start with `@` and are skipped, Landlock's scope handles those).
+pub fn parse_proc_net_unix(text: &str) -> BTreeSet<PathBuf> {
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            // Num RefCount Protocol Flags Type St Inode Path
+            f.get(7).filter(|p| p.starts_with('/')).map(PathBuf::from)
+        })
+        .collect()
+}
+
+/// Sockets found under `root`, at most `depth` directories deep and `budget` entries.
+fn walk(root: &Path, depth: usize, budget: &mut usize, out: &mut BTreeSet<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if *budget == 0 {
+            return;
+        }
+        *budget -= 1;
+        let Ok(t) = e.file_type() else { continue };
+        if t.is_socket() {
+            out.insert(e.path());
+        } else if t.is_dir() && depth > 0 {
+            walk(&e.path(), depth - 1, budget, out);
+        }
+    }
+}
+
+/// Every pathname socket in reach now: the kernel's list (every socket bound in this
+/// network namespace, `/tmp` ones included) plus a bounded walk of `/run` for sockets of
+/// other network namespaces that live there (container runtimes, VMs).
+pub fn present() -> BTreeSet<PathBuf> {
+    let mut out = std::fs::read_to_string("/proc/net/unix")
+        .map(|t| parse_proc_net_unix(&t))
+        .unwrap_or_default();
+    let mut budget = 4_000;
+    walk(Path::new("/run"), 2, &mut budget, &mut out);
+    out
+}
+
+/// Whether `path` is granted by `grants` (a grant that is a directory covers what is below).
+pub fn is_granted(path: &Path, grants: &BTreeSet<PathBuf>) -> bool {
+    grants.iter().any(|g| path == g || path.starts_with(g))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kernels_list_gives_pathname_sockets_only() {
+        let t = "Num       RefCount Protocol Flags    Type St Inode Path\n\
+                 0000000000000000: 00000002 00000000 00010000 0001 01 20418 /run/dbus/system_bus_socket\n\
+                 0000000000000000: 00000002 00000000 00010000 0001 01 17321 @/org/freedesktop/systemd1/notify\n\
+                 0000000000000000: 00000003 00000000 00000000 0001 03 23313\n\
+                 0000000000000000: 00000002 00000000 00010000 0001 01 12345 /run/systemd/journal/stdout\n";
+        let s = parse_proc_net_unix(t);
+        let v: Vec<_> = s.iter().map(|p| p.to_str().unwrap()).collect();
+        assert_eq!(
+            v,
+            ["/run/dbus/system_bus_socket", "/run/systemd/journal/stdout"]
+        );
+    }
+
+    #[test]
+    fn grants_cover_their_directories() {
+        let g: BTreeSet<PathBuf> = [PathBuf::from("/run/mosquitto"), "/dev/log".into()].into();
+        assert!(is_granted(Path::new("/run/mosquitto/x.sock"), &g));
+        assert!(is_granted(Path::new("/dev/log"), &g));
+        assert!(
+            !is_granted(Path::new("/run/mosquittox"), &g),
+            "a component, not a prefix"
+        );
+        assert!(!is_granted(Path::new("/run/dbus/system_bus_socket"), &g));
+    }
+}
