@@ -158,7 +158,7 @@ pub fn plan(
         r.hidden_dirs = p.hide_dirs.clone();
         r.hidden_sockets = p.hide_sockets.len();
         r.gaps.push(format!(
-            "unix sockets: the {} found at start and the control directories are hidden; one created later elsewhere is reachable (Landlock ABI 9 closes this)",
+            "unix sockets: the {} bound at start and the control directories are hidden; one created later elsewhere, or bound in another network namespace outside those directories, is reachable (Landlock ABI 9 closes this)",
             p.hide_sockets.len()
         ));
     } else {

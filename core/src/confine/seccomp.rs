@@ -83,13 +83,18 @@ pub fn allowed_syscalls(
     policy: Option<&SeccompPolicy>,
     arch: Arch,
 ) -> Result<(BTreeMap<&'static str, i64>, Vec<String>), SeccompError> {
-    resolve(policy, arch).map(|r| (r.allowed, r.notes))
+    resolve(policy, arch).map(|r| {
+        (
+            r.allowed.into_iter().map(|(nr, n)| (n, nr)).collect(),
+            r.notes,
+        )
+    })
 }
 
-/// A policy expanded for one architecture.
+/// A policy expanded for one architecture (number → name).
 struct Resolved {
-    allowed: BTreeMap<&'static str, i64>,
-    denied: BTreeSet<&'static str>,
+    allowed: BTreeMap<i64, &'static str>,
+    denied: BTreeSet<i64>,
     notes: Vec<String>,
 }
 
@@ -126,7 +131,7 @@ fn resolve(policy: Option<&SeccompPolicy>, arch: Arch) -> Result<Resolved, Secco
                     .map(|s| format!("{s}: not a syscall on {arch}, skipped")),
             );
             let mut a = allow.syscalls;
-            a.retain(|name, _| !deny.syscalls.contains_key(name));
+            a.retain(|nr, _| !deny.syscalls.contains_key(nr));
             denied = deny.syscalls.into_keys().collect();
             a
         }
@@ -138,14 +143,14 @@ fn resolve(policy: Option<&SeccompPolicy>, arch: Arch) -> Result<Resolved, Secco
         }
         for s in door.syscalls {
             let named = policy.is_some_and(|p| p.allow.contains(*s) && !p.deny.contains(*s));
-            if !named {
-                allowed.remove(*s);
+            if !named && let Some(nr) = arch.number(s) {
+                allowed.remove(&nr);
             }
         }
     }
     // execve must stay reachable: hardend-exec execs the service after installing the filter.
     if let Some((n, nr)) = arch.lookup("execve") {
-        allowed.insert(n, nr);
+        allowed.insert(nr, n);
     }
     notes.sort();
     notes.dedup();
@@ -203,13 +208,16 @@ pub fn compile(
     // every syscall that is allowed in some form, with its number
     let mut names = allowed;
     for r in policy.map(|p| p.rules.as_slice()).unwrap_or(&[]) {
-        if denied.contains(r.syscall.as_str()) {
+        if arch
+            .number(&r.syscall)
+            .is_some_and(|nr| denied.contains(&nr))
+        {
             notes.push(format!(
                 "rule for {}: ignored, the syscall is denied",
                 r.syscall
             ));
         } else if let Some((n, nr)) = arch.lookup(&r.syscall) {
-            names.insert(n, nr);
+            names.insert(nr, n);
         } else {
             notes.push(format!(
                 "rule for {}: not a syscall on {arch}, skipped",
@@ -220,9 +228,9 @@ pub fn compile(
 
     let mut dispatch = Dispatch::default();
     let mut conditional = Vec::new();
-    for (name, nr) in names {
+    for (nr, name) in names {
         // a rule narrows an unconditional allow of the same syscall
-        let own = if denied.contains(name) {
+        let own = if denied.contains(&nr) {
             None
         } else {
             profile_rules(policy, name)

@@ -1,10 +1,9 @@
 //! Pathname UNIX sockets a service could reach: the ones the kernel lists as bound
-//! (`/proc/net/unix`), the ones lying in `/run` (sockets of other network namespaces are
-//! not in that list but still reachable by path), and the directories of the control
-//! sockets that must stay out of reach whatever listens there later.
+//! (`/proc/net/unix`), and the directories of the control sockets that must stay out of
+//! reach whatever listens there later (also sockets of other network namespaces there,
+//! which the kernel's list does not show).
 
 use std::collections::BTreeSet;
-use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 /// Directories hidden whole (an empty read-only tmpfs over them) unless a granted socket
@@ -36,35 +35,13 @@ pub fn parse_proc_net_unix(text: &str) -> BTreeSet<PathBuf> {
         .collect()
 }
 
-/// Sockets found under `root`, at most `depth` directories deep and `budget` entries.
-fn walk(root: &Path, depth: usize, budget: &mut usize, out: &mut BTreeSet<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(root) else {
-        return;
-    };
-    for e in entries.flatten() {
-        if *budget == 0 {
-            return;
-        }
-        *budget -= 1;
-        let Ok(t) = e.file_type() else { continue };
-        if t.is_socket() {
-            out.insert(e.path());
-        } else if t.is_dir() && depth > 0 {
-            walk(&e.path(), depth - 1, budget, out);
-        }
-    }
-}
-
-/// Every pathname socket in reach now: the kernel's list (every socket bound in this
-/// network namespace, `/tmp` ones included) plus a bounded walk of `/run` for sockets of
-/// other network namespaces that live there (container runtimes, VMs).
+/// Every pathname socket bound now in this network namespace (the kernel's list, `/run`
+/// and `/tmp` ones included). Sockets of other network namespaces are not in it; the ones
+/// that matter (container runtimes, user buses) are in `CONTROL_DIRS`, hidden whole.
 pub fn present() -> BTreeSet<PathBuf> {
-    let mut out = std::fs::read_to_string("/proc/net/unix")
+    std::fs::read_to_string("/proc/net/unix")
         .map(|t| parse_proc_net_unix(&t))
-        .unwrap_or_default();
-    let mut budget = 4_000;
-    walk(Path::new("/run"), 2, &mut budget, &mut out);
-    out
+        .unwrap_or_default()
 }
 
 /// Whether `path` is granted by `grants` (a grant that is a directory covers what is below).
