@@ -36,6 +36,20 @@ fn time_runs(cmd: &mut Command, n: usize) -> Duration {
     median(v)
 }
 
+/// Medians of `n` runs of each command, run in turn.
+fn time_interleaved<const N: usize>(cmds: &mut [&mut Command; N], n: usize) -> [Duration; N] {
+    let mut v: [Vec<Duration>; N] = std::array::from_fn(|_| Vec::with_capacity(n));
+    for _ in 0..n {
+        for (i, cmd) in cmds.iter_mut().enumerate() {
+            let t = Instant::now();
+            let st = cmd.status().expect("spawn");
+            v[i].push(t.elapsed());
+            assert!(st.success(), "{cmd:?} failed");
+        }
+    }
+    v.map(median)
+}
+
 /// Median of `reps` runs of one probe op: the op prints ns per iteration ×1000.
 fn loop_cost(wrapper: Option<&Path>, profile_path: &Path, op: &str, reps: usize) -> f64 {
     let mut v = Vec::new();
@@ -100,7 +114,6 @@ fn main() {
     let n = 300;
     // warm up the page cache
     time_runs(&mut Command::new("/bin/true"), 20);
-    let plain = time_runs(&mut Command::new("/bin/true"), n);
     let mut wrapped_cmd = Command::new(&wrapper);
     wrapped_cmd
         .arg("--profile")
@@ -110,10 +123,8 @@ fn main() {
         .arg("--runtime-dir")
         .arg(&runtime)
         .args(["--", "/bin/true"]);
-    time_runs(&mut wrapped_cmd, 20);
-    let wrapped = time_runs(&mut wrapped_cmd, n);
     // Floor: the wrapper with a profile that restricts nothing (process start, profile
-    // parse, record) — what any exec wrapper costs before it enforces anything.
+    // parse, record, the default denials) — what the wrapper costs before the profile.
     let empty = dir.path().join("empty.toml");
     std::fs::write(&empty, "description = \"restricts nothing\"\n").expect("profile");
     let mut floor_cmd = Command::new(&wrapper);
@@ -123,25 +134,45 @@ fn main() {
         .arg("--runtime-dir")
         .arg(&runtime)
         .args(["--", "/bin/true"]);
-    let floor = time_runs(&mut floor_cmd, n);
-    let added = wrapped.saturating_sub(plain);
-    println!("start overhead ({n} runs, median)");
+    // Peer: the smallest exec wrapper Debian ships (util-linux setpriv setting
+    // no_new_privs): the cost of a second execve that any wrapper pays.
+    let mut setpriv_cmd = Command::new("setpriv");
+    setpriv_cmd.args(["--no-new-privs", "/bin/true"]);
+    let mut plain_cmd = Command::new("/bin/true");
+    time_runs(&mut wrapped_cmd, 20);
+    // interleaved, so that drift of a noisy machine hits every command alike
+    let [plain, setpriv, floor, wrapped] = time_interleaved(
+        &mut [
+            &mut plain_cmd,
+            &mut setpriv_cmd,
+            &mut floor_cmd,
+            &mut wrapped_cmd,
+        ],
+        n,
+    );
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!("start overhead ({n} runs each, interleaved, median)");
     println!(
         "  /bin/true                                {:>8.3} ms",
-        plain.as_secs_f64() * 1e3
+        ms(plain)
+    );
+    println!(
+        "  setpriv --no-new-privs /bin/true (peer)  {:>8.3} ms",
+        ms(setpriv)
+    );
+    println!(
+        "  hardend-exec, empty profile              {:>8.3} ms",
+        ms(floor)
     );
     println!(
         "  hardend-exec --profile base -- /bin/true {:>8.3} ms",
-        wrapped.as_secs_f64() * 1e3
+        ms(wrapped)
     );
     println!(
-        "  hardend-exec, empty profile (floor)      {:>8.3} ms",
-        floor.as_secs_f64() * 1e3
-    );
-    println!(
-        "  added {:.3} ms (target < 2 ms), ratio {:.2}x",
-        added.as_secs_f64() * 1e3,
-        wrapped.as_secs_f64() / plain.as_secs_f64()
+        "  added over /bin/true {:.3} ms (goal <= 1.5 ms), over setpriv {:.3} ms; ratio to setpriv {:.2}x",
+        ms(wrapped.saturating_sub(plain)),
+        ms(wrapped.saturating_sub(setpriv)),
+        wrapped.as_secs_f64() / setpriv.as_secs_f64()
     );
 
     // A filter that allows every syscall: the kernel's fixed cost of seccomp on the syscall
