@@ -77,6 +77,22 @@ fn run(op: &str, args: &[&str]) -> Result<i64, i32> {
                 libc::close(fd as i32);
                 Ok(n)
             }
+            // lstat=PATH: whether the path exists in this view (Landlock does not restrict it)
+            "lstat" => {
+                let mut st: libc::stat = std::mem::zeroed();
+                check(libc::lstat(cstr(a(0)).as_ptr(), &mut st) as i64)
+            }
+            // wait-file=PATH: until PATH exists (a test's go signal), at most 20 s
+            "wait-file" => {
+                let mut st: libc::stat = std::mem::zeroed();
+                for _ in 0..2000 {
+                    if libc::stat(cstr(a(0)).as_ptr(), &mut st) == 0 {
+                        return Ok(0);
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(libc::ETIMEDOUT)
+            }
             "truncate" => check(libc::truncate(cstr(a(0)).as_ptr(), 0) as i64),
             "unlink" => check(libc::unlink(cstr(a(0)).as_ptr()) as i64),
             "link" => check(libc::link(cstr(a(0)).as_ptr(), cstr(a(1)).as_ptr()) as i64),

@@ -24,7 +24,7 @@ impl Type for Severity {
     const SIGNATURE: &'static Signature = &Signature::Str;
 }
 
-/// The kernel's view of a confined process, as the bus carries it: `(bubasasasasbbas)`.
+/// The kernel's view of a confined process, as the bus carries it: `(buuasasasasbbas)`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, Type)]
 pub struct KernelView {
     pub no_new_privs: bool,
@@ -35,7 +35,7 @@ pub struct KernelView {
     pub cap_effective: Vec<String>,
     pub cap_bounding: Vec<String>,
     pub cap_ambient: Vec<String>,
-    /// Runs in a mount namespace of its own (not PID 1's).
+    /// Runs in a mount namespace other than its parent's (mount IDs in mountinfo).
     pub own_mount_namespace: bool,
     /// Its `/` is mounted read-only.
     pub root_read_only: bool,

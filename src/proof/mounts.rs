@@ -1,8 +1,11 @@
-//! `/proc/PID/mountinfo` and `/proc/PID/ns/mnt`: the mount view a process really has.
+//! `/proc/PID/mountinfo`: the mount view a process really has. Readable for every process
+//! without ptrace rights (unlike `/proc/PID/ns/mnt`, which the daemon could read only with
+//! CAP_SYS_PTRACE for a service of another uid).
 
-/// One line of mountinfo: the mount point and whether the mount is read-only.
+/// One line of mountinfo: the mount's ID, its mount point and whether it is read-only.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MountLine {
+    pub id: u64,
     pub mount_point: String,
     pub read_only: bool,
 }
@@ -13,6 +16,7 @@ pub fn parse(text: &str) -> Vec<MountLine> {
         .filter_map(|l| {
             let f: Vec<&str> = l.split(' ').collect();
             Some(MountLine {
+                id: f.first()?.parse().ok()?,
                 mount_point: unescape(f.get(4)?),
                 read_only: f.get(5)?.split(',').any(|o| o == "ro"),
             })
@@ -53,12 +57,23 @@ pub struct MountView {
     pub writable: Vec<String>,
 }
 
+/// The mount on top at `/` (mountinfo lists mounts in the order they were stacked).
+fn top_root(lines: &[MountLine]) -> Option<&MountLine> {
+    lines.iter().rev().find(|l| l.mount_point == "/")
+}
+
+fn lines_of(pid: u32) -> Option<Vec<MountLine>> {
+    std::fs::read_to_string(format!("/proc/{pid}/mountinfo"))
+        .ok()
+        .map(|t| parse(&t))
+}
+
 /// Reads the view of `pid`; `None` when the process is gone or unreadable.
+///
+/// Another mount namespace is told by mount IDs: a new namespace gets a copy of every mount
+/// with new IDs, so its `/` has an ID its parent's view does not.
 pub fn view(pid: u32) -> Option<MountView> {
-    let mi = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).ok()?;
-    let lines = parse(&mi);
-    let ns = |p: u32| std::fs::read_link(format!("/proc/{p}/ns/mnt")).ok();
-    let mine = ns(pid)?;
+    let lines = lines_of(pid)?;
     let parent = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
@@ -66,13 +81,14 @@ pub fn view(pid: u32) -> Option<MountView> {
                 .find_map(|l| l.strip_prefix("PPid:"))
                 .and_then(|v| v.trim().parse::<u32>().ok())
         });
+    let root = top_root(&lines);
+    let own_namespace = match (root, parent.and_then(lines_of)) {
+        (Some(r), Some(p)) => !p.iter().any(|l| l.id == r.id),
+        _ => false,
+    };
     Some(MountView {
-        own_namespace: parent.and_then(ns).is_some_and(|p| p != mine),
-        root_read_only: lines
-            .iter()
-            .rev()
-            .find(|l| l.mount_point == "/")
-            .is_some_and(|l| l.read_only),
+        own_namespace,
+        root_read_only: root.is_some_and(|l| l.read_only),
         writable: lines
             .iter()
             .filter(|l| !l.read_only)
@@ -95,18 +111,14 @@ mod tests {
         assert_eq!(l.len(), 4);
         assert!(l[1].read_only && !l[2].read_only);
         assert_eq!(l[3].mount_point, "/run/a b");
-        let top_root_ro = l
-            .iter()
-            .rev()
-            .find(|m| m.mount_point == "/")
-            .unwrap()
-            .read_only;
-        assert!(top_root_ro);
+        assert!(top_root(&l).unwrap().read_only);
+        assert_eq!(top_root(&l).unwrap().id, 98);
     }
 
     #[test]
     fn this_process_has_a_view() {
         let v = view(std::process::id()).unwrap();
         assert!(!v.writable.is_empty() || v.root_read_only);
+        assert!(!v.own_namespace, "the test runs in its parent's namespace");
     }
 }

@@ -111,6 +111,9 @@ fn services_json_shows_the_kernels_capability_sets_of_a_confined_unit() {
     assert_eq!(k["no_new_privs"], true);
     assert_eq!(k["seccomp_mode"], 2);
     assert_eq!(k["seccomp_filters"], 1);
+    // the mount view, as the kernel shows it (mount IDs, no ptrace rights needed)
+    assert_eq!(k["own_mount_namespace"], true, "{s}");
+    assert_eq!(k["root_read_only"], true, "{s}");
     for set in [
         "cap_permitted",
         "cap_effective",

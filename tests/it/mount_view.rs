@@ -264,3 +264,106 @@ fn a_confined_service_that_reaches_the_bus_still_cannot_change_state() {
     );
     drop(d);
 }
+
+/// The socket systemd re-binds after `daemon-reexec` (a routine package upgrade), or a bus
+/// after a restart: a new inode at the same path in a control directory. The service's view
+/// of the directory is its content at start, so the new socket is not there; granted sockets
+/// and other entries are. Made deterministic: the probe waits for the go signal after
+/// confinement, the test swaps the socket, then the probe connects.
+#[test]
+fn a_socket_bound_again_in_a_control_directory_stays_out_of_reach() {
+    if !root_only() {
+        return;
+    }
+    let dir = std::path::Path::new("/run/systemd");
+    fs::create_dir_all(dir).unwrap();
+    let tag = format!("hardend-test-{}", std::process::id());
+    let sock = dir.join(format!("{tag}.sock"));
+    let granted = dir.join(format!("{tag}-granted.sock"));
+    let marker = dir.join(format!("{tag}.d"));
+    let _ = fs::remove_file(&sock);
+    let _ = fs::remove_file(&granted);
+    fs::create_dir_all(&marker).unwrap();
+    let old = UnixListener::bind(&sock).unwrap();
+    let _g = UnixListener::bind(&granted).unwrap();
+    let sb = Sandbox::new();
+    let w = sb.path("w");
+    fs::create_dir(&w).unwrap();
+    let (ready, go) = (w.join("ready"), sb.path("go"));
+    let p = sb.probe_profile(
+        "rebound",
+        &format!("write = [\"{}\"]\n", w.display()),
+        &format!("[network]\nunix_connect = [\"{}\"]\n", granted.display()),
+    );
+    let ops = [
+        format!("unix-connect={}", sock.display()),
+        format!("write={}", ready.display()),
+        format!("wait-file={}", go.display()),
+        format!("unix-connect={}", sock.display()),
+        format!("unix-connect={}", granted.display()),
+        format!("lstat={}", marker.display()),
+    ];
+    let refs: Vec<&str> = ops.iter().map(String::as_str).collect();
+    let child = sb
+        .exec_cmd(&p, &[], &refs)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    for _ in 0..2000 {
+        if ready.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(ready.exists(), "the probe did not start");
+    // the swap, as systemd does on re-exec: unlink, bind anew
+    drop(old);
+    fs::remove_file(&sock).unwrap();
+    let _new = UnixListener::bind(&sock).unwrap();
+    fs::write(&go, "").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let r = ran(&out, 6);
+    // the control: outside the view the new socket answers
+    let control = run_unconfined(&[refs[3]]);
+    let _ = fs::remove_file(&sock);
+    let _ = fs::remove_file(&granted);
+    let _ = fs::remove_dir(&marker);
+    assert_eq!(r[3], errno(libc::ENOENT), "the socket bound again later");
+    assert_eq!(r[0], errno(libc::ENOENT), "the socket at start");
+    assert_eq!(r[4], "ok 0", "a granted socket in the same directory");
+    assert_eq!(r[5], "ok 0", "other entries of the directory stay visible");
+    assert_eq!(control, ["ok 0"], "unconfined, the new socket is reachable");
+}
+
+/// `/dev/log` is granted by base as a link into journald's directory (inside the filtered
+/// `/run/systemd`): syslog(3) keeps working from a confined root service. Where the machine
+/// has no /dev/log (no journald), the test plays journald: a datagram socket at its path.
+#[test]
+fn syslog_through_dev_log_keeps_working() {
+    if !root_only() {
+        return;
+    }
+    let dev_log = std::path::Path::new("/dev/log");
+    let journal = std::path::Path::new("/run/systemd/journal");
+    let mut made = Vec::new();
+    let _server = if fs::symlink_metadata(dev_log).is_err() {
+        fs::create_dir_all(journal).unwrap();
+        let s = journal.join("dev-log");
+        let _ = fs::remove_file(&s);
+        let server = UnixDatagram::bind(&s).unwrap();
+        std::os::unix::fs::symlink(&s, dev_log).unwrap();
+        made.push(dev_log.to_path_buf());
+        made.push(s);
+        Some(server)
+    } else {
+        None
+    };
+    let sb = Sandbox::new();
+    let p = sb.probe_profile("syslog", "", "");
+    let r = ran(&sb.run(&p, &[], &["unix-sendto=/dev/log"]), 1);
+    for m in made {
+        let _ = fs::remove_file(m);
+    }
+    assert_eq!(r[0], "ok 1", "a datagram to /dev/log");
+}

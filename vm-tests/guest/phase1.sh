@@ -118,6 +118,90 @@ fi
 check "c: unconfined, the same probe reads /etc/shadow" bash -c 'SERVER_PROTOCOL=x /var/www/cgi-bin/probe | grep -q "shadow read: allowed"'
 rm -f /var/www/pwned /etc/pwned
 
+# a root service turned hostile (#13): from inside its sandbox it tries every pathname socket
+# the kernel lists in /proc/net/unix, asks systemd (through the bus and through systemd's
+# private socket) to start a unit that would leave a marker, asks hardend to reload, and
+# chmods programs in /usr/bin. The same script runs unconfined first, as the control.
+mkdir -p /usr/local/libexec
+install -m 755 "$H/probe" /usr/local/libexec/hardend-probe
+cat > /etc/systemd/system/vmtest-pwned.service <<'EOF'
+[Service]
+Type=oneshot
+ExecStart=/bin/touch /var/tmp/pwned
+EOF
+socks=$(awk 'NR > 1 && $8 ~ /^\// { print $8 }' /proc/net/unix | sort -u)
+note "pathname sockets in /proc/net/unix:" $socks
+{
+    echo '#!/bin/sh'
+    echo 'P=/usr/local/libexec/hardend-probe'
+    for s in $socks; do echo "\$P unix-connect=$s unix-sendto=$s"; done
+    cat <<'EOF'
+$P chmod=/usr/bin/busctl,493 chmod=/usr/bin/sleep,2541 chown=/usr/bin/sleep,0,0
+$P unix-sendto=/dev/log lstat=/run/systemd/system
+/usr/bin/busctl call org.freedesktop.systemd1 /org/freedesktop/systemd1 org.freedesktop.systemd1.Manager StartUnit ss vmtest-pwned.service replace >/dev/null 2>&1; echo "bus StartUnit -> rc $?"
+/usr/bin/systemctl start vmtest-pwned.service >/dev/null 2>&1; echo "systemctl start -> rc $?"
+/usr/bin/busctl call org.hardend1 /org/hardend1 org.hardend1.Manager Reload >/dev/null 2>&1; echo "hardend Reload -> rc $?"
+echo "attack done"
+exec /usr/bin/sleep infinity
+EOF
+} > /usr/local/libexec/vmtest-attack
+chmod 755 /usr/local/libexec/vmtest-attack
+cat > /etc/hardend/profiles/vmtest-attack.toml <<'EOF'
+name = "vmtest-attack"
+description = "a root service that tries to leave its sandbox (VM tests)"
+include = ["base"]
+[landlock]
+read = ["/usr/local/libexec/vmtest-attack"]
+read_exec = ["/usr/bin/dash", "/usr/bin/busctl", "/usr/bin/systemctl", "/usr/bin/sleep", "/usr/local/libexec/hardend-probe"]
+EOF
+cat > /etc/systemd/system/vmtest-attack.service <<'EOF'
+[Unit]
+Description=a root service that tries to leave its sandbox (hardend VM tests)
+[Service]
+ExecStart=/bin/sh /usr/local/libexec/vmtest-attack
+EOF
+systemctl daemon-reload
+attack_log() { journalctl -u vmtest-attack -o cat --no-pager _SYSTEMD_INVOCATION_ID="$(systemctl show -p InvocationID --value vmtest-attack)"; }
+attack_done() { attack_log | grep -q "attack done"; }
+rm -f /var/tmp/pwned
+systemctl start vmtest-attack
+check "c: control: the attack script ran unconfined" wait_for 60 attack_done
+control=$(attack_log)
+check "c: control: unconfined, root reaches the system bus and systemd starts the unit" \
+    bash -c 'grep -q "unix-connect=/run/dbus/system_bus_socket -> ok" <<<"$1" && grep -q "bus StartUnit -> rc 0" <<<"$1" && [ -e /var/tmp/pwned ]' _ "$control"
+check "c: control: unconfined, root may chmod /usr/bin/busctl" grep -q "chmod=/usr/bin/busctl,493 -> ok" <<<"$control"
+systemctl stop vmtest-attack
+rm -f /var/tmp/pwned
+check "c: hardenctl confine vmtest-attack.service vmtest-attack" hardenctl confine vmtest-attack.service vmtest-attack
+check "c: vmtest-attack enforced" wait_for 30 enforced vmtest-attack.service
+check "c: the confined attack script ran" wait_for 60 attack_done
+attack=$(attack_log)
+note "from inside the confined root service:" "$attack"
+granted_sock() { case "$1" in /run/systemd/journal/*|/dev/log|/run/systemd/notify) return 0 ;; esac; return 1; }
+unreached() { # every socket outside the grants: connect and sendto fail
+    local bad=0 s
+    for s in $socks; do
+        granted_sock "$s" && continue
+        grep -q "^unix-connect=$s -> errno" <<<"$attack" || { echo "reached: $s"; bad=1; }
+        grep -q "^unix-sendto=$s -> errno" <<<"$attack" || { echo "sent to: $s"; bad=1; }
+    done
+    return $bad
+}
+check "c: confined root reaches no pathname socket in /proc/net/unix outside its grants" unreached
+check "c: confined root still reaches the journal (granted by base)" \
+    grep -q "^unix-connect=/run/systemd/journal/stdout -> ok" <<<"$attack"
+check "c: confined root still logs through /dev/log and sees /run/systemd/system (sd_booted)" \
+    bash -c 'grep -q "^unix-sendto=/dev/log -> ok" <<<"$1" && grep -q "^lstat=/run/systemd/system -> ok" <<<"$1"' _ "$attack"
+check "c: confined root cannot make systemd start a unit (bus and private socket)" \
+    bash -c 'grep -q "bus StartUnit -> rc [1-9]" <<<"$1" && grep -q "systemctl start -> rc [1-9]" <<<"$1" && [ ! -e /var/tmp/pwned ]' _ "$attack"
+check "c: confined root cannot call org.hardend1" grep -q "hardend Reload -> rc [1-9]" <<<"$attack"
+check "c: confined root cannot chmod or chown /usr/bin/* (EROFS)" \
+    bash -c 'grep -q "^chmod=/usr/bin/busctl,493 -> errno 30" <<<"$1" && grep -q "^chmod=/usr/bin/sleep,2541 -> errno 30" <<<"$1" && grep -q "^chown=/usr/bin/sleep,0,0 -> errno 30" <<<"$1" && ! [ -u /usr/bin/sleep ]' _ "$attack"
+check "c: mosquitto still serves MQTT next to it" mqtt_connack
+check "c: busybox httpd still serves next to it" bash -c 'busybox wget -q -O - http://127.0.0.1:8081/ | grep -q "served from inside the sandbox"'
+hardenctl release vmtest-attack.service >/dev/null 2>&1
+systemctl stop vmtest-attack
+
 # --- (d) first half: a device identity to find again after the reboot ------------------------
 check "d: /dev/tpmrm0 exists" test -c /dev/tpmrm0
 check "d: hardenctl identity create" hardenctl identity create

@@ -9,16 +9,19 @@
 //!   needs; their metadata does not.
 //! * **Pathname UNIX sockets** (below Landlock ABI 9). Every socket in reach at start that
 //!   the profile does not grant gets `/dev/null` bound over it (connect: ECONNREFUSED), and
-//!   the directories of the control sockets (`sockets::CONTROL_DIRS`: system bus, user
-//!   buses, container runtimes) get an empty read-only tmpfs, so what listens there later is
-//!   out of reach too.
+//!   the directories of the control sockets (`sockets::CONTROL_DIRS`: systemd's, the system
+//!   bus, user buses, container runtimes) are covered by a read-only tmpfs — empty, or
+//!   filtered: showing what the directory held at start minus the sockets not granted — so
+//!   what listens there later (systemd's private socket after a re-exec) is out of reach.
 //!
 //! Propagation is private: nothing done here reaches the host, and mounts made on the host
 //! later do not appear in the service's view.
 
 use std::collections::BTreeSet;
+use std::ffi::OsString;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{Mode, OFlags, ResolveFlags};
@@ -65,7 +68,13 @@ pub struct MountViewPlan {
     /// Everything read-only but the write trees (the profile has `[landlock]`).
     pub read_only: bool,
     pub hide_dirs: Vec<PathBuf>,
+    /// Covered by a copy of what they hold at start, less the sockets not granted; nested
+    /// ones first.
+    pub filter_dirs: Vec<PathBuf>,
     pub hide_sockets: Vec<PathBuf>,
+    /// Paths whose sockets the service may reach (unix grants as given and resolved,
+    /// write trees).
+    pub grants: BTreeSet<PathBuf>,
     pub report: MountViewReport,
 }
 
@@ -80,6 +89,9 @@ pub struct MountViewReport {
     pub unix_sockets: UnixSockets,
     /// Directories hidden whole.
     pub hidden_dirs: Vec<PathBuf>,
+    /// Directories that show what they held at start, without the sockets not granted.
+    #[serde(default)]
+    pub filtered_dirs: Vec<PathBuf>,
     /// Individual sockets hidden.
     pub hidden_sockets: usize,
     /// What stays open, and why (part of the record's `partial` list).
@@ -128,7 +140,13 @@ pub fn plan(
                 .into(),
         );
     }
+    // a grant through a trusted link (base's /dev/log) also grants the socket it names
     let mut grants: BTreeSet<PathBuf> = unix_grants.clone();
+    for g in unix_grants {
+        if let Ok(r) = super::paths::resolve(g, write_trees) {
+            grants.insert(r);
+        }
+    }
     grants.extend(write_trees.iter().cloned());
     if landlock_unix {
         r.unix_sockets = UnixSockets::Landlock;
@@ -136,29 +154,32 @@ pub fn plan(
         r.unix_sockets = UnixSockets::MountView;
         for d in sockets::CONTROL_DIRS {
             let d = Path::new(d);
-            if !d.is_dir() {
+            // a link or a missing directory: nothing listens there now, and what is made
+            // there later is the gap below
+            if !std::fs::symlink_metadata(d).is_ok_and(|m| m.is_dir()) {
                 continue;
             }
             let granted_inside = grants.iter().any(|g| g.starts_with(d) || d.starts_with(g));
-            if granted_inside {
-                r.gaps.push(format!(
-                    "unix sockets: {} holds a granted socket, so sockets created there after start are reachable",
-                    d.display()
-                ));
+            if granted_inside || sockets::ALWAYS_FILTERED.iter().any(|a| Path::new(a) == d) {
+                p.filter_dirs.push(d.to_path_buf());
             } else {
                 p.hide_dirs.push(d.to_path_buf());
             }
         }
         for s in sockets::present() {
-            if sockets::is_granted(&s, &grants) || p.hide_dirs.iter().any(|d| s.starts_with(d)) {
+            let covered = p.hide_dirs.iter().any(|d| s.starts_with(d))
+                // a direct entry of a filtered directory is left out of its copy
+                || s.parent().is_some_and(|d| p.filter_dirs.iter().any(|f| f == d));
+            if sockets::is_granted(&s, &grants) || covered {
                 continue;
             }
             p.hide_sockets.push(s);
         }
         r.hidden_dirs = p.hide_dirs.clone();
+        r.filtered_dirs = p.filter_dirs.clone();
         r.hidden_sockets = p.hide_sockets.len();
         r.gaps.push(format!(
-            "unix sockets: the {} bound at start and the control directories are hidden; one created later elsewhere, or bound in another network namespace outside those directories, is reachable (Landlock ABI 9 closes this)",
+            "unix sockets: the {} bound at start are hidden and the control directories show only what they held at start; a socket created later elsewhere (also inside their subdirectories), or bound in another network namespace outside them, is reachable (Landlock ABI 9 closes this)",
             p.hide_sockets.len()
         ));
     } else {
@@ -168,6 +189,7 @@ pub fn plan(
                 .into(),
         );
     }
+    p.grants = grants;
     p.report = r;
     p
 }
@@ -185,8 +207,8 @@ const MOUNT_ATTR_RDONLY: u64 = 0x1;
 const AT_RECURSIVE: u32 = 0x8000;
 const AT_EMPTY_PATH: u32 = 0x1000;
 
-/// `mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, attr)`: rustix has no wrapper.
-fn set_readonly(fd: &impl AsFd, readonly: bool) -> io::Result<()> {
+/// `mount_setattr(fd, "", AT_EMPTY_PATH [| AT_RECURSIVE], attr)`: rustix has no wrapper.
+fn set_readonly(fd: &impl AsFd, readonly: bool, recursive: bool) -> io::Result<()> {
     let attr = MountAttr {
         attr_set: if readonly { MOUNT_ATTR_RDONLY } else { 0 },
         attr_clr: if readonly { 0 } else { MOUNT_ATTR_RDONLY },
@@ -201,7 +223,7 @@ fn set_readonly(fd: &impl AsFd, readonly: bool) -> io::Result<()> {
             libc::SYS_mount_setattr,
             fd.as_fd().as_raw_fd(),
             c"".as_ptr(),
-            AT_EMPTY_PATH | AT_RECURSIVE,
+            AT_EMPTY_PATH | if recursive { AT_RECURSIVE } else { 0 },
             &attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )
@@ -259,7 +281,7 @@ pub fn apply(plan: &MountViewPlan, write_trees: &[Opened]) -> Result<(), MountVi
     .map_err(step("private propagation for /"))?;
     if plan.read_only {
         let root = open_nofollow(Path::new("/")).map_err(step("open /"))?;
-        set_readonly(&root, true).map_err(|source| MountViewError::Step {
+        set_readonly(&root, true, true).map_err(|source| MountViewError::Step {
             what: "read-only /".into(),
             source,
         })?;
@@ -289,7 +311,7 @@ pub fn apply(plan: &MountViewPlan, write_trees: &[Opened]) -> Result<(), MountVi
                     | OpenTreeFlags::AT_RECURSIVE,
             )
             .map_err(step(format!("clone {}", w.resolved.display())))?;
-            set_readonly(&tree, false).map_err(|source| MountViewError::Step {
+            set_readonly(&tree, false, true).map_err(|source| MountViewError::Step {
                 what: format!("writable {}", w.resolved.display()),
                 source,
             })?;
@@ -303,16 +325,7 @@ pub fn apply(plan: &MountViewPlan, write_trees: &[Opened]) -> Result<(), MountVi
             .map_err(step(format!("bind {} writable", w.resolved.display())))?;
         }
     }
-    for d in &plan.hide_dirs {
-        rustix::mount::mount(
-            "hardend-hidden",
-            d,
-            "tmpfs",
-            MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
-            Some(c"mode=000,size=4k,nr_inodes=1"),
-        )
-        .map_err(step(format!("hide {}", d.display())))?;
-    }
+    // sockets first: the copies of filtered directories then carry these covers along
     if !plan.hide_sockets.is_empty() {
         let null = open_nofollow(Path::new("/dev/null")).map_err(step("open /dev/null"))?;
         for s in &plan.hide_sockets {
@@ -325,7 +338,157 @@ pub fn apply(plan: &MountViewPlan, write_trees: &[Opened]) -> Result<(), MountVi
             clone_onto(&null, &target).map_err(step(format!("hide socket {}", s.display())))?;
         }
     }
+    for d in &plan.hide_dirs {
+        rustix::mount::mount(
+            "hardend-hidden",
+            d,
+            "tmpfs",
+            MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
+            Some(c"mode=000,size=4k,nr_inodes=1"),
+        )
+        .map_err(step(format!("hide {}", d.display())))?;
+    }
+    for d in &plan.filter_dirs {
+        filter_dir(d, plan)?;
+    }
     Ok(())
+}
+
+/// One entry of a filtered directory, taken before it is covered.
+enum Kept {
+    /// A detached copy of the entry (and what is mounted below it).
+    Tree {
+        name: OsString,
+        tree: OwnedFd,
+        dir: bool,
+    },
+    Link {
+        name: OsString,
+        target: PathBuf,
+    },
+}
+
+/// Covers `d` with a tmpfs that holds copies of its entries at this moment, except the
+/// sockets not granted and the directories hidden whole; then makes the tmpfs read-only.
+fn filter_dir(d: &Path, plan: &MountViewPlan) -> Result<(), MountViewError> {
+    let io_step = |what: String| move |source: io::Error| MountViewError::Step { what, source };
+    let meta = std::fs::symlink_metadata(d).map_err(io_step(format!("stat {}", d.display())))?;
+    let mut kept = Vec::new();
+    let entries = std::fs::read_dir(d).map_err(io_step(format!("list {}", d.display())))?;
+    for e in entries {
+        let e = e.map_err(io_step(format!("list {}", d.display())))?;
+        let path = e.path();
+        let ft = match e.file_type() {
+            Ok(ft) => ft,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+            Err(err) => return Err(io_step(format!("stat {}", path.display()))(err)),
+        };
+        if (ft.is_socket() && !sockets::is_granted(&path, &plan.grants))
+            || plan.hide_dirs.iter().any(|h| h == &path)
+        {
+            continue;
+        }
+        if ft.is_symlink() {
+            match std::fs::read_link(&path) {
+                Ok(target) => kept.push(Kept::Link {
+                    name: e.file_name(),
+                    target,
+                }),
+                Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                Err(err) => return Err(io_step(format!("read {}", path.display()))(err)),
+            }
+            continue;
+        }
+        let fd = match open_nofollow(&path) {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::NOENT) | Err(rustix::io::Errno::LOOP) => continue,
+            Err(err) => return Err(step(format!("open {}", path.display()))(err)),
+        };
+        let tree = rustix::mount::open_tree(
+            &fd,
+            "",
+            OpenTreeFlags::OPEN_TREE_CLONE
+                | OpenTreeFlags::OPEN_TREE_CLOEXEC
+                | OpenTreeFlags::AT_EMPTY_PATH
+                | OpenTreeFlags::AT_RECURSIVE,
+        )
+        .map_err(step(format!("copy {}", path.display())))?;
+        kept.push(Kept::Tree {
+            name: e.file_name(),
+            tree,
+            dir: ft.is_dir(),
+        });
+    }
+    let opts = format!(
+        "mode={:o},uid={},gid={},size=1m,nr_inodes={}",
+        meta.mode() & 0o7777,
+        meta.uid(),
+        meta.gid(),
+        kept.len() + 16
+    );
+    let opts = std::ffi::CString::new(opts).map_err(|e| MountViewError::Step {
+        what: format!("filter {}", d.display()),
+        source: io::Error::other(e),
+    })?;
+    rustix::mount::mount(
+        "hardend-filtered",
+        d,
+        "tmpfs",
+        MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
+        Some(opts.as_c_str()),
+    )
+    .map_err(step(format!("filter {}", d.display())))?;
+    let top = rustix::fs::openat2(
+        rustix::fs::CWD,
+        d,
+        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::NO_SYMLINKS,
+    )
+    .map_err(step(format!("open {}", d.display())))?;
+    for k in kept {
+        match k {
+            Kept::Link { name, target } => rustix::fs::symlinkat(&target, &top, &name)
+                .map_err(step(format!("link {}", d.join(&name).display())))?,
+            Kept::Tree { name, tree, dir } => {
+                let at = d.join(&name);
+                if dir {
+                    rustix::fs::mkdirat(&top, &name, Mode::from_raw_mode(0o755))
+                        .map_err(step(format!("place {}", at.display())))?;
+                } else {
+                    rustix::fs::openat(
+                        &top,
+                        &name,
+                        OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC,
+                        Mode::from_raw_mode(0o644),
+                    )
+                    .map_err(step(format!("place {}", at.display())))?;
+                }
+                let target = rustix::fs::openat2(
+                    &top,
+                    &name,
+                    OFlags::PATH | OFlags::CLOEXEC,
+                    Mode::empty(),
+                    ResolveFlags::NO_SYMLINKS | ResolveFlags::BENEATH,
+                )
+                .map_err(step(format!("open {}", at.display())))?;
+                rustix::mount::move_mount(
+                    &tree,
+                    "",
+                    &target,
+                    "",
+                    MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH
+                        | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+                )
+                .map_err(step(format!("copy onto {}", at.display())))?;
+            }
+        }
+    }
+    // the tmpfs alone: the copies keep their own flags (write trees stay writable)
+    set_readonly(&top, true, false).map_err(|source| MountViewError::Step {
+        what: format!("read-only {}", d.display()),
+        source,
+    })
 }
 
 #[cfg(test)]
@@ -346,7 +509,7 @@ mod tests {
     }
 
     #[test]
-    fn granted_sockets_and_the_dirs_holding_them_are_not_hidden() {
+    fn granted_sockets_and_the_dirs_holding_them_are_filtered_not_hidden() {
         let grants = BTreeSet::from([PathBuf::from("/run/dbus/system_bus_socket")]);
         let p = plan(true, false, &grants, &[], true);
         assert!(p.active && p.read_only);
@@ -356,12 +519,23 @@ mod tests {
                 .contains(&PathBuf::from("/run/dbus/system_bus_socket"))
         );
         if Path::new("/run/dbus").is_dir() {
+            assert!(p.filter_dirs.contains(&PathBuf::from("/run/dbus")));
+        }
+        if Path::new("/run/systemd").is_dir() {
             assert!(
-                p.report
-                    .gaps
-                    .iter()
-                    .any(|g| g.contains("/run/dbus holds a granted socket"))
+                p.filter_dirs.contains(&PathBuf::from("/run/systemd")),
+                "always filtered"
             );
+        }
+        // nested control directories come before their parent
+        let pos = |d: &str| {
+            p.filter_dirs
+                .iter()
+                .chain(&p.hide_dirs)
+                .position(|x| x == Path::new(d))
+        };
+        if let (Some(a), Some(b)) = (pos("/run/systemd/userdb"), pos("/run/systemd")) {
+            assert!(p.hide_dirs.contains(&PathBuf::from("/run/systemd/userdb")) || a < b);
         }
     }
 }

@@ -6,13 +6,19 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-/// Directories hidden whole (an empty read-only tmpfs over them) unless a granted socket
-/// lives inside: the system bus, user sessions' buses and systemd instances, container
-/// runtimes and virtualisation daemons. What is created there after start is hidden too.
+/// Directories of control sockets: the system bus, systemd's own (its private socket takes
+/// `StartTransientUnit`, as root), user sessions' buses and systemd instances, container
+/// runtimes and virtualisation daemons. In the mount view each one is covered: hidden
+/// whole (an empty read-only tmpfs), or — `/run/systemd` always, the others when a granted
+/// path lies inside — filtered: a read-only tmpfs that shows what the directory held at
+/// start except the sockets that are not granted. Either way nothing created there after
+/// start appears (a systemd re-exec or a bus restart binds a new socket at the same path).
+/// Nested ones (`/run/systemd/userdb`) are handled before their parent.
 pub const CONTROL_DIRS: &[&str] = &[
+    "/run/systemd/userdb",
+    "/run/systemd",
     "/run/dbus",
     "/run/user",
-    "/run/systemd/userdb",
     "/run/containerd",
     "/run/docker",
     "/run/podman",
@@ -21,6 +27,11 @@ pub const CONTROL_DIRS: &[&str] = &[
     "/run/lxd",
     "/run/snapd",
 ];
+
+/// Control directories that are filtered even without a grant inside: services need what
+/// else they hold (`/run/systemd/system` tells libsystemd that systemd runs,
+/// `/run/systemd/resolve` holds resolv.conf with systemd-resolved).
+pub const ALWAYS_FILTERED: &[&str] = &["/run/systemd"];
 
 /// Paths of bound pathname sockets in `/proc/net/unix` text (the last column; abstract
 /// sockets start with `@` and are skipped, Landlock's scope handles those).
