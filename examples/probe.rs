@@ -77,6 +77,30 @@ fn run(op: &str, args: &[&str]) -> Result<i64, i32> {
                 libc::close(fd as i32);
                 Ok(n)
             }
+            // shmget=KEY: attach to an existing System V segment (no IPC_CREAT)
+            "shmget" => check(libc::shmget(parse_int(a(0)) as libc::key_t, 0, 0) as i64),
+            // keyctl-user: the id of the user keyring (KEYCTL_GET_KEYRING_ID, no create)
+            "keyctl-user" => check(libc::syscall(libc::SYS_keyctl, 0i64, -4i64, 0i64)),
+            // mmap-exec=PATH: map a file executable, as the dynamic loader does
+            "mmap-exec" => {
+                let fd = check(libc::open(cstr(a(0)).as_ptr(), libc::O_RDONLY) as i64)? as i32;
+                let m = libc::mmap(
+                    std::ptr::null_mut(),
+                    4096,
+                    libc::PROT_READ | libc::PROT_EXEC,
+                    libc::MAP_PRIVATE,
+                    fd,
+                    0,
+                );
+                let r = if m == libc::MAP_FAILED {
+                    Err(errno())
+                } else {
+                    libc::munmap(m, 4096);
+                    Ok(0)
+                };
+                libc::close(fd);
+                r
+            }
             // lstat=PATH: whether the path exists in this view (Landlock does not restrict it)
             "lstat" => {
                 let mut st: libc::stat = std::mem::zeroed();

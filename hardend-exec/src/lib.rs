@@ -53,9 +53,10 @@ pub fn run(args: Args) -> i32 {
         unit: args.unit.clone(),
         command: args.command,
         argv0: args.argv0,
-        loader: ProfileLoader::new(args.profile_path),
+        loader: ProfileLoader::new(args.profile_path.clone()),
         options: ConfineOptions {
             max_landlock_abi: args.max_landlock_abi,
+            profile_path: args.profile_path,
         },
         record_dir: Some(args.runtime_dir),
         reset_sigpipe: args.reset_sigpipe,

@@ -13,7 +13,9 @@ pub mod types;
 
 pub use errors::CallError;
 pub use proxy::{IdentityProxy, IntegrityProxy, ManagerProxy, VerityProxy};
-pub use state::{DaemonState, IdentityState, IntegrityState, ServiceState, VerityState};
+pub use state::{
+    DaemonState, IdentityState, IntegrityState, Layer, Proof, ServiceState, VerityState,
+};
 pub use types::{
     EventInfo, IdentityInfo, IntegrityInfo, ProfileInfo, QuoteInfo, ServiceInfo, StatusInfo,
     VerityInfo, ViolationInfo,

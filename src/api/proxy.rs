@@ -36,6 +36,7 @@ pub trait Manager {
     fn reload(&self) -> zbus::Result<()>;
     fn list_profiles(&self) -> zbus::Result<Vec<ProfileInfo>>;
     fn check_profile(&self, name_or_path: &str) -> zbus::Result<ProfileCheck>;
+    fn check_profile_document(&self, document: &str, label: &str) -> zbus::Result<ProfileCheck>;
     #[zbus(signal)]
     fn service_enforcement_changed(
         &self,

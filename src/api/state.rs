@@ -173,6 +173,35 @@ impl IntegrityState {
     }
 }
 
+state_enum! {
+    /// Where the daemon's knowledge of one confinement layer of a process comes from.
+    Proof {
+        /// Read from the kernel for this process (`/proc`, the installed seccomp program).
+        KernelVerified = "kernel-verified",
+        /// Only the enforcement record says so: the kernel offers no way to read it back
+        /// (Landlock), or reading it back failed (the detail says why).
+        Claimed = "claimed",
+    }
+}
+
+state_enum! {
+    /// The confinement layers whose proof a service reports.
+    Layer {
+        /// no_new_privs (`/proc/PID/status`).
+        NoNewPrivs = "no-new-privs",
+        /// The seccomp program, compared with the one the profile compiles to.
+        Seccomp = "seccomp",
+        /// The capability sets (`/proc/PID/status`).
+        Capabilities = "capabilities",
+        /// The read-only mount view (`/proc/PID/mountinfo`).
+        ReadOnlyView = "read-only-view",
+        /// Landlock's file-system and network rules.
+        Landlock = "landlock",
+        /// Pathname UNIX sockets out of reach (mount view or Landlock).
+        UnixSockets = "unix-sockets",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

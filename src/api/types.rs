@@ -125,6 +125,17 @@ pub struct ServiceInfo {
     pub kernel: KernelView,
     /// The assigned profile's capability, namespace and socket rules.
     pub rules: RulesView,
+    /// For each confinement layer of the running process: kernel-verified or claimed.
+    pub proofs: Vec<LayerProof>,
+}
+
+/// One layer's proof: `(sss)`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct LayerProof {
+    pub layer: crate::api::Layer,
+    pub proof: crate::api::Proof,
+    /// What was read, or why it could not be.
+    pub detail: String,
 }
 
 impl ServiceInfo {
@@ -150,6 +161,7 @@ impl ServiceInfo {
             since: String::new(),
             kernel: KernelView::default(),
             rules: RulesView::default(),
+            proofs: Vec::new(),
         }
     }
 }

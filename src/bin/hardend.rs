@@ -30,10 +30,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(run(Options {
+    let result = rt.block_on(run(Options {
         config: args.config,
         bus: args.bus,
-    })) {
+    }));
+    // work still on a worker thread (a read that hangs) is abandoned, not waited for
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");

@@ -89,8 +89,11 @@ pub fn run(
         unit: None,
         command,
         argv0: None,
+        options: ConfineOptions {
+            max_landlock_abi,
+            profile_path: loader.search_path().to_vec(),
+        },
         loader,
-        options: ConfineOptions { max_landlock_abi },
         record_dir,
         reset_sigpipe: true,
     };

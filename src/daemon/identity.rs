@@ -3,13 +3,32 @@
 //! thread. A lost identity is reported, never silently replaced.
 
 use std::sync::Mutex;
+use std::time::Duration;
 
 use crate::api::{IdentityInfo, IdentityState, QuoteInfo};
 use crate::daemon::config::IdentityConfig;
 use crate::daemon::lock;
+use crate::daemon::ratelimit::TokenBucket;
 use crate::tpm::TpmError;
 use crate::tpm::identity::IdentityStore;
-use crate::tpm::worker::TpmWorker;
+use crate::tpm::worker::{Priority, TpmWorker};
+
+/// TPM examinations callers who are not root may ask for (`Check`), all of them together:
+/// a burst of this many, then this many per second. One examination is about 20 ms on
+/// swtpm (several TPM commands); a discrete TPM is slower, so this keeps the TPM's time for
+/// unprivileged callers well below half.
+pub const UNPRIVILEGED_BURST: u32 = 5;
+pub const UNPRIVILEGED_PER_SECOND: f64 = 2.0;
+
+/// Why an unprivileged check was not made.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckRefused {
+    #[error(
+        "rate limit for callers who are not root ({UNPRIVILEGED_BURST} TPM checks at once, {UNPRIVILEGED_PER_SECOND} per second); try again in {} ms",
+        .0.as_millis()
+    )]
+    RateLimited(Duration),
+}
 
 struct State {
     cfg: IdentityConfig,
@@ -21,6 +40,7 @@ struct State {
 /// The identity as the daemon sees it.
 pub struct IdentityService {
     state: Mutex<State>,
+    unprivileged: Mutex<TokenBucket>,
 }
 
 /// A state change, for the signal and the journal.
@@ -39,6 +59,10 @@ impl IdentityService {
                 worker,
                 last: IdentityInfo::bare(IdentityState::Unknown, ""),
             }),
+            unprivileged: Mutex::new(TokenBucket::new(
+                UNPRIVILEGED_BURST,
+                UNPRIVILEGED_PER_SECOND,
+            )),
         }
     }
 
@@ -85,6 +109,19 @@ impl IdentityService {
 
     /// Checks the TPM and the key again; returns the change when the state changed.
     pub async fn refresh(&self) -> Option<IdentityChange> {
+        self.refresh_as(Priority::Privileged).await
+    }
+
+    /// `Check` by a caller who is not root: rate-limited, behind privileged work, one at a
+    /// time. While another such check is on the TPM the answer is the state that one finds.
+    pub async fn refresh_unprivileged(&self) -> Result<Option<IdentityChange>, CheckRefused> {
+        lock(&self.unprivileged)
+            .take()
+            .map_err(CheckRefused::RateLimited)?;
+        Ok(self.refresh_as(Priority::Unprivileged).await)
+    }
+
+    async fn refresh_as(&self, priority: Priority) -> Option<IdentityChange> {
         let (cfg, worker) = self.current();
         let info = match worker {
             None => IdentityInfo::bare(
@@ -94,10 +131,15 @@ impl IdentityService {
             Some(w) => {
                 let dir = cfg.dir.clone();
                 let tcti = w.tcti().to_string();
-                w.run(move |tpm| crate::tpm::status::examine(tpm, &dir))
+                match w
+                    .run_as(priority, move |tpm| crate::tpm::status::examine(tpm, &dir))
                     .await
-                    .map(|e| IdentityInfo::from_examination(e, &cfg.dir))
-                    .unwrap_or_else(|e| IdentityInfo::no_tpm(&tcti, e.to_string()))
+                {
+                    Ok(e) => IdentityInfo::from_examination(e, &cfg.dir),
+                    // another unprivileged check is finding the state: not a TPM failure
+                    Err(TpmError::UnprivilegedBusy) => return None,
+                    Err(e) => IdentityInfo::no_tpm(&tcti, e.to_string()),
+                }
             }
         };
         let mut st = lock(&self.state);

@@ -5,7 +5,9 @@
 //! * `verity.rs`, `identity.rs`, `integrity/` — the other pillars, each owning its state;
 //! * `status.rs` — the overall state from the four;
 //! * `bus/` — the `org.hardend1` interfaces (the only `#[interface]` code) and signals;
-//! * `run.rs` — startup order and the main loop.
+//! * `run.rs` — startup order and the main loop;
+//! * `workers.rs` — bounded blocking workers: no file I/O on the event loop;
+//! * `ratelimit.rs` — the token bucket for unprivileged TPM requests.
 //!
 //! Nothing outside `src/daemon/` and `src/bin/hardend.rs` imports this module.
 
@@ -13,10 +15,12 @@ pub mod bus;
 pub mod config;
 pub mod identity;
 pub mod integrity;
+pub mod ratelimit;
 pub mod run;
 pub mod services;
 pub mod status;
 pub mod verity;
+pub mod workers;
 
 use std::sync::{Mutex, MutexGuard};
 
@@ -52,7 +56,14 @@ impl Pillars {
         let Some(path) = self.config_source.clone() else {
             return Ok(());
         };
-        let new = Config::load(&path)?;
+        // file I/O: off the event loop
+        let p = path.clone();
+        let new = tokio::task::spawn_blocking(move || Config::load(&p))
+            .await
+            .map_err(|e| ConfigError::Read {
+                path,
+                source: std::io::Error::other(e.to_string()),
+            })??;
         self.services.configure(new.daemon, new.services);
         self.verity.configure(new.verity);
         self.identity.configure(new.identity);

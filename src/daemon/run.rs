@@ -189,7 +189,7 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
         kernel_abi: crate::confine::landlock::kernel_abi(),
     });
     let emitter = bus::serve(&conn, &pillars).await?;
-    if let Some(c) = pillars.verity.refresh() {
+    if let Some(c) = pillars.verity.refresh().await {
         events::verity_corruption(&emitter, &c).await;
     }
     if let Some(c) = pillars.identity.refresh().await {
@@ -250,65 +250,72 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
         None => None,
     };
 
-    loop {
-        let job = async {
-            match jobs.as_mut() {
-                Some(s) => s.next().await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            _ = term.recv() => break,
-            _ = int.recv() => break,
-            _ = hup.recv() => {
-                notify(&[sd_notify::NotifyState::Reloading]);
-                match pillars.reload().await {
-                    Ok(()) => tracing::info!("configuration reloaded"),
-                    Err(e) => tracing::error!("reload failed, keeping the previous configuration: {e}"),
+    // The loop is one future: SIGTERM drops it wherever it waits (a verification, a TPM
+    // call), so the daemon ends within moments whatever is pending.
+    let main_loop = async {
+        loop {
+            let job = async {
+                match jobs.as_mut() {
+                    Some(s) => s.next().await,
+                    None => std::future::pending().await,
                 }
-                events::after_reload(&pillars, &emitter).await;
-                notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status(&pillars.status_line())]);
-            }
-            Some(e) = uevents.recv() => {
-                tracing::error!(
-                    message_id = VERITY_CORRUPTION,
-                    device = %e.device,
-                    block = e.block,
-                    "kernel: dm-verity corruption on {}: {} block {}",
-                    e.device,
-                    if e.metadata { "hash" } else { "data" },
-                    e.block
-                );
-                if let Some(c) = pillars.verity.refresh() {
-                    events::verity_corruption(&emitter, &c).await;
+            };
+            tokio::select! {
+                _ = hup.recv() => {
+                    notify(&[sd_notify::NotifyState::Reloading]);
+                    match pillars.reload().await {
+                        Ok(()) => tracing::info!("configuration reloaded"),
+                        Err(e) => tracing::error!("reload failed, keeping the previous configuration: {e}"),
+                    }
+                    events::after_reload(&pillars, &emitter).await;
+                    notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status(&pillars.status_line())]);
                 }
-            }
-            _ = scan_tick.tick() => {
-                let p = pillars.clone();
-                tokio::spawn(async move { p.integrity.periodic_scan().await });
-            }
-            _ = tick.tick() => {
-                // the kernel's corruption uevents stop after 100 errors; the status poll
-                // catches every later state
-                if let Some(c) = pillars.verity.refresh() {
-                    events::verity_corruption(&emitter, &c).await;
+                Some(e) = uevents.recv() => {
+                    tracing::error!(
+                        message_id = VERITY_CORRUPTION,
+                        device = %e.device,
+                        block = e.block,
+                        "kernel: dm-verity corruption on {}: {} block {}",
+                        e.device,
+                        if e.metadata { "hash" } else { "data" },
+                        e.block
+                    );
+                    if let Some(c) = pillars.verity.refresh().await {
+                        events::verity_corruption(&emitter, &c).await;
+                    }
                 }
-                if let Some(c) = pillars.identity.refresh().await {
-                    events::identity_changed(&emitter, &c).await;
+                _ = scan_tick.tick() => {
+                    let p = pillars.clone();
+                    tokio::spawn(async move { p.integrity.periodic_scan().await });
                 }
-                events::enforcement_changes(&emitter, &pillars.services.verify_all().await).await;
-                notify(&[sd_notify::NotifyState::Status(&pillars.status_line())]);
-            }
-            Some(unit) = job => {
-                if pillars.services.is_assigned(&unit) {
-                    // The job finished; give the new MainPID a moment to exec the service.
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    if let Some(change) = pillars.services.verify_unit(&unit).await {
-                        events::enforcement_changed(&emitter, &change).await;
+                _ = tick.tick() => {
+                    // the kernel's corruption uevents stop after 100 errors; the status poll
+                    // catches every later state
+                    if let Some(c) = pillars.verity.refresh().await {
+                        events::verity_corruption(&emitter, &c).await;
+                    }
+                    if let Some(c) = pillars.identity.refresh().await {
+                        events::identity_changed(&emitter, &c).await;
+                    }
+                    events::enforcement_changes(&emitter, &pillars.services.verify_all().await).await;
+                    notify(&[sd_notify::NotifyState::Status(&pillars.status_line())]);
+                }
+                Some(unit) = job => {
+                    if pillars.services.is_assigned(&unit).await {
+                        // The job finished; give the new MainPID a moment to exec the service.
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        if let Some(change) = pillars.services.verify_unit(&unit).await {
+                            events::enforcement_changed(&emitter, &change).await;
+                        }
                     }
                 }
             }
         }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+        () = main_loop => {}
     }
     pillars.integrity.stop();
     notify(&[sd_notify::NotifyState::Stopping]);

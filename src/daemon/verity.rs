@@ -1,10 +1,12 @@
 //! The verified-root pillar: the runtime dm-verity check of the root file system.
 
 use std::sync::Mutex;
+use std::time::Duration;
 
 use crate::api::{VerityInfo, VerityState};
 use crate::daemon::config::VerityConfig;
 use crate::daemon::lock;
+use crate::daemon::workers::Workers;
 
 struct State {
     cfg: VerityConfig,
@@ -14,6 +16,8 @@ struct State {
 /// The daemon's view of the root file system's dm-verity state.
 pub struct VerityService {
     state: Mutex<State>,
+    /// The check reads /proc and asks device-mapper: off the event loop, one at a time.
+    worker: Workers,
 }
 
 impl VerityService {
@@ -23,6 +27,12 @@ impl VerityService {
                 cfg,
                 last: VerityInfo::default(),
             }),
+            worker: Workers::new(
+                "verity check",
+                1,
+                Duration::from_secs(10),
+                Duration::from_secs(10),
+            ),
         }
     }
 
@@ -36,12 +46,27 @@ impl VerityService {
     }
 
     /// Checks again; returns the check when it just became `corrupted` (for the signal).
-    pub fn refresh(&self) -> Option<VerityInfo> {
+    pub async fn refresh(&self) -> Option<VerityInfo> {
         let cfg = lock(&self.state).cfg.clone();
-        let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
-        let c: VerityInfo =
-            crate::verity::runtime::check(&cfg.mountpoint, &cmdline, cfg.root_hash.as_deref())
-                .into();
+        let checked = self
+            .worker
+            .run("the dm-verity check", move || {
+                let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+                VerityInfo::from(crate::verity::runtime::check(
+                    &cfg.mountpoint,
+                    &cmdline,
+                    cfg.root_hash.as_deref(),
+                ))
+            })
+            .await;
+        let c = match checked {
+            Ok(c) => c,
+            Err(e) => VerityInfo {
+                state: VerityState::Unknown,
+                detail: e.to_string(),
+                ..lock(&self.state).last.clone()
+            },
+        };
         let mut st = lock(&self.state);
         let newly_corrupted =
             c.state == VerityState::Corrupted && st.last.state != VerityState::Corrupted;

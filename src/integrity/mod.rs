@@ -64,6 +64,10 @@ pub enum IntegrityError {
     Inotify(std::io::Error),
     #[error("{0}")]
     Invalid(String),
+    #[error(
+        "{what}: integrity monitoring is off ([integrity] enabled = false); nothing was changed"
+    )]
+    Disabled { what: &'static str },
 }
 
 /// Which attributes a watch set compares.

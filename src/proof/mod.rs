@@ -4,9 +4,11 @@
 //!
 //! * `status.rs` — `/proc/PID/status` (no_new_privs, seccomp mode and filter count, the
 //!   capability sets, the uid);
-//! * `mounts.rs` — `/proc/PID/mountinfo` and the mount namespace (the read-only view).
+//! * `mounts.rs` — `/proc/PID/mountinfo` (the read-only view, its own mount namespace);
+//! * `seccomp.rs` — the installed seccomp programs, read back and compared.
 
 pub mod mounts;
+pub mod seccomp;
 pub mod status;
 
 pub use status::ProcStatus;

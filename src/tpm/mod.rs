@@ -59,6 +59,8 @@ pub enum TpmError {
     Busy { attempts: usize, last: String },
     #[error("the TPM thread is gone")]
     WorkerGone,
+    #[error("another request of a user who is not root is on the TPM; try again")]
+    UnprivilegedBusy,
     #[error("{0}")]
     Format(String),
 }

@@ -2,8 +2,14 @@
 //! job, so calls are serialized (a TPM context is not reentrant, and without a resource
 //! manager only one client may talk at a time) and a TPM that comes back after a restart
 //! is simply used again. Transient "busy" answers are retried within a bound.
+//!
+//! Two queues: the daemon's own and privileged work (root, the signers group) goes first;
+//! work asked for by callers who are not root waits behind it, and at most one such job is
+//! queued or running at a time. So privileged work waits for at most the one unprivileged
+//! job that is already on the TPM.
 
-use std::sync::mpsc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::Duration;
 
@@ -17,10 +23,38 @@ const BACKOFF_MS: [u64; 5] = [20, 50, 100, 250, 500];
 
 type Job = Box<dyn FnOnce(&str) + Send>;
 
+/// Who a job is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Priority {
+    /// The daemon itself, root, the signers group.
+    Privileged,
+    /// A caller who is not root: behind every privileged job, one at a time.
+    Unprivileged,
+}
+
+#[derive(Default)]
+struct Queues {
+    privileged: VecDeque<Job>,
+    unprivileged: VecDeque<Job>,
+    /// An unprivileged job is queued or running.
+    unprivileged_busy: bool,
+    /// Live `TpmWorker` handles; the thread ends with the last.
+    handles: usize,
+    closed: bool,
+}
+
+struct Shared {
+    queues: Mutex<Queues>,
+    ready: Condvar,
+}
+
+fn locked(s: &Shared) -> std::sync::MutexGuard<'_, Queues> {
+    s.queues.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Handle to the TPM thread; cheap to clone.
-#[derive(Clone)]
 pub struct TpmWorker {
-    tx: mpsc::Sender<Job>,
+    shared: Arc<Shared>,
     tcti: String,
 }
 
@@ -75,13 +109,37 @@ pub fn with_retry<T>(
 impl TpmWorker {
     /// Starts the thread for `tcti` (validated when the first job connects).
     pub fn spawn(tcti: &str) -> Result<TpmWorker, TpmError> {
-        let (tx, rx) = mpsc::channel::<Job>();
-        let t = tcti.to_string();
+        let shared = Arc::new(Shared {
+            queues: Mutex::new(Queues {
+                handles: 1,
+                ..Queues::default()
+            }),
+            ready: Condvar::new(),
+        });
+        let (t, s) = (tcti.to_string(), shared.clone());
         thread::Builder::new()
             .name("hardend-tpm".into())
             .spawn(move || {
-                for job in rx {
+                loop {
+                    let (job, unprivileged) = {
+                        let mut q = locked(&s);
+                        loop {
+                            if let Some(j) = q.privileged.pop_front() {
+                                break (j, false);
+                            }
+                            if let Some(j) = q.unprivileged.pop_front() {
+                                break (j, true);
+                            }
+                            if q.closed {
+                                return;
+                            }
+                            q = s.ready.wait(q).unwrap_or_else(|e| e.into_inner());
+                        }
+                    };
                     job(&t);
+                    if unprivileged {
+                        locked(&s).unprivileged_busy = false;
+                    }
                 }
             })
             .map_err(|source| TpmError::Io {
@@ -89,7 +147,7 @@ impl TpmWorker {
                 source,
             })?;
         Ok(TpmWorker {
-            tx,
+            shared,
             tcti: tcti.to_string(),
         })
     }
@@ -98,8 +156,19 @@ impl TpmWorker {
         &self.tcti
     }
 
-    /// Runs `f` on the TPM thread (retrying transient answers) and awaits its result.
+    /// Runs `f` on the TPM thread as privileged work (retrying transient answers) and
+    /// awaits its result.
     pub async fn run<T, F>(&self, f: F) -> Result<T, TpmError>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut Tpm) -> Result<T, TpmError> + Send + 'static,
+    {
+        self.run_as(Priority::Privileged, f).await
+    }
+
+    /// Runs `f` with `priority`. Unprivileged work is refused (`UnprivilegedBusy`) while
+    /// another unprivileged job is queued or running.
+    pub async fn run_as<T, F>(&self, priority: Priority, f: F) -> Result<T, TpmError>
     where
         T: Send + 'static,
         F: FnMut(&mut Tpm) -> Result<T, TpmError> + Send + 'static,
@@ -108,7 +177,46 @@ impl TpmWorker {
         let job: Job = Box::new(move |tcti| {
             let _ = done.send(with_retry(tcti, f));
         });
-        self.tx.send(job).map_err(|_| TpmError::WorkerGone)?;
+        {
+            let mut q = locked(&self.shared);
+            if q.closed {
+                return Err(TpmError::WorkerGone);
+            }
+            match priority {
+                Priority::Privileged => q.privileged.push_back(job),
+                Priority::Unprivileged => {
+                    if q.unprivileged_busy {
+                        return Err(TpmError::UnprivilegedBusy);
+                    }
+                    q.unprivileged_busy = true;
+                    q.unprivileged.push_back(job);
+                }
+            }
+        }
+        self.shared.ready.notify_one();
         result.await.map_err(|_| TpmError::WorkerGone)?
+    }
+}
+
+impl Clone for TpmWorker {
+    fn clone(&self) -> Self {
+        locked(&self.shared).handles += 1;
+        TpmWorker {
+            shared: self.shared.clone(),
+            tcti: self.tcti.clone(),
+        }
+    }
+}
+
+/// The thread ends when the last handle goes (a reload to another TCTI, shutdown).
+impl Drop for TpmWorker {
+    fn drop(&mut self) {
+        let mut q = locked(&self.shared);
+        q.handles -= 1;
+        if q.handles == 0 {
+            q.closed = true;
+            drop(q);
+            self.shared.ready.notify_all();
+        }
     }
 }

@@ -189,8 +189,11 @@ fn signal_scope_blocks_signals_to_outside_processes() {
         sleeper.try_wait().unwrap().is_none(),
         "the outside process survived"
     );
-    // without the scope the same signal is delivered
-    let p2 = sb.probe_profile("nosig", "", "");
+    // base scopes signals too: that is the default
+    let p3 = sb.probe_profile("basesig", "", "");
+    assert_eq!(ran(&sb.run(&p3, &[], &[&op]), 1)[0], errno(libc::EPERM));
+    // without any scope the same signal is delivered
+    let p2 = sb.bare_probe_profile("nosig", "");
     let r = ran(&sb.run(&p2, &[], &[&op]), 1);
     assert_eq!(r[0], "ok 0");
     let _ = sleeper.wait();
@@ -210,6 +213,12 @@ fn abstract_socket_scope_blocks_connecting_out() {
     let op = format!("abstract-connect={name}");
     let p = sb.probe_profile("abs", "scope = [\"abstract-unix-socket\"]", "");
     assert_eq!(ran(&sb.run(&p, &[], &[&op]), 1)[0], errno(libc::EPERM));
-    let p2 = sb.probe_profile("noabs", "", "");
+    let p3 = sb.probe_profile("baseabs", "", "");
+    assert_eq!(
+        ran(&sb.run(&p3, &[], &[&op]), 1)[0],
+        errno(libc::EPERM),
+        "base scopes abstract sockets"
+    );
+    let p2 = sb.bare_probe_profile("noabs", "");
     assert_eq!(ran(&sb.run(&p2, &[], &[&op]), 1)[0], "ok 0");
 }

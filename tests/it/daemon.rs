@@ -114,6 +114,20 @@ fn services_json_shows_the_kernels_capability_sets_of_a_confined_unit() {
     // the mount view, as the kernel shows it (mount IDs, no ptrace rights needed)
     assert_eq!(k["own_mount_namespace"], true, "{s}");
     assert_eq!(k["root_read_only"], true, "{s}");
+    // which layer the kernel proved and which only the record claims
+    let proof = |layer: &str| {
+        s["proofs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["layer"] == layer)
+            .map(|p| p["proof"].as_str().unwrap().to_string())
+    };
+    assert_eq!(proof("seccomp").as_deref(), Some("kernel-verified"), "{s}");
+    assert_eq!(proof("no-new-privs").as_deref(), Some("kernel-verified"));
+    assert_eq!(proof("capabilities").as_deref(), Some("kernel-verified"));
+    assert_eq!(proof("read-only-view").as_deref(), Some("kernel-verified"));
+    assert_eq!(proof("landlock").as_deref(), Some("claimed"));
     for set in [
         "cap_permitted",
         "cap_effective",
@@ -180,7 +194,7 @@ fn confined_process_is_enforced_and_a_profile_change_makes_it_stale() {
     assert_eq!(s["profile"], "sleeper");
     assert_eq!(s["landlock"], "full");
     assert_eq!(s["seccomp"], "enforce");
-    assert_eq!(s["source"], "record");
+    assert_eq!(s["source"], "dropin");
     assert!(d.ctl(&["services"]).status.success());
 
     fs::write(
@@ -205,15 +219,7 @@ fn confined_process_is_enforced_and_a_profile_change_makes_it_stale() {
 
     child.kill().unwrap();
     child.wait().unwrap();
-    // the only thing that named the unit was the record of a dead process
-    for _ in 0..100 {
-        let v = d.ctl_json(&["services"]);
-        if v["services"].as_array().unwrap().is_empty() {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    panic!("the dead process's unit is still listed");
+    d.wait_state("sleeper.service", "inactive");
 }
 
 #[test]
@@ -399,6 +405,9 @@ async fn enforcement_changes_are_signalled() {
     let bus = TestBus::start();
     let d = TestDaemon::start(&bus, "verify_interval = 1", "");
     with_sleeper(&d);
+    // assigned first (inactive: nothing runs), so the first signal is the confined start
+    d.assign("sleeper.service", "sleeper");
+    d.wait_state("sleeper.service", "inactive");
     let conn = zbus::connection::Builder::address(bus.address.as_str())
         .unwrap()
         .build()
@@ -406,7 +415,7 @@ async fn enforcement_changes_are_signalled() {
         .unwrap();
     let proxy = ManagerProxy::new(&conn).await.unwrap();
     let mut signals = proxy.receive_service_enforcement_changed().await.unwrap();
-    let mut child = d.start_confined("sleeper.service", "sleeper", &["sleep", "30"]);
+    let mut child = d.start_unassigned("sleeper.service", "sleeper", &["sleep", "30"]);
     let sig = tokio::time::timeout(std::time::Duration::from_secs(10), signals.next())
         .await
         .expect("a signal within 10 s")

@@ -148,6 +148,7 @@ fn newer_rights_on_an_older_abi_are_partial_and_named() {
         [
             ("fs.ioctl_dev", 5),
             ("net.bind_tcp", 4),
+            ("scope.abstract-unix-socket", 6),
             ("scope.signal", 6)
         ]
     );

@@ -15,6 +15,7 @@ mod introspection;
 mod layout;
 mod mount_view;
 mod profiles;
+mod redteam;
 mod root_service;
 mod tpm;
 mod verity;

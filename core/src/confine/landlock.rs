@@ -282,6 +282,7 @@ pub fn prepare(
     policy: &LandlockPolicy,
     unix: &std::collections::BTreeSet<PathBuf>,
     abi_cap: Option<u8>,
+    guard: &super::paths::LinkGuard,
 ) -> Result<PreparedLandlock, LandlockError> {
     let kernel = kernel_abi();
     let effective = abi_cap.map_or(kernel, |c| c.min(kernel));
@@ -333,9 +334,8 @@ pub fn prepare(
     let mut skipped = Vec::new();
     let mut fs_rules = 0;
     let mut write_trees = Vec::new();
-    let trees: Vec<PathBuf> = policy.write.iter().cloned().collect();
     for rule in plan_rules(policy, unix, handled_fs) {
-        match super::paths::open(&rule.path, &trees) {
+        match super::paths::open(&rule.path, guard) {
             Ok(o) => {
                 let access = if o.is_dir {
                     rule.access

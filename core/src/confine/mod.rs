@@ -44,6 +44,10 @@ pub enum ConfineError {
     UnsupportedArch(&'static str),
     #[error("cannot set no_new_privs: {0}")]
     NoNewPrivs(std::io::Error),
+    #[error(
+        "the service starts as root without CAP_SYS_ADMIN (the unit's CapabilityBoundingSet= lacks it?): hardend-exec cannot make its read-only view or keep control sockets out of its reach, and root owns the system's files, so file permissions are no boundary for it; add CAP_SYS_ADMIN to CapabilityBoundingSet= (hardend-exec drops it before the service runs unless the profile keeps it) or run the service as another User="
+    )]
+    RootWithoutMountView,
 }
 
 /// Knobs that do not come from the profile.
@@ -51,6 +55,8 @@ pub enum ConfineError {
 pub struct ConfineOptions {
     /// Use at most this Landlock ABI (to exercise the old-kernel path on a new kernel).
     pub max_landlock_abi: Option<u8>,
+    /// The profile path: the other profiles' write trees are where no link is trusted.
+    pub profile_path: Vec<std::path::PathBuf>,
 }
 
 /// The socket rules in force (`[network]`, enforced by the seccomp filter).
@@ -123,10 +129,16 @@ pub fn prepare(profile: &Profile, opts: &ConfineOptions) -> Result<Prepared, Con
     {
         unix_grants.insert(std::path::PathBuf::from(n));
     }
+    let own_trees: Vec<std::path::PathBuf> = profile
+        .landlock
+        .as_ref()
+        .map(|l| l.write.iter().cloned().collect())
+        .unwrap_or_default();
+    let guard = self::paths::LinkGuard::new(&own_trees, &opts.profile_path);
     let landlock = profile
         .landlock
         .as_ref()
-        .map(|l| self::landlock::prepare(l, &unix_grants, opts.max_landlock_abi))
+        .map(|l| self::landlock::prepare(l, &unix_grants, opts.max_landlock_abi, &guard))
         .transpose()?;
     let landlock_unix = landlock
         .as_ref()
@@ -135,12 +147,25 @@ pub fn prepare(profile: &Profile, opts: &ConfineOptions) -> Result<Prepared, Con
         .as_ref()
         .map(|l| l.write_trees.iter().map(|w| w.resolved.clone()).collect())
         .unwrap_or_default();
+    let exec_trees: Vec<std::path::PathBuf> = profile
+        .landlock
+        .as_ref()
+        .map(|l| l.read_exec.iter().cloned().collect())
+        .unwrap_or_default();
+    let mount_allowed = self::mountview::can_mount();
+    if !mount_allowed && rustix::process::geteuid().is_root() {
+        return Err(ConfineError::RootWithoutMountView);
+    }
     let view = self::mountview::plan(
-        landlock.is_some(),
-        landlock_unix,
-        &unix_grants,
-        &write_trees,
-        self::mountview::can_mount(),
+        &self::mountview::ViewInput {
+            landlock: landlock.is_some(),
+            landlock_unix,
+            unix_grants: &unix_grants,
+            write_trees: &write_trees,
+            exec_trees: &exec_trees,
+            guard: &guard,
+        },
+        mount_allowed,
     );
     let ctx = FilterContext {
         pid: std::process::id(),

@@ -75,13 +75,32 @@ pub struct MountViewPlan {
     /// Paths whose sockets the service may reach (unix grants as given and resolved,
     /// write trees).
     pub grants: BTreeSet<PathBuf>,
+    /// Write trees where the service may also execute (inside a `read_exec` path): they
+    /// are not made `noexec`.
+    pub exec_trees: Vec<PathBuf>,
     pub report: MountViewReport,
+}
+
+/// What the view is decided from.
+pub struct ViewInput<'a> {
+    /// The profile has `[landlock]`.
+    pub landlock: bool,
+    /// Landlock itself restricts pathname sockets (ABI ≥ 9).
+    pub landlock_unix: bool,
+    /// The sockets the service may reach (unix_connect, its notify socket).
+    pub unix_grants: &'a BTreeSet<PathBuf>,
+    /// Its write paths, resolved.
+    pub write_trees: &'a [PathBuf],
+    /// Its read_exec paths.
+    pub exec_trees: &'a [PathBuf],
+    pub guard: &'a super::paths::LinkGuard,
 }
 
 /// What the view does, for the enforcement record.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MountViewReport {
-    /// The service runs in its own mount namespace made by the wrapper.
+    /// The service runs in its own mount namespace made by the wrapper (and its own IPC
+    /// namespace: System V IPC and POSIX message queues of other processes out of reach).
     pub namespace: bool,
     /// Everything is read-only except `writable`.
     pub read_only: bool,
@@ -109,19 +128,28 @@ pub fn can_mount() -> bool {
     .unwrap_or(false)
 }
 
-/// Decides the view. `unix_grants` are the sockets the service may reach (unix_connect, its
-/// notify socket); `write_trees` its write paths; `landlock_unix` whether Landlock itself
-/// restricts sockets (ABI ≥ 9); `landlock` whether the profile has `[landlock]`.
-pub fn plan(
-    landlock: bool,
-    landlock_unix: bool,
-    unix_grants: &BTreeSet<PathBuf>,
-    write_trees: &[PathBuf],
-    mount_allowed: bool,
-) -> MountViewPlan {
+/// Decides the view.
+pub fn plan(input: &ViewInput<'_>, mount_allowed: bool) -> MountViewPlan {
+    let ViewInput {
+        landlock,
+        landlock_unix,
+        unix_grants,
+        write_trees,
+        exec_trees,
+        guard,
+    } = *input;
     let mut p = MountViewPlan {
         active: mount_allowed,
         read_only: mount_allowed && landlock,
+        exec_trees: write_trees
+            .iter()
+            .filter(|w| {
+                exec_trees
+                    .iter()
+                    .any(|e| w.starts_with(e) || e.starts_with(w))
+            })
+            .cloned()
+            .collect(),
         ..Default::default()
     };
     let mut r = MountViewReport {
@@ -143,7 +171,7 @@ pub fn plan(
     // a grant through a trusted link (base's /dev/log) also grants the socket it names
     let mut grants: BTreeSet<PathBuf> = unix_grants.clone();
     for g in unix_grants {
-        if let Ok(r) = super::paths::resolve(g, write_trees) {
+        if let Ok(r) = super::paths::resolve(g, guard) {
             grants.insert(r);
         }
     }
@@ -166,14 +194,22 @@ pub fn plan(
                 p.hide_dirs.push(d.to_path_buf());
             }
         }
-        for s in sockets::present() {
-            let covered = p.hide_dirs.iter().any(|d| s.starts_with(d))
+        for listed in sockets::present() {
+            // as bound (`/var/run/x`) and as it resolves (`/run/x`): the list shows the
+            // name the server used, which may run through links
+            let real = std::fs::canonicalize(&listed).unwrap_or_else(|_| listed.clone());
+            let covered = p.hide_dirs.iter().any(|d| real.starts_with(d))
                 // a direct entry of a filtered directory is left out of its copy
-                || s.parent().is_some_and(|d| p.filter_dirs.iter().any(|f| f == d));
-            if sockets::is_granted(&s, &grants) || covered {
+                || real
+                    .parent()
+                    .is_some_and(|d| p.filter_dirs.iter().any(|f| f == d));
+            if sockets::is_granted(&real, &grants)
+                || sockets::is_granted(&listed, &grants)
+                || covered
+            {
                 continue;
             }
-            p.hide_sockets.push(s);
+            p.hide_sockets.push(listed);
         }
         r.hidden_dirs = p.hide_dirs.clone();
         r.filtered_dirs = p.filter_dirs.clone();
@@ -204,14 +240,16 @@ struct MountAttr {
 }
 
 const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const MOUNT_ATTR_NOSUID: u64 = 0x2;
+const MOUNT_ATTR_NOEXEC: u64 = 0x8;
 const AT_RECURSIVE: u32 = 0x8000;
 const AT_EMPTY_PATH: u32 = 0x1000;
 
 /// `mount_setattr(fd, "", AT_EMPTY_PATH [| AT_RECURSIVE], attr)`: rustix has no wrapper.
-fn set_readonly(fd: &impl AsFd, readonly: bool, recursive: bool) -> io::Result<()> {
+fn set_attr(fd: &impl AsFd, set: u64, clear: u64, recursive: bool) -> io::Result<()> {
     let attr = MountAttr {
-        attr_set: if readonly { MOUNT_ATTR_RDONLY } else { 0 },
-        attr_clr: if readonly { 0 } else { MOUNT_ATTR_RDONLY },
+        attr_set: set,
+        attr_clr: clear,
         propagation: 0,
         userns_fd: 0,
     };
@@ -270,21 +308,26 @@ pub fn apply(plan: &MountViewPlan, write_trees: &[Opened]) -> Result<(), MountVi
     if !plan.active {
         return Ok(());
     }
-    // SAFETY: only NEWNS: no file descriptor table is unshared, so no thread can observe
-    // descriptors from another table (the wrapper is single-threaded anyway).
-    unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWNS) }
-        .map_err(step("unshare(CLONE_NEWNS)"))?;
+    // SAFETY: NEWNS and NEWIPC only: no file descriptor table is unshared, so no thread
+    // can observe descriptors from another table (the wrapper is single-threaded anyway).
+    // The IPC namespace keeps System V IPC and POSIX message queues of other root
+    // processes out of reach (like PrivateIPC=).
+    unsafe {
+        rustix::thread::unshare_unsafe(
+            rustix::thread::UnshareFlags::NEWNS | rustix::thread::UnshareFlags::NEWIPC,
+        )
+    }
+    .map_err(step("unshare(CLONE_NEWNS | CLONE_NEWIPC)"))?;
     rustix::mount::mount_change(
         "/",
         MountPropagationFlags::REC | MountPropagationFlags::PRIVATE,
     )
     .map_err(step("private propagation for /"))?;
     if plan.read_only {
-        let root = open_nofollow(Path::new("/")).map_err(step("open /"))?;
-        set_readonly(&root, true, true).map_err(|source| MountViewError::Step {
-            what: "read-only /".into(),
-            source,
-        })?;
+        // Copies of the write trees first, as they are now — a tree the unit itself made
+        // read-only (ReadOnlyPaths=), or a read-only mount below one, stays so — then `/`
+        // read-only, then the copies put back on top.
+        let mut copies = Vec::new();
         for w in write_trees {
             // opened again in this namespace (mounts of the old one cannot be cloned or
             // mounted onto), and checked to be the inode Landlock grants
@@ -300,8 +343,6 @@ pub fn apply(plan: &MountViewPlan, write_trees: &[Opened]) -> Result<(), MountVi
                     source: io::Error::other("not the directory the rules were made for"),
                 });
             }
-            // a writable copy of the write tree (and everything mounted below it), put on
-            // top of it: the same inodes Landlock grants
             let tree = rustix::mount::open_tree(
                 &here,
                 "",
@@ -311,10 +352,24 @@ pub fn apply(plan: &MountViewPlan, write_trees: &[Opened]) -> Result<(), MountVi
                     | OpenTreeFlags::AT_RECURSIVE,
             )
             .map_err(step(format!("clone {}", w.resolved.display())))?;
-            set_readonly(&tree, false, true).map_err(|source| MountViewError::Step {
-                what: format!("writable {}", w.resolved.display()),
+            // what the service writes it cannot map executable (the loader would run it:
+            // Landlock checks execve only) unless the profile lets it execute there
+            let mut flags = MOUNT_ATTR_NOSUID;
+            if !plan.exec_trees.iter().any(|e| e == &w.resolved) {
+                flags |= MOUNT_ATTR_NOEXEC;
+            }
+            set_attr(&tree, flags, 0, true).map_err(|source| MountViewError::Step {
+                what: format!("noexec {}", w.resolved.display()),
                 source,
             })?;
+            copies.push((w.resolved.clone(), here, tree));
+        }
+        let root = open_nofollow(Path::new("/")).map_err(step("open /"))?;
+        set_attr(&root, MOUNT_ATTR_RDONLY, 0, true).map_err(|source| MountViewError::Step {
+            what: "read-only /".into(),
+            source,
+        })?;
+        for (path, here, tree) in copies {
             rustix::mount::move_mount(
                 &tree,
                 "",
@@ -322,19 +377,29 @@ pub fn apply(plan: &MountViewPlan, write_trees: &[Opened]) -> Result<(), MountVi
                 "",
                 MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
             )
-            .map_err(step(format!("bind {} writable", w.resolved.display())))?;
+            .map_err(step(format!("bind {} writable", path.display())))?;
         }
     }
     // sockets first: the copies of filtered directories then carry these covers along
     if !plan.hide_sockets.is_empty() {
         let null = open_nofollow(Path::new("/dev/null")).map_err(step("open /dev/null"))?;
         for s in &plan.hide_sockets {
-            let target = match open_nofollow(s) {
+            // following links: the list shows the name as bound (`/var/run/...`)
+            let target = match rustix::fs::open(s, OFlags::PATH | OFlags::CLOEXEC, Mode::empty()) {
                 Ok(fd) => fd,
-                // gone since the list was made, or replaced by a link: nothing to reach
-                Err(rustix::io::Errno::NOENT) | Err(rustix::io::Errno::LOOP) => continue,
+                // gone since the list was made: nothing to reach
+                Err(rustix::io::Errno::NOENT)
+                | Err(rustix::io::Errno::LOOP)
+                | Err(rustix::io::Errno::NOTDIR)
+                | Err(rustix::io::Errno::ACCESS) => continue,
                 Err(e) => return Err(step(format!("open socket {}", s.display()))(e)),
             };
+            // only a socket is covered: a forged line in the kernel's list (a socket named
+            // with a newline) must not let anyone blank a file or stop every start
+            let st = rustix::fs::fstat(&target).map_err(step(format!("stat {}", s.display())))?;
+            if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::Socket {
+                continue;
+            }
             clone_onto(&null, &target).map_err(step(format!("hide socket {}", s.display())))?;
         }
     }
@@ -485,7 +550,7 @@ fn filter_dir(d: &Path, plan: &MountViewPlan) -> Result<(), MountViewError> {
         }
     }
     // the tmpfs alone: the copies keep their own flags (write trees stay writable)
-    set_readonly(&top, true, false).map_err(|source| MountViewError::Step {
+    set_attr(&top, MOUNT_ATTR_RDONLY, 0, false).map_err(|source| MountViewError::Step {
         what: format!("read-only {}", d.display()),
         source,
     })
@@ -495,23 +560,40 @@ fn filter_dir(d: &Path, plan: &MountViewPlan) -> Result<(), MountViewError> {
 mod tests {
     use super::*;
 
+    fn input<'a>(
+        landlock_unix: bool,
+        grants: &'a BTreeSet<PathBuf>,
+        guard: &'a super::super::paths::LinkGuard,
+    ) -> ViewInput<'a> {
+        ViewInput {
+            landlock: true,
+            landlock_unix,
+            unix_grants: grants,
+            write_trees: &[],
+            exec_trees: &[],
+            guard,
+        }
+    }
+
     #[test]
     fn without_root_the_gaps_are_named() {
-        let p = plan(true, false, &BTreeSet::new(), &[], false);
+        let (none, g) = (BTreeSet::new(), super::super::paths::LinkGuard::default());
+        let p = plan(&input(false, &none, &g), false);
         assert!(!p.active && !p.read_only);
         assert_eq!(p.report.unix_sockets, UnixSockets::Permissions);
         assert_eq!(p.report.gaps.len(), 2, "{:?}", p.report.gaps);
-        let p = plan(true, true, &BTreeSet::new(), &[], false);
+        let p = plan(&input(true, &none, &g), false);
         assert_eq!(p.report.unix_sockets, UnixSockets::Landlock);
         assert_eq!(p.report.gaps.len(), 1, "metadata only");
-        let p = plan(true, true, &BTreeSet::new(), &[], true);
+        let p = plan(&input(true, &none, &g), true);
         assert!(p.report.gaps.is_empty(), "root on ABI 9: nothing open");
     }
 
     #[test]
     fn granted_sockets_and_the_dirs_holding_them_are_filtered_not_hidden() {
         let grants = BTreeSet::from([PathBuf::from("/run/dbus/system_bus_socket")]);
-        let p = plan(true, false, &grants, &[], true);
+        let g = super::super::paths::LinkGuard::default();
+        let p = plan(&input(false, &grants, &g), true);
         assert!(p.active && p.read_only);
         assert!(!p.hide_dirs.contains(&PathBuf::from("/run/dbus")));
         assert!(

@@ -3,8 +3,11 @@
 //! symlink where a rule path points decides what the rule grants. Symlinks are followed
 //! only where nobody but root could have made them:
 //!
-//! * inside a write tree, or below a directory a non-root user can write, no symlink is
-//!   followed at all (a planted link is an error that stops the start, naming the path);
+//! * inside a write tree — this profile's, or any profile's on the profile path, since a
+//!   confined *root* service makes root-owned links in its own write trees — or below a
+//!   directory a non-root user can write, no symlink is followed at all (a planted link is
+//!   an error that stops the start, naming the path). Write trees are compared as spelled
+//!   and resolved (`/var/run/x` is `/run/x`);
 //! * elsewhere a symlink is followed when it and every directory on the way are owned by
 //!   root and not writable by group or others (`/lib` → `/usr/lib`, `/etc/localtime`, the
 //!   `/proc/self` link, `/var/run` → `/run`).
@@ -50,6 +53,57 @@ impl PathError {
     }
 }
 
+/// Where no link is trusted: write trees, as spelled and resolved. The write trees of the
+/// other profiles on the profile path are read only when a rule path holds a link at all
+/// (rare: the fast path opens without following any).
+#[derive(Debug, Default)]
+pub struct LinkGuard {
+    own: Vec<PathBuf>,
+    profile_path: Vec<PathBuf>,
+    others: std::cell::OnceCell<Vec<PathBuf>>,
+}
+
+/// A path and, when it resolves to another spelling, that too.
+fn both_spellings(p: &Path) -> Vec<PathBuf> {
+    let mut v = vec![p.to_path_buf()];
+    if let Ok(c) = std::fs::canonicalize(p)
+        && c != p
+    {
+        v.push(c);
+    }
+    v
+}
+
+impl LinkGuard {
+    /// `own`: this profile's write trees; `profile_path`: where the other profiles are.
+    pub fn new(own: &[PathBuf], profile_path: &[PathBuf]) -> Self {
+        LinkGuard {
+            own: own.iter().flat_map(|p| both_spellings(p)).collect(),
+            profile_path: profile_path.to_vec(),
+            others: std::cell::OnceCell::new(),
+        }
+    }
+
+    fn others(&self) -> &[PathBuf] {
+        self.others.get_or_init(|| {
+            let loader = crate::profile::ProfileLoader::new(self.profile_path.clone());
+            loader
+                .list()
+                .into_iter()
+                .filter_map(|(_, f)| loader.load_file(&f).ok())
+                .filter_map(|p| p.landlock)
+                .flat_map(|l| l.write.into_iter().collect::<Vec<_>>())
+                .flat_map(|w| both_spellings(&w))
+                .collect()
+        })
+    }
+
+    /// Whether `p` (resolved so far) lies in a write tree.
+    pub fn in_write_tree(&self, p: &Path) -> bool {
+        self.own.iter().any(|w| p.starts_with(w)) || self.others().iter().any(|w| p.starts_with(w))
+    }
+}
+
 /// An opened rule path.
 #[derive(Debug)]
 pub struct Opened {
@@ -65,8 +119,8 @@ fn trusted_dir(m: &std::fs::Metadata) -> bool {
     m.uid() == 0 && m.mode() & 0o022 == 0
 }
 
-/// Resolves `path` under the rules above; `write_trees` are the profile's write paths.
-pub fn resolve(path: &Path, write_trees: &[PathBuf]) -> Result<PathBuf, PathError> {
+/// Resolves `path` under the rules above.
+pub fn resolve(path: &Path, guard: &LinkGuard) -> Result<PathBuf, PathError> {
     let io = |source| PathError::Io {
         path: path.to_path_buf(),
         source,
@@ -90,7 +144,7 @@ pub fn resolve(path: &Path, write_trees: &[PathBuf]) -> Result<PathBuf, PathErro
             Err(e) => return Err(io(e)),
         };
         if meta.file_type().is_symlink() {
-            let in_write_tree = write_trees.iter().any(|w| next.starts_with(w));
+            let in_write_tree = guard.in_write_tree(&next);
             let why = if in_write_tree {
                 Some("inside a write tree")
             } else if untrusted {
@@ -153,7 +207,7 @@ fn open_no_symlinks(path: &Path) -> rustix::io::Result<OwnedFd> {
 
 /// Resolves and opens `path` (`O_PATH`, no symlink followed at open time). A path without
 /// any link is one `openat2`; only a path with links is walked and checked.
-pub fn open(path: &Path, write_trees: &[PathBuf]) -> Result<Opened, PathError> {
+pub fn open(path: &Path, guard: &LinkGuard) -> Result<Opened, PathError> {
     let io = |source: io::Error| PathError::Io {
         path: path.to_path_buf(),
         source,
@@ -161,7 +215,7 @@ pub fn open(path: &Path, write_trees: &[PathBuf]) -> Result<Opened, PathError> {
     let (fd, resolved) = match open_no_symlinks(path) {
         Ok(fd) => (fd, path.to_path_buf()),
         Err(rustix::io::Errno::LOOP) | Err(rustix::io::Errno::XDEV) => {
-            let resolved = resolve(path, write_trees)?;
+            let resolved = resolve(path, guard)?;
             (
                 open_no_symlinks(&resolved).map_err(|e| io(e.into()))?,
                 resolved,
@@ -190,9 +244,10 @@ mod tests {
     #[test]
     fn trusted_system_links_are_followed() {
         // merged /usr: /lib -> usr/lib on Debian; the host may differ, so build our own
-        let r = resolve(Path::new("/proc/self"), &[]).unwrap();
+        let g = LinkGuard::default();
+        let r = resolve(Path::new("/proc/self"), &g).unwrap();
         assert_eq!(r, PathBuf::from(format!("/proc/{}", std::process::id())));
-        assert!(open(Path::new("/proc/self"), &[]).unwrap().is_dir);
+        assert!(open(Path::new("/proc/self"), &g).unwrap().is_dir);
     }
 
     #[test]
@@ -203,23 +258,47 @@ mod tests {
         std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
         let link = d.path().join("planted");
         symlink("/", &link).unwrap();
-        let e = resolve(&link, &[]).unwrap_err().to_string();
+        let none = LinkGuard::default();
+        let e = resolve(&link, &none).unwrap_err().to_string();
         assert!(
             e.contains("below a directory a non-root user can write"),
             "{e}"
         );
-        let e = resolve(&link, &[d.path().to_path_buf()])
+        let e = resolve(&link, &LinkGuard::new(&[d.path().to_path_buf()], &[]))
             .unwrap_err()
             .to_string();
         assert!(e.contains("inside a write tree"), "{e}");
         // no link: fine, also there
         let plain = d.path().join("plain");
         std::fs::write(&plain, "x").unwrap();
-        assert_eq!(resolve(&plain, &[]).unwrap(), plain);
+        assert_eq!(resolve(&plain, &none).unwrap(), plain);
         assert!(
-            open(Path::new("/nonexistent-hardend"), &[])
+            open(Path::new("/nonexistent-hardend"), &none)
                 .unwrap_err()
                 .is_not_found()
         );
+    }
+
+    #[test]
+    fn another_profiles_write_tree_and_other_spellings_are_guarded() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let shared = d.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        let profiles = d.path().join("profiles");
+        std::fs::create_dir(&profiles).unwrap();
+        std::fs::write(
+            profiles.join("producer.toml"),
+            format!("[landlock]\nwrite = [\"{}\"]\n", shared.display()),
+        )
+        .unwrap();
+        symlink("/etc", shared.join("report")).unwrap();
+        let g = LinkGuard::new(&[], &[profiles]);
+        assert!(g.in_write_tree(&shared.join("report")));
+        // a write tree spelled through a link guards its resolved form too
+        let alias = d.path().join("alias");
+        symlink(&shared, &alias).unwrap();
+        let g = LinkGuard::new(&[alias], &[]);
+        assert!(g.in_write_tree(&shared.join("x")));
     }
 }

@@ -33,15 +33,24 @@ pub const CONTROL_DIRS: &[&str] = &[
 /// `/run/systemd/resolve` holds resolv.conf with systemd-resolved).
 pub const ALWAYS_FILTERED: &[&str] = &["/run/systemd"];
 
-/// Paths of bound pathname sockets in `/proc/net/unix` text (the last column; abstract
-/// sockets start with `@` and are skipped, Landlock's scope handles those).
+/// Paths of bound pathname sockets in `/proc/net/unix` text: the rest of the line after
+/// the seven fixed fields, so a path may hold spaces (abstract sockets start with `@` and
+/// are skipped, Landlock's scope handles those; a relative name, bound relative to a
+/// directory the list does not show, cannot be found and is a reported gap). The kernel
+/// prints a name as it was bound, so a line can be forged by a socket whose name holds a
+/// newline: what this returns is only a list of candidates, and the mount view covers a
+/// path only after it has checked that it really is a socket.
 pub fn parse_proc_net_unix(text: &str) -> BTreeSet<PathBuf> {
     text.lines()
         .skip(1)
         .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
             // Num RefCount Protocol Flags Type St Inode Path
-            f.get(7).filter(|p| p.starts_with('/')).map(PathBuf::from)
+            let mut rest = l.trim_start();
+            for _ in 0..7 {
+                let end = rest.find(' ')?;
+                rest = rest[end..].trim_start_matches(' ');
+            }
+            rest.starts_with('/').then(|| PathBuf::from(rest))
         })
         .collect()
 }
@@ -70,12 +79,18 @@ mod tests {
                  0000000000000000: 00000002 00000000 00010000 0001 01 20418 /run/dbus/system_bus_socket\n\
                  0000000000000000: 00000002 00000000 00010000 0001 01 17321 @/org/freedesktop/systemd1/notify\n\
                  0000000000000000: 00000003 00000000 00000000 0001 03 23313\n\
-                 0000000000000000: 00000002 00000000 00010000 0001 01 12345 /run/systemd/journal/stdout\n";
+                 0000000000000000: 00000002 00000000 00010000 0001 01 12345 /run/systemd/journal/stdout\n\
+                 0000000000000000: 00000002 00000000 00010000 0001 01  1234 /tmp/a b.sock\n\
+                 0000000000000000: 00000002 00000000 00010000 0001 01  1235 rel.sock\n";
         let s = parse_proc_net_unix(t);
         let v: Vec<_> = s.iter().map(|p| p.to_str().unwrap()).collect();
         assert_eq!(
             v,
-            ["/run/dbus/system_bus_socket", "/run/systemd/journal/stdout"]
+            [
+                "/run/dbus/system_bus_socket",
+                "/run/systemd/journal/stdout",
+                "/tmp/a b.sock"
+            ]
         );
     }
 

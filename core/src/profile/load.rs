@@ -25,6 +25,10 @@ const MAX_INCLUDE_DEPTH: usize = 16;
 #[derive(Clone, Debug)]
 pub struct ProfileLoader {
     search_path: Vec<PathBuf>,
+    /// For a caller who is not root (the daemon answering anyone on the bus): names on the
+    /// search path only, never a path, and only files every user may read — so the answer
+    /// holds nothing the caller could not read, and says nothing about other paths.
+    restricted: bool,
 }
 
 impl Default for ProfileLoader {
@@ -36,7 +40,16 @@ impl Default for ProfileLoader {
 impl ProfileLoader {
     /// A loader with an explicit search path (tests, the demo, `--profile-path`).
     pub fn new(search_path: Vec<PathBuf>) -> Self {
-        Self { search_path }
+        Self {
+            search_path,
+            restricted: false,
+        }
+    }
+
+    /// The same search path, restricted for a caller who is not root (see `restricted`).
+    pub fn restricted(mut self) -> Self {
+        self.restricted = true;
+        self
     }
 
     pub fn search_path(&self) -> &[PathBuf] {
@@ -47,6 +60,12 @@ impl ProfileLoader {
     /// up as `NAME.toml` along `extra_dirs` and then the search path.
     pub fn find(&self, name: &str, extra_dirs: &[&Path]) -> Result<PathBuf, ProfileError> {
         if name.contains('/') {
+            if self.restricted {
+                return Err(ProfileError::NotFound {
+                    name: name.to_string(),
+                    searched: "nothing: only root may have a path checked; give a profile name, or the document itself".into(),
+                });
+            }
             return Ok(PathBuf::from(name));
         }
         if !raw::valid_profile_name(name) {
@@ -86,8 +105,26 @@ impl ProfileLoader {
     pub fn load_file(&self, path: &Path) -> Result<Profile, ProfileError> {
         let mut stack = Vec::new();
         let mut done = HashMap::new();
-        let (top, node) = self.load_rec(path, &mut stack, &mut done)?;
+        let (top, node) = self.load_rec(path, None, &mut stack, &mut done)?;
         node.finish(top, path)
+    }
+
+    /// Loads a profile given as text (`label` names it in errors; its includes are looked up
+    /// on the search path, as names).
+    pub fn load_document(&self, text: &str, label: &Path) -> Result<Profile, ProfileError> {
+        if text.len() as u64 > MAX_PROFILE_BYTES {
+            return Err(ProfileError::from(SourceError::Read {
+                path: label.to_path_buf(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("larger than {MAX_PROFILE_BYTES} bytes"),
+                ),
+            }));
+        }
+        let mut stack = Vec::new();
+        let mut done = HashMap::new();
+        let (top, node) = self.load_rec(label, Some(text.to_string()), &mut stack, &mut done)?;
+        node.finish(top, label)
     }
 
     /// All profiles on the search path (admin ones shadowing vendor ones), by name.
@@ -115,18 +152,32 @@ impl ProfileLoader {
     fn load_rec(
         &self,
         path: &Path,
+        text: Option<String>,
         stack: &mut Vec<PathBuf>,
         done: &mut HashMap<PathBuf, Node>,
     ) -> Result<(Partial, Node), ProfileError> {
-        let text = read_limited(path)?;
+        let document = text.is_some();
+        let text = match text {
+            Some(t) => t,
+            None => read_limited(path, self.restricted)?,
+        };
         let partial = raw::parse(path, &text)?;
-        let canonical = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        let canonical = if document {
+            path.to_path_buf()
+        } else {
+            fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+        };
         stack.push(canonical.clone());
-        let own_dir = path.parent().unwrap_or(Path::new("."));
+        // a document has no directory of its own: its includes come from the search path
+        let own_dir: Vec<&Path> = if document {
+            Vec::new()
+        } else {
+            vec![path.parent().unwrap_or(Path::new("."))]
+        };
         let mut includes = Vec::new();
         for (inc, line) in &partial.include {
             let inc_path = self
-                .find(inc, &[own_dir])
+                .find(inc, &own_dir)
                 .map_err(|e| ProfileError::invalid(path, *line, "include", e.to_string()))?;
             let inc_canonical = fs::canonicalize(&inc_path).unwrap_or_else(|_| inc_path.clone());
             if let Some(pos) = stack.iter().position(|p| *p == inc_canonical) {
@@ -153,7 +204,7 @@ impl ProfileLoader {
             let node = match done.get(&inc_canonical) {
                 Some(n) => n.clone(),
                 None => {
-                    let (_, n) = self.load_rec(&inc_path, stack, done)?;
+                    let (_, n) = self.load_rec(&inc_path, None, stack, done)?;
                     done.insert(inc_canonical, n.clone());
                     n
                 }
@@ -166,23 +217,43 @@ impl ProfileLoader {
     }
 }
 
-fn read_limited(path: &Path) -> Result<String, ProfileError> {
+/// Reads a profile file without letting it block or exhaust the reader: opened with
+/// `O_NONBLOCK` (a FIFO does not wait for a writer), a regular file only (no FIFO, device or
+/// directory), at most `MAX_PROFILE_BYTES`. `world_readable`: refuse a file that not every
+/// user may read (the caller is not root; the answer must not carry its content).
+fn read_limited(path: &Path, world_readable: bool) -> Result<String, ProfileError> {
+    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::fs::OpenOptionsExt;
     let read_err = |source| {
         ProfileError::from(SourceError::Read {
             path: path.to_path_buf(),
             source,
         })
     };
-    let file = fs::File::open(path).map_err(read_err)?;
+    let bad = |why: String| read_err(std::io::Error::new(std::io::ErrorKind::InvalidData, why));
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(read_err)?;
+    let meta = file.metadata().map_err(read_err)?;
+    if !meta.is_file() {
+        return Err(bad("not a regular file".into()));
+    }
+    if world_readable && meta.mode() & 0o004 == 0 {
+        return Err(bad(
+            "not readable by every user; only root can have it checked".into(),
+        ));
+    }
+    if meta.len() > MAX_PROFILE_BYTES {
+        return Err(bad(format!("larger than {MAX_PROFILE_BYTES} bytes")));
+    }
     let mut text = String::new();
     file.take(MAX_PROFILE_BYTES + 1)
         .read_to_string(&mut text)
         .map_err(read_err)?;
     if text.len() as u64 > MAX_PROFILE_BYTES {
-        return Err(read_err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("larger than {MAX_PROFILE_BYTES} bytes"),
-        )));
+        return Err(bad(format!("larger than {MAX_PROFILE_BYTES} bytes")));
     }
     Ok(text)
 }

@@ -36,7 +36,7 @@ pub async fn caller_uid(conn: &Connection, hdr: &Header<'_>) -> fdo::Result<u32>
 }
 
 /// Fails unless the caller is outside every service hardend confines.
-fn not_confined(
+async fn not_confined(
     creds: &zbus::fdo::ConnectionCredentials,
     services: &ServiceManager,
     what: &str,
@@ -46,10 +46,13 @@ fn not_confined(
             "{what}: the bus did not report the caller's process"
         )));
     };
-    match services.confinement_of(pid) {
-        None => Ok(()),
-        Some(unit) => Err(fdo::Error::AccessDenied(format!(
+    match services.confinement_of(pid).await {
+        Ok(None) => Ok(()),
+        Ok(Some(unit)) => Err(fdo::Error::AccessDenied(format!(
             "{what} is refused to processes of a service hardend confines ({unit}), whatever their uid"
+        ))),
+        Err(e) => Err(fdo::Error::AccessDenied(format!(
+            "{what}: cannot tell whether the caller belongs to a confined service ({e}); refused"
         ))),
     }
 }
@@ -69,7 +72,7 @@ pub async fn require_root(
             "{what} requires root (caller uid {uid})"
         )));
     }
-    not_confined(&creds, services, what)
+    not_confined(&creds, services, what).await
 }
 
 /// Fails with AccessDenied unless the caller is root or, when `group` is not empty, has
@@ -84,9 +87,8 @@ pub async fn require_root_or_group(
 ) -> fdo::Result<()> {
     let creds = credentials(conn, hdr).await?;
     let uid = uid_of(&creds)?;
-    not_confined(&creds, services, what)?;
     if uid == 0 {
-        return Ok(());
+        return not_confined(&creds, services, what).await;
     }
     let deny = |why: String| {
         Err(fdo::Error::AccessDenied(format!(
@@ -105,8 +107,27 @@ pub async fn require_root_or_group(
         return deny(format!(": group {group} does not exist"));
     };
     match creds.unix_group_ids() {
-        Some(gids) if gids.contains(&gid) => Ok(()),
+        // only callers allowed by uid or group cost the daemon a look at their process
+        Some(gids) if gids.contains(&gid) => not_confined(&creds, services, what).await,
         Some(_) => deny(String::new()),
         None => deny(": the bus did not report the caller's groups".into()),
+    }
+}
+
+/// How much a read-only request may ask of the daemon: root outside every confined service
+/// gets its answers about any path; everyone else — a confined root service included, which
+/// must not read through the daemon what its sandbox denies it — the restricted view.
+pub async fn caller_kind(
+    conn: &Connection,
+    hdr: &Header<'_>,
+    services: &ServiceManager,
+) -> crate::daemon::services::profiles::Caller {
+    use crate::daemon::services::profiles::Caller;
+    let Ok(creds) = credentials(conn, hdr).await else {
+        return Caller::Unprivileged;
+    };
+    match uid_of(&creds) {
+        Ok(0) if not_confined(&creds, services, "").await.is_ok() => Caller::Root,
+        _ => Caller::Unprivileged,
     }
 }

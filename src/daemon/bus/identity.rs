@@ -61,10 +61,27 @@ impl Identity {
         self.pillars.identity.info().fingerprint
     }
 
-    /// Checks the TPM and the key again now; everything in one structure.
-    async fn check(&self, #[zbus(signal_emitter)] emitter: SignalEmitter<'_>) -> (IdentityInfo,) {
-        self.after_change(&emitter).await;
-        (self.pillars.identity.info(),)
+    /// Checks the TPM and the key again now; everything in one structure. For callers who
+    /// are not root rate-limited (LimitsExceeded) and queued behind privileged TPM work.
+    async fn check(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
+    ) -> fdo::Result<(IdentityInfo,)> {
+        let identity = &self.pillars.identity;
+        let change = if auth::caller_uid(conn, &hdr).await.ok() == Some(0) {
+            identity.refresh().await
+        } else {
+            identity
+                .refresh_unprivileged()
+                .await
+                .map_err(|e| fdo::Error::LimitsExceeded(e.to_string()))?
+        };
+        if let Some(c) = change {
+            events::identity_changed(&emitter, &c).await;
+        }
+        Ok((identity.info(),))
     }
 
     /// DER ECDSA-SHA256 signature over `nonce` (1-1024 bytes) by the identity key.

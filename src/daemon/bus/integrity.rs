@@ -23,6 +23,7 @@ fn failed(e: IntegrityError) -> fdo::Error {
         IntegrityError::NoBaseline(_) | IntegrityError::Invalid(_) => {
             fdo::Error::InvalidArgs(e.to_string())
         }
+        IntegrityError::Disabled { .. } => fdo::Error::NotSupported(e.to_string()),
         e => fdo::Error::Failed(e.to_string()),
     }
 }

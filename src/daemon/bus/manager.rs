@@ -8,7 +8,7 @@ use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
 use zbus::{Connection, fdo, interface};
 
-use super::auth::require_root;
+use super::auth::{caller_kind, require_root};
 use super::events;
 use crate::api::types::ProfileCheck;
 use crate::api::{ProfileInfo, ServiceInfo, ServiceState, StatusInfo};
@@ -146,14 +146,44 @@ impl Manager {
         Ok(())
     }
 
-    /// The profiles on the daemon's profile path, with validation errors.
-    async fn list_profiles(&self) -> Vec<ProfileInfo> {
-        self.pillars.services.profiles()
+    /// The profiles on the daemon's profile path, with validation errors (for a caller who
+    /// is not root: only what every user may read).
+    async fn list_profiles(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Vec<ProfileInfo> {
+        let services = &self.pillars.services;
+        services
+            .profiles(caller_kind(conn, &hdr, services).await)
+            .await
     }
 
-    /// Validates a profile by name or path: (valid, error, notes).
-    async fn check_profile(&self, name_or_path: &str) -> ProfileCheck {
-        self.pillars.services.check_profile(name_or_path)
+    /// Validates a profile: (valid, error, notes). Root may give a path; anyone else a name
+    /// on the profile path.
+    async fn check_profile(
+        &self,
+        name_or_path: &str,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> ProfileCheck {
+        let services = &self.pillars.services;
+        let caller = caller_kind(conn, &hdr, services).await;
+        services.check_profile(name_or_path, caller).await
+    }
+
+    /// Validates a profile given as text (`label` names it in the errors); its includes are
+    /// names on the profile path (root: also paths). Open to everyone.
+    async fn check_profile_document(
+        &self,
+        document: &str,
+        label: &str,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> ProfileCheck {
+        let services = &self.pillars.services;
+        let caller = caller_kind(conn, &hdr, services).await;
+        services.check_document(document, label, caller).await
     }
 
     /// A unit's enforcement state changed (also logged with MESSAGE_ID

@@ -42,7 +42,7 @@ impl Verity {
 
     /// Checks again now and returns everything in one structure.
     async fn check(&self, #[zbus(signal_emitter)] emitter: SignalEmitter<'_>) -> (VerityInfo,) {
-        if let Some(c) = self.pillars.verity.refresh() {
+        if let Some(c) = self.pillars.verity.refresh().await {
             events::verity_corruption(&emitter, &c).await;
         }
         (self.pillars.verity.info(),)

@@ -45,6 +45,7 @@ impl Inner {
 impl IntegrityService {
     /// Takes the current state of `paths` into the baseline.
     pub async fn accept(&self, paths: Vec<PathBuf>) -> Result<u32, IntegrityError> {
+        self.inner.enabled_or("Accept")?;
         let _g = self.inner.busy.lock().await;
         let key = self.current_key()?;
         let inner = self.inner.clone();
@@ -105,6 +106,7 @@ impl IntegrityService {
         &self,
         admin: Option<PathBuf>,
     ) -> Result<(Vec<String>, Vec<(String, String)>), IntegrityError> {
+        self.inner.enabled_or("AcceptFromDpkg")?;
         let r = self.accept_from_dpkg_inner(admin).await;
         self.release_hold();
         r

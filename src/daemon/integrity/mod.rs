@@ -82,6 +82,15 @@ impl Inner {
         lock(&self.state)
     }
 
+    /// Refuses `what` when monitoring is off: with `enabled = false` no method changes state.
+    fn enabled_or(&self, what: &'static str) -> Result<(), IntegrityError> {
+        if self.state().cfg.enabled {
+            Ok(())
+        } else {
+            Err(IntegrityError::Disabled { what })
+        }
+    }
+
     fn cfg(&self) -> IntegrityConfig {
         self.state().cfg.clone()
     }

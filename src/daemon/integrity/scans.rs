@@ -86,6 +86,7 @@ impl Inner {
 impl IntegrityService {
     /// A full scan now (not throttled); waits for it.
     pub async fn scan(&self) -> Result<(), IntegrityError> {
+        self.inner.enabled_or("Scan")?;
         let _g = self.inner.busy.lock().await;
         {
             let s = self.inner.state();
@@ -113,6 +114,7 @@ impl IntegrityService {
 
     /// A new baseline from a full scan of every set; replaces the old one (kept as .prev).
     pub async fn init(&self) -> Result<(), IntegrityError> {
+        self.inner.enabled_or("Init")?;
         let _g = self.inner.busy.lock().await;
         let key = self.key(true).await?;
         let inner = self.inner.clone();

@@ -86,8 +86,14 @@ impl ServiceManager {
                     .into(),
             ];
         }
-        let existing: BTreeMap<String, String> =
-            dropins::scan(&cfg.dropin_dir).into_iter().collect();
+        let dir = cfg.dropin_dir.clone();
+        let existing: BTreeMap<String, String> = match self
+            .blocking("reading drop-ins", move || dropins::scan(&dir))
+            .await
+        {
+            Ok(v) => v.into_iter().collect(),
+            Err(e) => return vec![e.to_string()],
+        };
         let mut errors = Vec::new();
         for (unit, profile) in &configured {
             if existing.get(unit) == Some(profile) {
@@ -122,9 +128,13 @@ impl ServiceManager {
                     .join(":")
             )));
         }
-        let loaded = Self::loader(&cfg)
-            .load(profile)
-            .and_then(check_profile)
+        let loader = Self::loader(&cfg);
+        let name = profile.to_string();
+        let loaded = self
+            .blocking("loading the profile", move || {
+                loader.load(&name).and_then(check_profile)
+            })
+            .await?
             .map_err(|e| ServiceError::InvalidArgs(format!("profile {profile}: {e}")))?;
         let sd = self.systemd_or("confined")?;
         let (facts, ignores_sigpipe) = sd.unit_facts(unit).await.map_err(|e| match e {
@@ -147,8 +157,12 @@ impl ServiceManager {
         .map_err(|e| ServiceError::InvalidArgs(e.to_string()))?;
 
         let persistent = dropins::path(&cfg.dropin_dir, unit);
+        let p2 = persistent.clone();
+        let persistent_profile = self
+            .blocking("reading the drop-in", move || dropins::profile_of(&p2))
+            .await?;
         let target = if runtime {
-            if dropins::profile_of(&persistent).is_some() {
+            if persistent_profile.is_some() {
                 return Err(ServiceError::InvalidArgs(format!(
                     "{unit} is confined persistently ({}); release it before a --runtime confinement",
                     persistent.display()
@@ -158,14 +172,21 @@ impl ServiceManager {
         } else {
             persistent
         };
-        let previous = std::fs::read_to_string(&target).ok();
+        let t2 = target.clone();
+        let previous = self
+            .blocking("reading the drop-in", move || {
+                std::fs::read_to_string(&t2).ok()
+            })
+            .await?;
         if previous.is_some() && previous.as_deref().and_then(dropin::parse_marker).is_none() {
             return Err(ServiceError::Failed(format!(
                 "{} exists and was not written by hardend; not overwriting it",
                 target.display()
             )));
         }
-        dropins::write(&target, &content)?;
+        let (t2, c2) = (target.clone(), content.clone());
+        self.blocking("writing the drop-in", move || dropins::write(&t2, &c2))
+            .await??;
         let timeout = Duration::from_secs(cfg.restart_timeout);
         let applied = async {
             sd.reload().await?;
@@ -177,10 +198,13 @@ impl ServiceManager {
         .await;
         if let Err(e) = applied {
             // Back to the state before the call.
-            let _ = match &previous {
-                Some(p) => dropins::write(&target, p),
-                None => dropins::remove(&target),
-            };
+            let (t2, p2) = (target.clone(), previous.clone());
+            let _ = self
+                .blocking("restoring the drop-in", move || match &p2 {
+                    Some(p) => dropins::write(&t2, p),
+                    None => dropins::remove(&t2),
+                })
+                .await;
             let _ = sd.reload().await;
             if restart {
                 let _ = sd.restart(unit, timeout).await;
@@ -218,20 +242,29 @@ impl ServiceManager {
         let guard = self.ops.lock().await;
         let cfg = self.config();
         check_unit(unit)?;
-        let paths: Vec<PathBuf> = [&cfg.dropin_dir, &cfg.runtime_dropin_dir]
+        let candidates: Vec<PathBuf> = [&cfg.dropin_dir, &cfg.runtime_dropin_dir]
             .iter()
             .map(|d| dropins::path(d, unit))
-            .filter(|p| dropins::profile_of(p).is_some())
             .collect();
+        let paths: Vec<PathBuf> = self
+            .blocking("reading drop-ins", move || {
+                candidates
+                    .into_iter()
+                    .filter(|p| dropins::profile_of(p).is_some())
+                    .collect()
+            })
+            .await?;
         if paths.is_empty() {
             return Err(ServiceError::InvalidArgs(format!(
                 "{unit} is not confined by a hardend drop-in"
             )));
         }
         let sd = self.systemd_or("released")?;
-        for p in &paths {
-            dropins::remove(p)?;
-        }
+        let p2 = paths.clone();
+        self.blocking("removing the drop-in", move || {
+            p2.iter().try_for_each(|p| dropins::remove(p))
+        })
+        .await??;
         sd.reload()
             .await
             .map_err(|e| ServiceError::Failed(e.to_string()))?;

@@ -3,6 +3,8 @@
 //!
 //! * `registry.rs` — where assignments come from;
 //! * `verification.rs` — is one process confined by the current version of its profile;
+//! * `unit_process.rs` — one unit's process verified, with the kernel's view and proofs
+//!   (runs on a worker);
 //! * `records.rs` — the enforcement records on disk;
 //! * `dropins.rs` — hardend's drop-ins on disk;
 //! * `confine.rs` — confine, release (with rollback) and the `[services]` assignments;
@@ -10,21 +12,23 @@
 
 mod confine;
 pub mod dropins;
-mod profiles;
+pub mod profiles;
 pub mod records;
 pub mod registry;
+mod unit_process;
 pub mod verification;
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use crate::api::types::{KernelView, RulesView};
 use crate::api::{ServiceInfo, ServiceState};
-use crate::confine::LandlockStatus;
 use crate::daemon::config::DaemonConfig;
 use crate::daemon::lock;
+use crate::daemon::workers::{WorkerError, Workers};
 use crate::profile::ProfileLoader;
 use crate::proof::ProcStatus;
+use crate::proof::seccomp::FilterProof;
 use crate::systemd::client::Systemd;
 
 use self::registry::Assignment;
@@ -56,12 +60,27 @@ struct State {
     services: BTreeMap<String, ServiceInfo>,
 }
 
+/// Seccomp read-backs already made: one per (pid, start time, profile hash).
+pub(crate) type FilterProofs = Arc<Mutex<HashMap<(u32, u64, String), FilterProof>>>;
+
 /// The confinement pillar of the daemon.
 pub struct ServiceManager {
     state: Mutex<State>,
     systemd: Option<Systemd>,
     /// Serializes confine/release/reload so that drop-ins and reloads never interleave.
     ops: tokio::sync::Mutex<()>,
+    /// Verification, confine/release and caller checks: every file and /proc read.
+    workers: Workers,
+    /// What callers who are not root ask for (CheckProfile, ListProfiles): a pool of its
+    /// own, so a flood of them never delays verification.
+    public: Workers,
+    filter_proofs: FilterProofs,
+}
+
+impl From<WorkerError> for ServiceError {
+    fn from(e: WorkerError) -> Self {
+        ServiceError::Failed(e.to_string())
+    }
 }
 
 impl ServiceManager {
@@ -78,7 +97,38 @@ impl ServiceManager {
             }),
             systemd,
             ops: tokio::sync::Mutex::new(()),
+            workers: Workers::new(
+                "verification",
+                4,
+                Duration::from_secs(10),
+                Duration::from_secs(10),
+            ),
+            public: Workers::new(
+                "unprivileged requests",
+                2,
+                Duration::from_secs(2),
+                Duration::from_secs(5),
+            ),
+            filter_proofs: Arc::default(),
         }
+    }
+
+    /// Runs blocking work on the verification workers.
+    pub(crate) async fn blocking<T, F>(&self, what: &str, f: F) -> Result<T, WorkerError>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.workers.run(what, f).await
+    }
+
+    /// Runs blocking work for a caller who is not root.
+    pub(crate) async fn public_blocking<T, F>(&self, what: &str, f: F) -> Result<T, WorkerError>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.public.run(what, f).await
     }
 
     /// Applies a reloaded configuration (the bus address cannot change under a running daemon).
@@ -105,91 +155,93 @@ impl ServiceManager {
         ProfileLoader::new(cfg.profile_path.clone())
     }
 
-    /// Every assignment now.
-    pub fn assignments(&self) -> BTreeMap<String, Assignment> {
-        registry::assignments(&self.config(), &self.configured())
+    /// Every assignment now (drop-ins on disk and `[services]`).
+    pub async fn assignments(&self) -> Result<BTreeMap<String, Assignment>, WorkerError> {
+        let (cfg, configured) = (self.config(), self.configured());
+        self.blocking("reading assignments", move || {
+            registry::assignments(&cfg, &configured)
+        })
+        .await
     }
 
     /// Whether `unit` has a profile assigned.
-    pub fn is_assigned(&self, unit: &str) -> bool {
-        self.assignments().contains_key(unit)
+    pub async fn is_assigned(&self, unit: &str) -> bool {
+        self.assignments().await.is_ok_and(|a| a.contains_key(unit))
     }
 
     async fn verify_one(&self, cfg: &DaemonConfig, a: &Assignment) -> ServiceInfo {
-        let loader = Self::loader(cfg);
-        let current = loader.load(&a.profile).map_err(|e| e.to_string());
-        let rules = current.as_ref().map(RulesView::from).unwrap_or_default();
-        let info = |state, detail: String| ServiceInfo {
-            rules: rules.clone(),
-            ..ServiceInfo::new(&a.unit, &a.profile, a.source.as_str(), state, detail)
+        let unit_info = |state, detail: String| {
+            ServiceInfo::new(&a.unit, &a.profile, a.source.as_str(), state, detail)
         };
-        let records = cfg.records_dir();
         let pid = match &self.systemd {
             Some(sd) => match sd.status(&a.unit).await {
                 Ok(st) if st.active_state == "failed" => {
-                    return info(
+                    return unit_info(
                         ServiceState::Failed,
                         "systemd reports the unit failed".into(),
                     );
                 }
-                Ok(st) => st.main_pid,
-                Err(e) => return info(ServiceState::Inactive, e.to_string()),
+                Ok(st) => Some(st.main_pid),
+                Err(e) => return unit_info(ServiceState::Inactive, e.to_string()),
             },
-            None => records::live_record_for_unit(&records, &a.unit).map_or(0, |(pid, _)| pid),
+            None => None,
         };
-        if pid == 0 {
-            return info(ServiceState::Inactive, "not running".into());
+        let (cfg, a2, proofs) = (cfg.clone(), a.clone(), self.filter_proofs.clone());
+        match self
+            .blocking(&format!("verifying {}", a.unit), move || {
+                unit_process::check(&cfg, &a2, pid, &proofs)
+            })
+            .await
+        {
+            Ok(info) => info,
+            Err(e) => unit_info(ServiceState::NotEnforced, e.to_string()),
         }
-        let v = verification::verify_process(
-            pid,
-            &a.profile,
-            current.as_ref().map_err(String::as_str),
-            &records,
-        );
-        let mut out = info(v.state, v.detail);
-        out.pid = pid;
-        if let Some(st) = ProcStatus::read(pid) {
-            out.kernel = KernelView::from(&st);
-            if let Some(v) = crate::proof::mounts::view(pid) {
-                out.kernel = out.kernel.with_mounts(&v);
-            }
-        }
-        if let Some(r) = v.record {
-            let ll = &r.confinement.landlock;
-            out.landlock_abi = u32::from(ll.effective_abi);
-            out.landlock = match ll.status {
-                LandlockStatus::Full => "full",
-                LandlockStatus::Partial => "partial",
-                LandlockStatus::None => "none",
-            }
-            .into();
-            out.seccomp = if r.confinement.seccomp.configured {
-                format!("{:?}", r.confinement.seccomp.mode).to_lowercase()
-            } else {
-                "none".into()
-            };
-            out.profile_hash = r.profile_hash;
-            out.since = r.time;
-        }
-        out
     }
 
     /// Verifies every assigned unit; returns the units whose state changed.
     pub async fn verify_all(&self) -> Vec<Change> {
+        let assignments = match self.assignments().await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!("verification skipped: {e}");
+                return Vec::new();
+            }
+        };
         let cfg = self.config();
-        let assignments = registry::assignments(&cfg, &self.configured());
         let mut fresh = BTreeMap::new();
         for a in assignments.values() {
             fresh.insert(a.unit.clone(), self.verify_one(&cfg, a).await);
         }
-        records::prune_records(&cfg.records_dir());
+        let dir = cfg.records_dir();
+        let live: Vec<(u32, u64)> = fresh
+            .values()
+            .filter(|i| i.pid != 0)
+            .filter_map(|i| {
+                crate::confine::record::process_start_time(i.pid)
+                    .ok()
+                    .map(|t| (i.pid, t))
+            })
+            .collect();
+        let proofs = self.filter_proofs.clone();
+        let _ = self
+            .blocking("pruning records", move || {
+                records::prune_records(&dir);
+                lock(&proofs).retain(|(pid, start, _), _| live.contains(&(*pid, *start)));
+            })
+            .await;
         self.replace(fresh)
     }
 
     /// Verifies one unit (after confine/release or a systemd job); returns a change, if any.
     pub async fn verify_unit(&self, unit: &str) -> Option<Change> {
         let cfg = self.config();
-        let a = registry::assignments(&cfg, &self.configured()).remove(unit);
+        let a = match self.assignments().await {
+            Ok(mut a) => a.remove(unit),
+            Err(e) => {
+                tracing::warn!("verification of {unit} skipped: {e}");
+                return None;
+            }
+        };
         let mut services = lock(&self.state).services.clone();
         match a {
             Some(a) => {
@@ -248,38 +300,49 @@ impl ServiceManager {
 impl ServiceManager {
     /// The confined service process `pid` belongs to, if any: the unit of its cgroup when
     /// hardend assigns that unit a profile, or the unit of an enforcement record of it or
-    /// one of its ancestors (a confined service's children are confined too).
-    pub fn confinement_of(&self, pid: u32) -> Option<String> {
-        let cfg = self.config();
-        let assigned = self.assignments();
-        if let Ok(cg) = std::fs::read_to_string(format!("/proc/{pid}/cgroup")) {
-            for line in cg.lines() {
-                let path = line.splitn(3, ':').nth(2).unwrap_or("");
-                if let Some(u) = path
-                    .split('/')
-                    .find(|c| c.ends_with(".service") && assigned.contains_key(*c))
-                {
-                    return Some(u.to_string());
-                }
-            }
-        }
-        let records = cfg.records_dir();
-        let mut p = pid;
-        for _ in 0..64 {
-            if p <= 1 {
-                break;
-            }
-            if let Ok(start) = crate::confine::record::process_start_time(p)
-                && let Some(uid) = ProcStatus::read(p).map(|s| s.uid)
-                && let Ok(Some(r)) =
-                    crate::confine::record::EnforcementRecord::find_trusted(&records, p, start, uid)
-            {
-                return Some(r.unit.unwrap_or_else(|| format!("process {p}")));
-            }
-            p = parent_of(p)?;
-        }
-        None
+    /// one of its ancestors (a confined service's children are confined too). `Err` when it
+    /// could not be found out (the caller is then refused).
+    pub async fn confinement_of(&self, pid: u32) -> Result<Option<String>, WorkerError> {
+        let assigned = self.assignments().await?;
+        let records = self.config().records_dir();
+        self.blocking("checking the caller", move || {
+            confinement_of(pid, &assigned, &records)
+        })
+        .await
     }
+}
+
+fn confinement_of(
+    pid: u32,
+    assigned: &BTreeMap<String, Assignment>,
+    records: &std::path::Path,
+) -> Option<String> {
+    if let Ok(cg) = std::fs::read_to_string(format!("/proc/{pid}/cgroup")) {
+        for line in cg.lines() {
+            let path = line.splitn(3, ':').nth(2).unwrap_or("");
+            if let Some(u) = path
+                .split('/')
+                .find(|c| c.ends_with(".service") && assigned.contains_key(*c))
+            {
+                return Some(u.to_string());
+            }
+        }
+    }
+    let mut p = pid;
+    for _ in 0..64 {
+        if p <= 1 {
+            break;
+        }
+        if let Ok(start) = crate::confine::record::process_start_time(p)
+            && let Some(uid) = ProcStatus::read(p).map(|s| s.uid)
+            && let Ok(Some(r)) =
+                crate::confine::record::EnforcementRecord::find_trusted(records, p, start, uid)
+        {
+            return Some(r.unit.unwrap_or_else(|| format!("process {p}")));
+        }
+        p = parent_of(p)?;
+    }
+    None
 }
 
 /// The parent PID of `pid` (`PPid:` in `/proc/PID/status`).

@@ -6,18 +6,21 @@ use std::path::Path;
 use crate::confine::record::{EnforcementRecord, process_start_time};
 use crate::proof::ProcStatus;
 
-/// The newest record for `unit` whose process is still alive (for hosts without systemd,
-/// where no MainPID is available): `(pid, record)`.
+/// The process of `unit` on a host without systemd (no MainPID to ask): the newest live
+/// record naming the unit that **root** wrote. A record another user wrote names whatever
+/// that user likes, so it cannot say which process is a unit's; with systemd the MainPID
+/// decides and the record is only checked.
 pub fn live_record_for_unit(records_dir: &Path, unit: &str) -> Option<(u32, EnforcementRecord)> {
     live_records(records_dir)
         .into_iter()
-        .filter(|r| r.unit.as_deref() == Some(unit))
-        .max_by_key(|r| r.start_time)
-        .map(|r| (r.pid, r))
+        .filter(|(r, owner)| *owner == 0 && r.unit.as_deref() == Some(unit))
+        .max_by_key(|(r, _)| r.start_time)
+        .map(|(r, _)| (r.pid, r))
 }
 
-/// Every record whose process still runs (same PID and start time).
-pub fn live_records(records_dir: &Path) -> Vec<EnforcementRecord> {
+/// Every record whose process still runs (same PID and start time) and that root or the
+/// process's own user wrote, with the record's owner.
+pub fn live_records(records_dir: &Path) -> Vec<(EnforcementRecord, u32)> {
     let Ok(entries) = fs::read_dir(records_dir) else {
         return Vec::new();
     };
@@ -31,7 +34,8 @@ pub fn live_records(records_dir: &Path) -> Vec<EnforcementRecord> {
             }
             let uid = ProcStatus::read(pid)?.uid;
             let (r, owner) = EnforcementRecord::read_file(&e.path()).ok()?;
-            (owner == 0 || owner == uid).then_some(r)
+            (r.pid == pid && r.start_time == start && (owner == 0 || owner == uid))
+                .then_some((r, owner))
         })
         .collect()
 }

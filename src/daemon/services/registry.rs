@@ -1,9 +1,11 @@
 //! Which unit is assigned which profile, and by what: our drop-ins (persistent ones win, as
-//! in systemd), then `[services]` in the configuration, then live enforcement records.
+//! in systemd), then `[services]` in the configuration. Nothing else: an enforcement record
+//! is evidence about a process, never an assignment (anyone may run hardend-exec and write
+//! one naming any unit and any profile path).
 
 use std::collections::BTreeMap;
 
-use super::{dropins, records};
+use super::dropins;
 use crate::daemon::config::DaemonConfig;
 
 /// Where an assignment comes from.
@@ -12,7 +14,6 @@ pub enum Source {
     Dropin,
     RuntimeDropin,
     Config,
-    Record,
 }
 
 impl Source {
@@ -21,7 +22,6 @@ impl Source {
             Source::Dropin => "dropin",
             Source::RuntimeDropin => "runtime-dropin",
             Source::Config => "config",
-            Source::Record => "record",
         }
     }
 }
@@ -58,15 +58,6 @@ pub fn assignments(
             profile: profile.clone(),
             source: Source::Config,
         });
-    }
-    for r in records::live_records(&cfg.records_dir()) {
-        if let Some(unit) = r.unit {
-            out.entry(unit.clone()).or_insert(Assignment {
-                unit,
-                profile: r.profile,
-                source: Source::Record,
-            });
-        }
     }
     out
 }

@@ -42,6 +42,28 @@ fn beyond(mask: u64, granted: &BTreeSet<String>) -> Vec<String> {
         .collect()
 }
 
+/// The seccomp program `profile` compiles to for process `pid` — what hardend-exec installed
+/// when it confined that process (the PID is part of the argument rules).
+pub fn expected_filter(
+    profile: &Profile,
+    pid: u32,
+) -> Result<Vec<crate::proof::seccomp::Insn>, String> {
+    let arch = crate::profile::syscalls::Arch::native()
+        .ok_or_else(|| format!("unsupported architecture {}", std::env::consts::ARCH))?;
+    let (bpf, _) =
+        crate::confine::seccomp::compile(profile, arch, &crate::confine::FilterContext { pid })
+            .map_err(|e| e.to_string())?;
+    Ok(bpf
+        .iter()
+        .map(|i| crate::proof::seccomp::Insn {
+            code: i.code,
+            jt: i.jt,
+            jf: i.jf,
+            k: i.k,
+        })
+        .collect())
+}
+
 /// Verifies process `pid` against its assignment: the profile's name and, when it loads
 /// now, the profile itself (`Err(reason)` when it does not).
 pub fn verify_process(

@@ -107,9 +107,29 @@ impl TestDaemon {
         })
     }
 
-    /// Runs `cmd` (with args) under hardend-exec as `unit` with a profile from the daemon's
-    /// profile directory; returns the child (the confined program itself).
+    /// Assigns `profile` to `unit` the way `hardenctl confine` does on a host with systemd:
+    /// hardend's drop-in in the daemon's drop-in directory (records alone assign nothing).
+    pub fn assign(&self, unit: &str, profile: &str) {
+        let dir = self.path("etc-systemd").join(format!("{unit}.d"));
+        fs::create_dir_all(&dir).expect("drop-in dir");
+        fs::write(
+            dir.join("50-hardend.conf"),
+            format!("# managed by hardend: profile={profile}\n[Service]\n"),
+        )
+        .expect("drop-in");
+    }
+
+    /// Assigns `profile` to `unit` and runs `cmd` (with args) under hardend-exec as `unit`
+    /// with that profile from the daemon's profile directory; returns the child (the
+    /// confined program itself).
     pub fn start_confined(&self, unit: &str, profile: &str, cmd: &[&str]) -> std::process::Child {
+        self.assign(unit, profile);
+        self.start_unassigned(unit, profile, cmd)
+    }
+
+    /// Runs `cmd` under hardend-exec as `unit` without assigning anything: what any local
+    /// user can do.
+    pub fn start_unassigned(&self, unit: &str, profile: &str, cmd: &[&str]) -> std::process::Child {
         Command::new(hardend_exec())
             .args(["--profile", profile, "--unit", unit, "--profile-path"])
             .arg(self.path("profiles"))

@@ -47,6 +47,16 @@ impl Sandbox {
         )
     }
 
+    /// A profile without base (so without its scopes): the loader, libc and the probe.
+    pub fn bare_probe_profile(&self, name: &str, landlock_extra: &str) -> PathBuf {
+        self.profile(
+            name,
+            &format!(
+                "[landlock]\nread_exec = [\"{{probe}}\", \"/usr/lib\", \"/usr/lib64\"]\nread = [\"/etc/ld.so.cache\"]\n{landlock_extra}\n"
+            ),
+        )
+    }
+
     pub fn exec_cmd(&self, profile: &Path, extra_args: &[&str], ops: &[&str]) -> Command {
         let mut c = Command::new(hardend_exec());
         c.arg("--profile")
