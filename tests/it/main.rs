@@ -8,6 +8,7 @@ mod confine_seccomp;
 mod daemon;
 mod exec;
 mod groups;
+mod hostile_user;
 mod identity;
 mod initramfs;
 mod integrity;
