@@ -1,17 +1,72 @@
-//! Daemon costs, printed (not asserted): `hardenctl status` round trip (the whole CLI
+//! Daemon costs, printed (not asserted): `hardenctl --json status` round trip (the whole CLI
 //! process, as an admin or a monitoring script sees it), the bare D-Bus Status call from a
-//! connected client, and the daemon's idle RSS. Run with `scripts/bench`.
+//! connected client, the daemon's idle RSS; then the same status round trip while a hostile
+//! local user (`nobody`) attacks — FIFOs named like records in the records directory, a flood
+//! of `Identity.Check` calls — and root's `Identity.Sign` latency under that flood against the
+//! same Sign idle, with the ratio. Runs as root (it acts as nobody). Run with `scripts/bench`.
 
-use std::process::{Command, Stdio};
+#[path = "../tests/it/common/swtpm.rs"]
+mod swtpm;
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+const NOBODY: u32 = 65534;
 
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
 }
 
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// `n` timed runs of `f`.
+fn timed(n: usize, mut f: impl FnMut()) -> Duration {
+    let mut v = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        f();
+        v.push(t.elapsed());
+    }
+    median(v)
+}
+
+/// Processes killed on drop, on every exit path.
+struct Procs(Vec<Child>);
+
+impl Drop for Procs {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A shell loop run as nobody.
+fn as_nobody(script: &str) -> Child {
+    Command::new("sh")
+        .args(["-c", script])
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sh as nobody")
+}
+
 fn main() {
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "benches/daemon.rs acts as nobody: run it as root"
+    );
     let dir = tempfile::tempdir().expect("tempdir");
+    // nobody reaches the bus socket and the records directory through it
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let sock = dir.path().join("bus.sock");
     let addr = format!("unix:path={}", sock.display());
     std::fs::write(
@@ -23,29 +78,36 @@ fn main() {
         ),
     )
     .expect("bus config");
-    let mut bus = Command::new("dbus-daemon")
-        .arg(format!(
-            "--config-file={}",
-            dir.path().join("bus.conf").display()
-        ))
-        .arg("--nofork")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("dbus-daemon");
+    let sw = swtpm::Swtpm::start();
+    let mut procs = Procs(Vec::new());
+    procs.0.push(
+        Command::new("dbus-daemon")
+            .arg(format!(
+                "--config-file={}",
+                dir.path().join("bus.conf").display()
+            ))
+            .arg("--nofork")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dbus-daemon"),
+    );
     while !sock.exists() {
         std::thread::sleep(Duration::from_millis(10));
     }
     std::fs::write(
         dir.path().join("hardend.toml"),
-        // the core daemon: no TPM, no integrity watches (benches/integrity.rs measures those)
+        // no integrity watches (benches/integrity.rs measures those); verification every
+        // second, so the records directory is read often while it is attacked
         format!(
-            "[daemon]\nruntime_dir = \"{}/run\"\n[identity]\ntcti = \"none\"\n[integrity]\nenabled = false\n",
-            dir.path().display()
+            "[daemon]\nruntime_dir = \"{d}/run\"\nverify_interval = 1\n\
+             [identity]\ntcti = \"{t}\"\ndir = \"{d}/identity\"\n[integrity]\nenabled = false\n",
+            d = dir.path().display(),
+            t = sw.tcti()
         ),
     )
     .expect("config");
-    let mut daemon = Command::new(env!("CARGO_BIN_EXE_hardend"))
+    let daemon = Command::new(env!("CARGO_BIN_EXE_hardend"))
         .arg("--config")
         .arg(dir.path().join("hardend.toml"))
         .arg("--bus")
@@ -53,26 +115,45 @@ fn main() {
         .stderr(Stdio::null())
         .spawn()
         .expect("hardend");
-    let ctl = |json: bool| {
+    let daemon_pid = daemon.id();
+    procs.0.push(daemon);
+    let ctl = |args: &[&str]| {
         let mut c = Command::new(env!("CARGO_BIN_EXE_hardenctl"));
-        c.args(["--bus", &addr]);
-        if json {
-            c.arg("--json");
-        }
-        c.arg("status").stdout(Stdio::null());
+        c.args(["--bus", &addr]).args(args).stdout(Stdio::null());
         c
     };
-    while !ctl(false).status().expect("hardenctl").success() {
+    let status = || {
+        assert!(
+            ctl(&["--json", "status"])
+                .status()
+                .expect("hardenctl")
+                .success()
+        );
+    };
+    while !ctl(&["status"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success() || s.code() == Some(3))
+    {
         std::thread::sleep(Duration::from_millis(20));
     }
+    assert!(
+        ctl(&["identity", "create"])
+            .status()
+            .expect("hardenctl")
+            .success()
+    );
+    let sign = || {
+        assert!(
+            ctl(&["identity", "sign", "--nonce", "00ff"])
+                .status()
+                .expect("hardenctl")
+                .success()
+        );
+    };
 
     let n = 200;
-    let mut cli = Vec::new();
-    for _ in 0..n {
-        let t = Instant::now();
-        assert!(ctl(true).status().expect("hardenctl").success());
-        cli.push(t.elapsed());
-    }
+    let cli = timed(n, status);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -90,43 +171,79 @@ fn main() {
     });
     // idle: let the daemon settle, then read its resident set size
     std::thread::sleep(Duration::from_secs(2));
-    let status =
-        std::fs::read_to_string(format!("/proc/{}/status", daemon.id())).unwrap_or_default();
-    let rss_kib: u64 = status
+    let rss_kib: u64 = std::fs::read_to_string(format!("/proc/{daemon_pid}/status"))
+        .unwrap_or_default()
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    let true_time = {
-        let mut v = Vec::new();
-        for _ in 0..n {
-            let t = Instant::now();
-            Command::new("/bin/true").status().expect("true");
-            v.push(t.elapsed());
-        }
-        median(v)
-    };
-    let cli = median(cli);
-    println!("daemon ({n} calls, median)");
+    let true_time = timed(n, || {
+        Command::new("/bin/true").status().expect("true");
+    });
+    let signs = 40;
+    let sign_idle = timed(signs, sign);
+
+    // attack 1: FIFOs named like records, made and remade by nobody while the daemon
+    // verifies every second
+    let records = dir.path().join("run/enforced");
+    let fifo = as_nobody(&format!(
+        "cd {} && st=$(cut -d' ' -f22 /proc/$$/stat); i=0; while :; do i=$(((i+1) % 200)); \
+         rm -f $$-$st.A$i.json f$i.json; mkfifo $$-$st.A$i.json f$i.json; sleep 0.01; done",
+        records.display()
+    ));
+    let fifo_guard = Procs(vec![fifo]);
+    std::thread::sleep(Duration::from_secs(2));
+    let cli_fifo = timed(n, status);
+    drop(fifo_guard);
+
+    // attack 2: four loops of Identity.Check by nobody (rate-limited, queued behind root)
+    let check = format!(
+        "while :; do dbus-send --bus={addr} --print-reply --dest=org.hardend1 /org/hardend1 \
+         org.hardend1.Identity.Check; done"
+    );
+    let flood = Procs((0..4).map(|_| as_nobody(&check)).collect());
+    std::thread::sleep(Duration::from_secs(1));
+    let cli_flood = timed(n, status);
+    let sign_flood = timed(signs, sign);
+    drop(flood);
+
+    println!("daemon ({n} status calls, {signs} signs, median)");
     println!(
-        "  hardenctl --json status (whole CLI process)  {:>7.3} ms (target < 5 ms)",
-        cli.as_secs_f64() * 1e3
+        "  hardenctl --json status, idle (whole CLI process)   {:>8.3} ms (goal <= 5 ms)",
+        ms(cli)
     );
     println!(
-        "  of which process start, as /bin/true          {:>7.3} ms",
-        true_time.as_secs_f64() * 1e3
+        "    of which process start, as /bin/true               {:>8.3} ms",
+        ms(true_time)
     );
     println!(
-        "  D-Bus Status call from a connected client     {:>7.3} ms",
-        call.as_secs_f64() * 1e3
+        "  D-Bus Status call from a connected client           {:>8.3} ms",
+        ms(call)
     );
     println!(
-        "  idle RSS of hardend                           {:>7.1} MiB (target < 10 MiB)",
+        "  idle RSS of hardend                                 {:>8.1} MiB (goal < 10 MiB)",
         rss_kib as f64 / 1024.0
     );
-    let _ = daemon.kill();
-    let _ = daemon.wait();
-    let _ = bus.kill();
-    let _ = bus.wait();
+    println!(
+        "  hardenctl --json status, nobody planting FIFOs      {:>8.3} ms ({:.2}x idle)",
+        ms(cli_fifo),
+        ms(cli_fifo) / ms(cli)
+    );
+    println!(
+        "  hardenctl --json status, nobody flooding Check      {:>8.3} ms ({:.2}x idle)",
+        ms(cli_flood),
+        ms(cli_flood) / ms(cli)
+    );
+    println!(
+        "  root hardenctl identity sign, idle                  {:>8.3} ms",
+        ms(sign_idle)
+    );
+    println!(
+        "  root hardenctl identity sign, nobody flooding Check {:>8.3} ms ({:.2}x idle)",
+        ms(sign_flood),
+        ms(sign_flood) / ms(sign_idle)
+    );
+    drop(procs);
+    drop(sw);
 }
