@@ -5,5 +5,10 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // The Rust runtime ignores SIGPIPE, so a closed reader (`hardenctl ... | head -1`) would
+    // surface as a write error or a panic in println!. End like every other Unix tool instead.
+    // SAFETY: setting a signal disposition to SIG_DFL before any thread exists has no
+    // memory-safety requirements.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     hardend::cli::run(hardend::cmdline::hardenctl::Args::parse())
 }

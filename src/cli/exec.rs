@@ -110,7 +110,11 @@ pub fn run(
         } else {
             eprintln!("hardenctl: {}", summary(record));
             for p in &record.confinement.landlock.skipped_paths {
-                eprintln!("hardenctl:   skipped {}: {}", p.path.display(), p.reason);
+                eprintln!(
+                    "hardenctl:   skipped {}: {}",
+                    super::safe(&p.path.display().to_string()),
+                    p.reason
+                );
             }
         }
     });

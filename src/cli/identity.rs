@@ -251,7 +251,7 @@ fn print_info(out: &Output, i: &IdentityInfo) {
     }
     print!("{}", i.public_key_pem);
     if !i.detail.is_empty() {
-        println!("{}", i.detail);
+        println!("{}", super::safe(&i.detail));
     }
 }
 

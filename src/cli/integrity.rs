@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 
 use super::client::{Client, bus_error};
-use super::{CliError, Exit, Output, columns};
+use super::{CliError, Exit, Output, columns, safe};
 use crate::api::{IntegrityInfo, IntegrityProxy, IntegrityState, ViolationInfo};
 
 fn proxy(c: &Client) -> Result<IntegrityProxy<'static>, CliError> {
@@ -71,7 +71,7 @@ fn print_status(out: &Output, i: &IntegrityInfo) {
     ];
     print!("{}", columns(&rows));
     if !i.detail.is_empty() {
-        println!("{}", i.detail);
+        println!("{}", safe(&i.detail));
     }
 }
 
@@ -234,11 +234,11 @@ pub fn events(out: &Output, bus: &str, count: u32, follow: bool) -> Result<Exit,
                     when(e.time),
                     e.event,
                     e.kind,
-                    e.path,
+                    safe(&e.path),
                     if e.actual.is_empty() {
                         String::new()
                     } else {
-                        format!("({})", e.actual)
+                        format!("({})", safe(&e.actual))
                     }
                 );
             }
@@ -258,9 +258,9 @@ pub fn events(out: &Output, bus: &str, count: u32, follow: bool) -> Result<Exit,
                         "{}  violation {:<12} {} ({} → {}) [{} {}]",
                         when(crate::integrity::now()),
                         a.kind(),
-                        a.path(),
-                        a.expected(),
-                        a.actual(),
+                        safe(a.path()),
+                        safe(a.expected()),
+                        safe(a.actual()),
                         a.set(),
                         a.severity()
                     );
@@ -292,12 +292,14 @@ pub fn accept(
             out.json(&serde_json::json!({ "accepted": ok, "refused": refused.iter().map(|(p, w)| serde_json::json!({"path": p, "why": w})).collect::<Vec<_>>() }));
         } else {
             for a in &ok {
-                println!("accepted (dpkg): {a}");
+                println!("accepted (dpkg): {}", safe(a));
             }
             for (p, why) in &refused {
                 println!(
-                    "{}: {p}: {why}",
-                    out.paint("still a violation", Some(false))
+                    "{}: {}: {}",
+                    out.paint("still a violation", Some(false)),
+                    safe(p),
+                    safe(why)
                 );
             }
         }

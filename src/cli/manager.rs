@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::client::{Client, bus_error};
-use super::{CliError, Exit, Output, columns};
+use super::{CliError, Exit, Output, columns, safe};
 use crate::api::{ServiceInfo, ServiceState, VerityState};
 
 fn state_good(s: ServiceState) -> Option<bool> {
@@ -55,7 +55,7 @@ pub fn status(out: &Output, bus: &str) -> Result<Exit, CliError> {
         ];
         print!("{}", columns(&rows));
         if !s.detail.is_empty() {
-            println!("{}", out.paint(&s.detail, Some(false)));
+            println!("{}", out.paint(&safe(&s.detail), Some(false)));
         }
     }
     Ok(if s.state.is_bad() {
@@ -122,7 +122,7 @@ fn services_table(out: &Output, services: &[ServiceInfo]) -> String {
         .iter()
         .filter(|s| s.state != ServiceState::Enforced)
     {
-        text.push_str(&format!("{}: {}\n", s.unit, s.detail));
+        text.push_str(&format!("{}: {}\n", safe(&s.unit), safe(&s.detail)));
     }
     text
 }
@@ -277,7 +277,7 @@ pub fn verity_status(out: &Output, bus: &str) -> Result<Exit, CliError> {
             ],
         ];
         print!("{}", columns(&rows));
-        println!("{}", info.detail);
+        println!("{}", safe(&info.detail));
     }
     Ok(if info.state == VerityState::Verified {
         Exit::Ok

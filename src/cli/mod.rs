@@ -74,12 +74,13 @@ impl Output {
         }
     }
 
-    /// Reports an error: JSON on stdout in --json mode, text on stderr otherwise.
+    /// Reports an error: JSON on stdout in --json mode, text on stderr otherwise (control
+    /// characters escaped: errors quote names from outside).
     pub fn error(&self, e: &CliError) {
         if self.json {
             self.json(&serde_json::json!({ "error": e.to_string() }));
         } else {
-            eprintln!("hardenctl: {e}");
+            eprintln!("hardenctl: {}", safe(&e.to_string()));
         }
     }
 
@@ -97,17 +98,67 @@ impl Output {
     }
 }
 
-/// Left-aligns rows into columns (two spaces apart).
+/// The colour sequences [`Output::paint`] writes: the only control sequences hardenctl's
+/// human output ever carries.
+const PAINT: [&str; 4] = ["\x1b[32m", "\x1b[31m", "\x1b[33m", "\x1b[0m"];
+
+/// `s` safe for a terminal: every control character (C0, DEL, C1) written as `\xNN` (C1 as
+/// its UTF-8 bytes), so a file or unit name cannot move the cursor, erase lines or retitle
+/// the terminal. With `keep_paint`, hardenctl's own colour sequences stay.
+fn escape_controls(s: &str, keep_paint: bool) -> std::borrow::Cow<'_, str> {
+    use std::fmt::Write;
+    let is_control = |c: char| c.is_control();
+    if !s.chars().any(is_control) {
+        return s.into();
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    let mut rest = s;
+    while let Some(c) = rest.chars().next() {
+        if keep_paint {
+            if let Some(p) = PAINT.iter().find(|p| rest.starts_with(**p)) {
+                out.push_str(p);
+                rest = &rest[p.len()..];
+                continue;
+            }
+        }
+        if is_control(c) {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                let _ = write!(out, "\\x{b:02x}");
+            }
+        } else {
+            out.push(c);
+        }
+        rest = &rest[c.len_utf8()..];
+    }
+    out.into()
+}
+
+/// `s` (a name, path or message from outside hardenctl) safe to print on a terminal.
+pub fn safe(s: &str) -> std::borrow::Cow<'_, str> {
+    escape_controls(s, false)
+}
+
+/// Left-aligns rows into columns (two spaces apart). Control characters in cells are
+/// escaped (see [`safe`]); colour from [`Output::paint`] is kept.
 pub fn columns(rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            r.iter()
+                .map(|c| escape_controls(c, true).into_owned())
+                .collect()
+        })
+        .collect();
     let width = rows.iter().map(Vec::len).max().unwrap_or(0);
     let mut widths = vec![0; width];
-    for r in rows {
+    for r in &rows {
         for (i, c) in r.iter().enumerate() {
             widths[i] = widths[i].max(visible_len(c));
         }
     }
     let mut out = String::new();
-    for r in rows {
+    for r in &rows {
         let mut line = String::new();
         for (i, c) in r.iter().enumerate() {
             line.push_str(c);
@@ -152,5 +203,20 @@ mod tests {
         let lines: Vec<_> = s.lines().collect();
         assert_eq!(lines[1], "long  bad  y");
         assert!(lines[0].starts_with("a     \x1b[32mok\x1b[0m   x"));
+    }
+
+    #[test]
+    fn control_characters_in_names_are_escaped_and_paint_is_kept() {
+        // a crafted name: cursor up, erase line, a title change, a C1 CSI
+        let evil = "a\x1b[1A\x1b[2Kb\x1b]0;pwn\x07c\u{9b}2Jd";
+        assert_eq!(
+            super::safe(evil),
+            "a\\x1b[1A\\x1b[2Kb\\x1b]0;pwn\\x07c\\xc2\\x9b2Jd"
+        );
+        let rows = vec![vec![evil.to_string(), "\x1b[31mbad\x1b[0m".to_string()]];
+        let s = super::columns(&rows);
+        assert!(!s.contains("\x1b[1A") && !s.contains('\x07') && !s.contains('\u{9b}'));
+        assert!(s.contains("\x1b[31mbad\x1b[0m"), "{s:?}");
+        assert_eq!(super::safe("plain/päth"), "plain/päth");
     }
 }

@@ -307,12 +307,16 @@ pub fn check(out: &Output, loader: &ProfileLoader, files: &[PathBuf]) -> Result<
         for r in &results {
             match &r.error {
                 None => {
-                    println!("{} {}", out.paint("ok     ", Some(true)), r.file.display());
+                    println!(
+                        "{} {}",
+                        out.paint("ok     ", Some(true)),
+                        super::safe(&r.file.display().to_string())
+                    );
                     for n in &r.notes {
                         println!("        note: {n}");
                     }
                 }
-                Some(e) => println!("{} {e}", out.paint("invalid", Some(false))),
+                Some(e) => println!("{} {}", out.paint("invalid", Some(false)), super::safe(e)),
             }
         }
     }

@@ -796,3 +796,23 @@ fn a_dpkg_run_before_the_first_baseline_holds_nothing_back() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn a_file_name_with_terminal_escapes_is_shown_escaped() {
+    let s = Setup::start("");
+    ok(s.ctl(&["integrity", "init"]));
+    // a local user's file name that would move the cursor up and erase the rows above
+    let evil = "x\x1b[1A\x1b[2Kgone\x07";
+    fs::write(s.p(evil), "planted\n").unwrap();
+    s.wait_for("the planted file", 10, |st| st["status"]["violations"] == 1);
+    for args in [&["integrity", "status"][..], &["integrity", "events"][..]] {
+        let out = s.ctl(args);
+        assert!(matches!(out.status.code(), Some(0 | 3)), "{out:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(!text.contains('\x1b') && !text.contains('\x07'), "{text:?}");
+        assert!(
+            text.contains("x\\x1b[1A\\x1b[2Kgone\\x07"),
+            "{args:?}: {text}"
+        );
+    }
+}

@@ -81,7 +81,7 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 pub fn resolve_command(cmd: &OsStr) -> Result<PathBuf, ExecError> {
     let as_path = Path::new(cmd);
     if cmd.as_bytes().contains(&b'/') {
-        return Ok(as_path.to_path_buf());
+        return executable(as_path, cmd);
     }
     let path_var = std::env::var_os("PATH").unwrap_or_else(|| DEFAULT_PATH.into());
     for dir in std::env::split_paths(&path_var) {
@@ -93,6 +93,31 @@ pub fn resolve_command(cmd: &OsStr) -> Result<PathBuf, ExecError> {
         }
     }
     Err(ExecError::NotFound(cmd.to_string_lossy().into_owned()))
+}
+
+/// A command given as a path, checked before anything is confined: missing is "not found"
+/// (127); a directory or a file this process may not execute anyway is "cannot execute"
+/// (126) with a hint that the profile is not the reason.
+fn executable(path: &Path, cmd: &OsStr) -> Result<PathBuf, ExecError> {
+    let not_exec = |source: io::Error, hint: &'static str| ExecError::Exec {
+        path: path.to_path_buf(),
+        source,
+        hint,
+    };
+    match std::fs::metadata(path) {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {
+            Err(ExecError::NotFound(cmd.to_string_lossy().into_owned()))
+        }
+        Err(e) => Err(not_exec(e, "")),
+        Ok(m) if m.is_dir() => Err(not_exec(io::Error::from_raw_os_error(libc::EISDIR), "")),
+        Ok(_) => match rustix::fs::access(path, rustix::fs::Access::EXEC_OK) {
+            Ok(()) => Ok(path.to_path_buf()),
+            Err(e) => Err(not_exec(
+                e.into(),
+                "; not executable before any confinement (file mode, or a noexec mount): the profile is not the reason",
+            )),
+        },
+    }
 }
 
 fn cstring(s: OsString) -> Result<CString, ExecError> {

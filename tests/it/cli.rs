@@ -1,0 +1,125 @@
+//! hardenctl as a new admin meets it: a closed pipe, a missing or unexecutable program, names
+//! that carry terminal escapes.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Command, Stdio};
+
+use crate::common::*;
+
+fn ctl() -> Command {
+    let mut c = Command::new(hardenctl());
+    c.arg("--profile-path").arg(shipped_profiles());
+    c
+}
+
+#[test]
+fn a_reader_that_goes_away_ends_hardenctl_like_any_unix_tool() {
+    // `hardenctl profile show base --expand | head -0`, made deterministic: the read end is
+    // closed before hardenctl writes its first line
+    let mut child = ctl()
+        .args(["profile", "show", "base", "--expand"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGPIPE),
+        "{:?} {err}",
+        out.status
+    );
+    // the same through a shell pipe: head's status, no core dump, nothing on stderr
+    let sh = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "{} --profile-path {} profile show base --expand | head -1 >/dev/null",
+            hardenctl(),
+            shipped_profiles().display()
+        ))
+        .output()
+        .unwrap();
+    assert!(sh.status.success(), "{sh:?}");
+    assert!(
+        sh.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&sh.stderr)
+    );
+}
+
+#[test]
+fn exec_of_a_missing_program_is_127_and_of_an_unexecutable_one_126_with_the_right_hint() {
+    let sb = Sandbox::new();
+    let p = sb.profile("p", "include = [\"base\"]\n");
+    let out = ctl()
+        .args(["exec", "--profile"])
+        .arg(&p)
+        .args(["--", "/bin/nosuch"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(127), "{err}");
+    assert!(err.contains("/bin/nosuch: command not found"), "{err}");
+    let out = ctl()
+        .args(["exec", "--profile"])
+        .arg(&p)
+        .args(["--", "nosuch-command-anywhere"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(127));
+    // a file without execute permission: the profile is not the reason, and says so
+    let f = sb.path("script");
+    fs::write(&f, "#!/bin/sh\n").unwrap();
+    fs::set_permissions(&f, fs::Permissions::from_mode(0o644)).unwrap();
+    let out = ctl()
+        .args(["exec", "--profile"])
+        .arg(&p)
+        .arg("--")
+        .arg(&f)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    // (root too: execve needs some execute bit even for root)
+    assert_eq!(out.status.code(), Some(126), "{err}");
+    assert!(
+        err.contains("not executable before any confinement"),
+        "{err}"
+    );
+    assert!(!err.contains("read_exec"), "{err}");
+    // a directory
+    let out = ctl()
+        .args(["exec", "--profile"])
+        .arg(&p)
+        .args(["--", "/usr/bin"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(126));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Is a directory"));
+}
+
+#[test]
+fn profile_file_names_with_terminal_escapes_are_printed_escaped() {
+    let sb = Sandbox::new();
+    // a profile's name must be plain, so the escapes sit in its directory's name
+    let dir = sb.path("ok\x1b[2K\x1b[1Agone");
+    fs::create_dir(&dir).unwrap();
+    let f = dir.join("fine.toml");
+    fs::write(&f, "description = \"fine\"\n").unwrap();
+    let out = ctl().args(["profile", "check"]).arg(&f).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(!text.contains('\x1b'), "{text:?}");
+    assert!(text.contains("ok\\x1b[2K\\x1b[1Agone/fine.toml"), "{text}");
+    // an invalid one: the error names the file escaped too
+    fs::write(&f, "nonsense = 1\n").unwrap();
+    let out = ctl().args(["profile", "check"]).arg(&f).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains('\x1b'), "{text:?}");
+}
