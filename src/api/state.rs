@@ -168,7 +168,10 @@ impl IntegrityState {
     pub fn is_bad(self) -> bool {
         matches!(
             self,
-            IntegrityState::Violations | IntegrityState::Tampered | IntegrityState::Error
+            IntegrityState::Violations
+                | IntegrityState::Tampered
+                | IntegrityState::Error
+                | IntegrityState::NoBaseline
         )
     }
 }

@@ -33,7 +33,9 @@ fn identity(out: &Output, bus: &str, a: IdentityArgs) -> Result<Exit, CliError> 
 /// 3 answered but the state is bad).
 pub fn run(args: Args) -> ExitCode {
     let loader = ProfileLoader::new(args.profile_path);
-    let out = Output::new(args.json);
+    let mut out = Output::new(args.json);
+    // exec: stdout belongs to the program; the record and any error go to stderr
+    out.json_to_stderr = matches!(args.command, Command::Exec { .. });
     let result = match args.command {
         Command::Status => super::manager::status(&out, &args.bus),
         Command::Services => super::manager::services(&out, &args.bus),
@@ -126,6 +128,7 @@ pub fn run(args: Args) -> ExitCode {
     match result {
         Ok(Exit::Ok) => ExitCode::SUCCESS,
         Ok(Exit::Bad) => ExitCode::from(3),
+        Ok(Exit::InputError) => ExitCode::from(1),
         Err(e) => {
             out.error(&e);
             ExitCode::from(e.exit_code())

@@ -104,9 +104,8 @@ pub fn run(
         }
         // stdout belongs to the command; the report goes to stderr.
         if json {
-            if let Ok(s) = serde_json::to_string(record) {
-                eprintln!("{s}");
-            }
+            // one document, on one line (out sends documents to stderr for exec)
+            out.json_line(&serde_json::json!({ "record": record }));
         } else {
             eprintln!("hardenctl: {}", summary(record));
             for p in &record.confinement.landlock.skipped_paths {

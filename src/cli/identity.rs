@@ -199,7 +199,7 @@ fn nonce_arg(nonce_hex: &str, max: usize) -> Result<Vec<u8>, CliError> {
 
 fn print_info(out: &Output, i: &IdentityInfo) {
     if out.json {
-        out.json(i);
+        out.json(&serde_json::json!({ "identity": i }));
         return;
     }
     let mut rows = vec![
@@ -255,14 +255,13 @@ fn print_info(out: &Output, i: &IdentityInfo) {
     }
 }
 
-/// `show`: exit 3 unless the identity is `ok`.
+/// `show`: exit 3 unless the identity is `ok` or deliberately `disabled` (`tcti = "none"`).
 pub fn show(out: &Output, b: &Backend) -> Result<Exit, CliError> {
     let i = b.info()?;
     print_info(out, &i);
-    Ok(if i.state == IdentityState::Ok {
-        Exit::Ok
-    } else {
-        Exit::Bad
+    Ok(match i.state {
+        IdentityState::Ok | IdentityState::Disabled => Exit::Ok,
+        _ => Exit::Bad,
     })
 }
 
@@ -335,9 +334,9 @@ pub fn rotate(out: &Output, b: &Backend, what: Rotation) -> Result<Exit, CliErro
 /// `verify-quote FILE [--nonce HEX]`: offline; exit 0 valid, 3 invalid.
 pub fn verify_quote(out: &Output, file: &Path, nonce_hex: Option<&str>) -> Result<Exit, CliError> {
     let text = std::fs::read_to_string(file)
-        .map_err(|e| CliError::Usage(format!("{}: {e}", file.display())))?;
+        .map_err(|e| CliError::Input(format!("{}: {e}", file.display())))?;
     let bundle: QuoteBundle = serde_json::from_str(&text)
-        .map_err(|e| CliError::Usage(format!("{}: not a quote bundle: {e}", file.display())))?;
+        .map_err(|e| CliError::Input(format!("{}: not a quote bundle: {e}", file.display())))?;
     let nonce = nonce_hex
         .map(hex::decode)
         .transpose()

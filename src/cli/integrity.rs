@@ -103,11 +103,13 @@ fn violations_table(out: &Output, v: &[ViolationInfo]) -> String {
     columns(&rows)
 }
 
+/// Exit 3 for a bad state (violations, tampered, error, no baseline); `disabled` is a
+/// deliberate configuration, not a bad state.
 fn exit_for(i: &IntegrityInfo) -> Exit {
-    if i.state == IntegrityState::Ok {
-        Exit::Ok
-    } else {
+    if i.state.is_bad() {
         Exit::Bad
+    } else {
+        Exit::Ok
     }
 }
 
@@ -185,7 +187,7 @@ pub fn init(out: &Output, bus: &str) -> Result<Exit, CliError> {
     let p = proxy(&c)?;
     let (i,) = with_progress(&c, &p, p.init()).map_err(|e| bus_error(bus, e))?;
     if out.json {
-        out.json(&i);
+        out.json(&serde_json::json!({ "status": i }));
     } else {
         println!(
             "new baseline: {} paths, protected by a {} key",
@@ -223,11 +225,11 @@ pub fn events(out: &Output, bus: &str, count: u32, follow: bool) -> Result<Exit,
     };
     let ev = c.block_on(p.events(count)).map_err(|e| bus_error(bus, e))?;
     if out.json && !follow {
-        out.json(&ev);
+        out.json(&serde_json::json!({ "events": ev }));
     } else {
         for e in &ev {
             if out.json {
-                println!("{}", serde_json::to_string(e).unwrap_or_default());
+                out.json_line(&serde_json::json!({ "event": e }));
             } else {
                 println!(
                     "{}  {:<9} {:<12} {} {}",
@@ -249,10 +251,11 @@ pub fn events(out: &Output, bus: &str, count: u32, follow: bool) -> Result<Exit,
             while let Some(sig) = stream.next().await {
                 let Ok(a) = sig.args() else { continue };
                 if out.json {
-                    println!(
-                        "{}",
-                        serde_json::json!({ "event": "violation", "path": a.path(), "kind": a.kind(), "expected": a.expected(), "actual": a.actual(), "set": a.set(), "severity": a.severity() })
-                    );
+                    out.json_line(&serde_json::json!({ "event": {
+                        "time": crate::integrity::now(), "event": "violation", "path": a.path(),
+                        "kind": a.kind(), "expected": a.expected(), "actual": a.actual(),
+                        "set": a.set(), "severity": a.severity()
+                    } }));
                 } else {
                     println!(
                         "{}  violation {:<12} {} ({} → {}) [{} {}]",

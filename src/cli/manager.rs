@@ -15,54 +15,211 @@ fn state_good(s: ServiceState) -> Option<bool> {
     }
 }
 
+/// One pillar's line in `status`: its state, whether that is bad, and a few words.
+#[derive(Serialize)]
+struct Pillar {
+    state: String,
+    bad: bool,
+    detail: String,
+}
+
+impl Pillar {
+    fn new(state: &str, bad: bool, detail: impl Into<String>) -> Self {
+        Pillar {
+            state: state.to_string(),
+            bad,
+            detail: detail.into(),
+        }
+    }
+
+    /// A pillar whose state could not be read (an unknown state string is bad).
+    fn unreadable(e: impl std::fmt::Display) -> Self {
+        Pillar::new("unknown", true, format!("cannot be read: {e}"))
+    }
+}
+
+/// `status`'s document: the daemon, then a line per pillar.
+#[derive(Serialize)]
+struct StatusDoc {
+    state: crate::api::DaemonState,
+    detail: String,
+    daemon_version: String,
+    kernel_landlock_abi: u32,
+    systemd: bool,
+    verify_interval: u32,
+    profile_path: Vec<String>,
+    services: ServicesLine,
+    verity: Pillar,
+    identity: Pillar,
+    integrity: Pillar,
+}
+
+#[derive(Serialize)]
+struct ServicesLine {
+    state: &'static str,
+    bad: bool,
+    assigned: u32,
+    enforced: u32,
+    problems: u32,
+}
+
+fn pillar<S: Copy>(
+    state: zbus::Result<String>,
+    parse: fn(&str) -> Option<S>,
+    is_bad: fn(S) -> bool,
+    detail: impl FnOnce(S) -> String,
+) -> Pillar {
+    match state {
+        Ok(text) => match parse(&text) {
+            Some(st) => Pillar::new(&text, is_bad(st), detail(st)),
+            None => Pillar::new(&text, true, "a state this hardenctl does not know"),
+        },
+        Err(e) => Pillar::unreadable(e),
+    }
+}
+
+/// `status`: one screen — the daemon and a line per pillar (services, verity, identity,
+/// integrity), the bad ones first. Exit 3 when the daemon is degraded.
 pub fn status(out: &Output, bus: &str) -> Result<Exit, CliError> {
+    use crate::api::{IdentityState, IntegrityState};
     let c = Client::connect(bus)?;
     let m = c.manager()?;
     let (s,) = c.block_on(m.status()).map_err(|e| bus_error(bus, e))?;
-    if out.json {
-        out.json(&s);
-    } else {
-        let rows = vec![
-            vec![
-                "hardend".into(),
-                format!(
-                    "{} ({})",
-                    s.version,
-                    out.paint(s.state.as_str(), Some(!s.state.is_bad()))
-                ),
-            ],
-            vec![
-                "services".into(),
-                format!(
-                    "{} assigned, {} enforced, {} problems",
-                    s.services, s.enforced, s.problems
-                ),
-            ],
-            vec![
-                "landlock".into(),
-                format!("kernel ABI {}", s.kernel_landlock_abi),
-            ],
-            vec![
-                "systemd".into(),
-                if s.systemd {
-                    "connected".into()
-                } else {
-                    "not on this bus (records only)".into()
+    // properties only (open to everyone, no TPM work, no rate limit); Verity.Check is a
+    // read of the device-mapper table on the daemon's worker
+    let verity = match c.verity().map(|v| c.block_on(v.check())) {
+        Ok(Ok((v,))) => Pillar::new(v.state.as_str(), verity_bad(&v), v.detail.clone()),
+        Ok(Err(e)) => Pillar::unreadable(e),
+        Err(e) => Pillar::unreadable(e),
+    };
+    let identity = match c.identity() {
+        Ok(p) => {
+            let fp = c.block_on(p.fingerprint()).unwrap_or_default();
+            pillar(
+                c.block_on(p.state()),
+                IdentityState::parse,
+                IdentityState::is_bad,
+                |st| match st {
+                    IdentityState::Ok => format!("sha256:{fp}"),
+                    IdentityState::None => "no identity yet: hardenctl identity create".into(),
+                    IdentityState::Disabled => "off ([identity] tcti = \"none\")".into(),
+                    _ => "hardenctl identity show says why".into(),
                 },
-            ],
-            vec!["verify every".into(), format!("{} s", s.verify_interval)],
-            vec!["profile path".into(), s.profile_path.join(":")],
-        ];
-        print!("{}", columns(&rows));
-        if !s.detail.is_empty() {
-            println!("{}", out.paint(&safe(&s.detail), Some(false)));
+            )
         }
+        Err(e) => Pillar::unreadable(e),
+    };
+    let integrity = match c.integrity() {
+        Ok(p) => {
+            let n = c.block_on(p.violations()).unwrap_or_default();
+            pillar(
+                c.block_on(p.state()),
+                IntegrityState::parse,
+                IntegrityState::is_bad,
+                |st| match st {
+                    IntegrityState::Ok => "every watched file matches the baseline".into(),
+                    IntegrityState::Violations => {
+                        format!("{n} path(s) differ from the baseline: hardenctl integrity status")
+                    }
+                    IntegrityState::NoBaseline => {
+                        "no baseline, nothing is compared: hardenctl integrity init".into()
+                    }
+                    IntegrityState::Disabled => "off ([integrity] enabled = false)".into(),
+                    _ => "hardenctl integrity status says why".into(),
+                },
+            )
+        }
+        Err(e) => Pillar::unreadable(e),
+    };
+    let services_bad = s.problems > 0;
+    let doc = StatusDoc {
+        state: s.state,
+        detail: s.detail.clone(),
+        daemon_version: s.version.clone(),
+        kernel_landlock_abi: s.kernel_landlock_abi,
+        systemd: s.systemd,
+        verify_interval: s.verify_interval,
+        profile_path: s.profile_path.clone(),
+        services: ServicesLine {
+            state: if services_bad { "problems" } else { "ok" },
+            bad: services_bad,
+            assigned: s.services,
+            enforced: s.enforced,
+            problems: s.problems,
+        },
+        verity,
+        identity,
+        integrity,
+    };
+    if out.json {
+        out.json(&doc);
+    } else {
+        print!("{}", status_screen(out, &doc));
     }
     Ok(if s.state.is_bad() {
         Exit::Bad
     } else {
         Exit::Ok
     })
+}
+
+fn status_screen(out: &Output, d: &StatusDoc) -> String {
+    let paint = |state: &str, bad: bool| out.paint(state, Some(!bad));
+    let services = Pillar::new(
+        d.services.state,
+        d.services.bad,
+        format!(
+            "{} assigned, {} enforced, {} with problems{}",
+            d.services.assigned,
+            d.services.enforced,
+            d.services.problems,
+            if d.services.bad {
+                ": hardenctl services"
+            } else {
+                ""
+            }
+        ),
+    );
+    let mut pillars = vec![
+        ("services", &services),
+        ("integrity", &d.integrity),
+        ("identity", &d.identity),
+        ("verity", &d.verity),
+    ];
+    // the bad ones first, otherwise in this order
+    pillars.sort_by_key(|(_, p)| !p.bad);
+    let mut rows = vec![vec![
+        "hardend".to_string(),
+        format!(
+            "{} {}",
+            paint(d.state.as_str(), d.state.is_bad()),
+            d.daemon_version
+        ),
+    ]];
+    for (name, p) in pillars {
+        rows.push(vec![
+            name.to_string(),
+            format!("{}  {}", paint(&p.state, p.bad), p.detail),
+        ]);
+    }
+    rows.push(vec![
+        "landlock".into(),
+        format!("kernel ABI {}", d.kernel_landlock_abi),
+    ]);
+    rows.push(vec![
+        "systemd".into(),
+        if d.systemd {
+            "connected".into()
+        } else {
+            "not on this bus (records only)".into()
+        },
+    ]);
+    let mut text = columns(&rows);
+    if !d.detail.is_empty() {
+        text.push_str(&out.paint(&safe(&d.detail), Some(false)));
+        text.push('\n');
+    }
+    text
 }
 
 fn services_table(out: &Output, services: &[ServiceInfo]) -> String {
@@ -161,7 +318,7 @@ pub fn confine(
         .block_on(m.confine(unit, profile, runtime, no_restart))
         .map_err(|e| bus_error(bus, e))?;
     if out.json {
-        out.json(&info);
+        out.json(&serde_json::json!({ "service": info }));
     } else {
         print!("{}", services_table(out, std::slice::from_ref(&info)));
     }
@@ -178,7 +335,7 @@ pub fn release(out: &Output, bus: &str, unit: &str, no_restart: bool) -> Result<
     c.block_on(m.release(unit, no_restart))
         .map_err(|e| bus_error(bus, e))?;
     if out.json {
-        out.json(&serde_json::json!({ "released": unit }));
+        out.json(&serde_json::json!({ "unit": unit, "released": true }));
     } else {
         println!("{unit}: released");
     }
@@ -212,15 +369,20 @@ pub fn profile_list(out: &Output, bus: &str) -> Option<Result<Exit, CliError>> {
         Ok(l) => l,
         Err(e) => return Some(Err(bus_error(bus, e))),
     };
-    #[derive(Serialize)]
-    struct Doc<'a> {
-        source: &'static str,
-        profiles: &'a [crate::api::ProfileInfo],
-    }
     if out.json {
-        out.json(&Doc {
+        let entries: Vec<super::profile::ListEntry> = list
+            .iter()
+            .map(|p| super::profile::ListEntry {
+                name: p.name.clone(),
+                path: p.path.clone(),
+                description: p.description.clone(),
+                valid: p.error.is_empty(),
+                error: p.error.clone(),
+            })
+            .collect();
+        out.json(&super::profile::ListDoc {
             source: "daemon",
-            profiles: &list,
+            profiles: entries,
         });
     } else {
         let mut rows = vec![vec!["NAME".into(), "PATH".into(), "DESCRIPTION".into()]];
@@ -247,7 +409,7 @@ pub fn verity_status(out: &Output, bus: &str) -> Result<Exit, CliError> {
     let v = c.verity()?;
     let (info,) = c.block_on(v.check()).map_err(|e| bus_error(bus, e))?;
     if out.json {
-        out.json(&info);
+        out.json(&serde_json::json!({ "verity": info }));
     } else {
         let rows = vec![
             vec![
@@ -279,9 +441,16 @@ pub fn verity_status(out: &Output, bus: &str) -> Result<Exit, CliError> {
         print!("{}", columns(&rows));
         println!("{}", safe(&info.detail));
     }
-    Ok(if info.state == VerityState::Verified {
-        Exit::Ok
-    } else {
+    Ok(if verity_bad(&info) {
         Exit::Bad
+    } else {
+        Exit::Ok
     })
+}
+
+/// Corrupted or the wrong root hash is bad; so is anything but verified when a root hash
+/// is expected. A device that does not use verity (nothing expected) is not.
+fn verity_bad(info: &crate::api::VerityInfo) -> bool {
+    info.state.is_bad()
+        || (info.state != VerityState::Verified && !info.expected_root_hash.is_empty())
 }

@@ -6,6 +6,7 @@ mod dispatch;
 pub mod exec;
 pub mod identity;
 pub mod integrity;
+pub mod json;
 pub mod manager;
 pub mod profile;
 pub mod verity;
@@ -16,11 +17,14 @@ use std::io::IsTerminal;
 
 use serde::Serialize;
 
-/// The answer of a command: good (exit 0) or "answered, but the state is bad" (exit 3).
+/// The answer of a command: good (exit 0), "answered, but the state is bad" (exit 3), or
+/// answered for some inputs while another could not be read at all (exit 1, like an error;
+/// the answer was printed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
     Ok,
     Bad,
+    InputError,
 }
 
 /// A command failure (exit 1 unless the error says otherwise).
@@ -32,6 +36,9 @@ pub enum CliError {
     Exec(#[from] crate::confine::exec::ExecError),
     #[error("{0}")]
     Usage(String),
+    /// An input file is missing, unreadable or not what it should be (exit 1).
+    #[error("{0}")]
+    Input(String),
     #[error("{0}")]
     NotRunning(String),
     #[error("permission denied: {0}")]
@@ -46,6 +53,7 @@ impl CliError {
             CliError::Exec(e) => u8::try_from(e.exit_code()).unwrap_or(1),
             CliError::Usage(_) => 2,
             CliError::Profile(_)
+            | CliError::Input(_)
             | CliError::NotRunning(_)
             | CliError::AccessDenied(_)
             | CliError::Daemon(_) => 1,
@@ -57,28 +65,59 @@ impl CliError {
 pub struct Output {
     pub json: bool,
     pub color: bool,
+    /// `--quiet`: nothing on stdout unless --json; errors still on stderr.
+    pub quiet: bool,
+    /// Documents go to stderr (`exec`: stdout belongs to the program).
+    pub json_to_stderr: bool,
 }
 
 impl Output {
     pub fn new(json: bool) -> Self {
         let color =
             !json && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-        Output { json, color }
+        Output {
+            json,
+            color,
+            quiet: false,
+            json_to_stderr: false,
+        }
     }
 
-    /// Prints a JSON document on stdout.
-    pub fn json<T: Serialize>(&self, value: &T) {
-        match serde_json::to_string_pretty(value) {
+    fn emit(&self, doc: &serde_json::Value, pretty: bool) {
+        let text = if pretty {
+            serde_json::to_string_pretty(doc)
+        } else {
+            serde_json::to_string(doc)
+        };
+        match text {
+            Ok(s) if self.json_to_stderr => eprintln!("{s}"),
             Ok(s) => println!("{s}"),
             Err(e) => eprintln!("hardenctl: cannot encode output: {e}"),
         }
     }
 
-    /// Reports an error: JSON on stdout in --json mode, text on stderr otherwise (control
-    /// characters escaped: errors quote names from outside).
+    /// Prints the command's one JSON document (docs/json.md: `version`, null for absent,
+    /// RFC 3339 times).
+    pub fn json<T: Serialize>(&self, value: &T) {
+        match json::document(value) {
+            Ok(d) => self.emit(&d, true),
+            Err(e) => eprintln!("hardenctl: {e}"),
+        }
+    }
+
+    /// One document on one line (`events --follow`: a stream of documents).
+    pub fn json_line<T: Serialize>(&self, value: &T) {
+        match json::document(value) {
+            Ok(d) => self.emit(&d, false),
+            Err(e) => eprintln!("hardenctl: {e}"),
+        }
+    }
+
+    /// Reports an error: the error document in --json mode (where documents go), text on
+    /// stderr otherwise (control characters escaped: errors quote names from outside).
     pub fn error(&self, e: &CliError) {
         if self.json {
-            self.json(&serde_json::json!({ "error": e.to_string() }));
+            self.emit(&json::error_document(&e.to_string(), e.exit_code()), true);
         } else {
             eprintln!("hardenctl: {}", safe(&e.to_string()));
         }

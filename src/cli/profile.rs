@@ -1,6 +1,6 @@
 //! `hardenctl profile list | show | check`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
@@ -9,53 +9,72 @@ use crate::confine::seccomp;
 use crate::profile::syscalls::Arch;
 use crate::profile::{Profile, ProfileLoader};
 
+/// One profile in `profile list --json`, the same whether the daemon or the local path
+/// answered.
+#[derive(Serialize)]
+pub struct ListEntry {
+    pub name: String,
+    pub path: String,
+    pub description: String,
+    pub valid: bool,
+    pub error: String,
+}
+
+/// `profile list --json`: `source` is `daemon` (its profile path, what it would confine
+/// with) or `local` (the daemon is not running: this hardenctl's --profile-path).
+#[derive(Serialize)]
+pub struct ListDoc {
+    pub source: &'static str,
+    pub profiles: Vec<ListEntry>,
+}
+
 pub fn list(out: &Output, loader: &ProfileLoader) -> Result<Exit, CliError> {
-    #[derive(Serialize)]
-    struct Entry {
-        name: String,
-        path: PathBuf,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        description: Option<String>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        error: Option<String>,
-    }
-    let entries: Vec<Entry> = loader
+    let entries: Vec<ListEntry> = loader
         .list()
         .into_iter()
-        .map(|(name, path)| match loader.load_file(&path) {
-            Ok(p) => Entry {
-                name,
-                path,
-                description: p.description,
-                error: None,
-            },
-            Err(e) => Entry {
-                name,
-                path,
-                description: None,
-                error: Some(e.to_string()),
-            },
+        .map(|(name, path)| {
+            let path_text = path.display().to_string();
+            match loader.load_file(&path) {
+                Ok(p) => ListEntry {
+                    name,
+                    path: path_text,
+                    description: p.description.unwrap_or_default(),
+                    valid: true,
+                    error: String::new(),
+                },
+                Err(e) => ListEntry {
+                    name,
+                    path: path_text,
+                    description: String::new(),
+                    valid: false,
+                    error: e.to_string(),
+                },
+            }
         })
         .collect();
-    if out.json {
-        out.json(&serde_json::json!({ "profiles": entries }));
-    } else {
-        let mut rows = vec![vec!["NAME".into(), "PATH".into(), "DESCRIPTION".into()]];
-        for e in &entries {
-            let desc = match (&e.error, &e.description) {
-                (Some(err), _) => out.paint(&format!("invalid: {err}"), Some(false)),
-                (None, Some(d)) => d.clone(),
-                (None, None) => String::new(),
-            };
-            rows.push(vec![e.name.clone(), e.path.display().to_string(), desc]);
-        }
-        print!("{}", columns(&rows));
-    }
-    Ok(if entries.iter().any(|e| e.error.is_some()) {
+    let exit = if entries.iter().any(|e| !e.valid) {
         Exit::Bad
     } else {
         Exit::Ok
-    })
+    };
+    if out.json {
+        out.json(&ListDoc {
+            source: "local",
+            profiles: entries,
+        });
+        return Ok(exit);
+    }
+    let mut rows = vec![vec!["NAME".into(), "PATH".into(), "DESCRIPTION".into()]];
+    for e in &entries {
+        let desc = if e.valid {
+            e.description.clone()
+        } else {
+            out.paint(&format!("invalid: {}", e.error), Some(false))
+        };
+        rows.push(vec![e.name.clone(), e.path.clone(), desc]);
+    }
+    print!("{}", columns(&rows));
+    Ok(exit)
 }
 
 fn parse_arch(arch: Option<&str>) -> Result<Arch, CliError> {
@@ -85,16 +104,18 @@ pub fn show(
         None
     };
     if out.json {
-        let mut v = serde_json::to_value(&profile).unwrap_or_default();
-        v["policy_hash"] = profile.policy_hash().into();
-        if let Some((allowed, notes)) = &expanded {
-            v["expanded"] = serde_json::json!({
+        let expanded = expanded.as_ref().map(|(allowed, notes)| {
+            serde_json::json!({
                 "arch": arch.to_string(),
                 "allowed": allowed.keys().collect::<Vec<_>>(),
                 "notes": notes,
-            });
-        }
-        out.json(&v);
+            })
+        });
+        out.json(&serde_json::json!({
+            "profile": profile,
+            "policy_hash": profile.policy_hash(),
+            "expanded": expanded,
+        }));
         return Ok(Exit::Ok);
     }
     print!("{}", render(&profile));
@@ -268,38 +289,69 @@ pub fn render(p: &Profile) -> String {
 struct CheckResult {
     file: PathBuf,
     ok: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
     profile: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     line: Option<usize>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     notes: Vec<String>,
+    /// The input itself could not be found or read (exit 1), as opposed to a profile
+    /// that is invalid (exit 3).
+    #[serde(skip)]
+    unreadable: bool,
 }
 
+/// What `profile check ARG` checks: a path as given, or — a bare name that is not a file
+/// here — the profile of that name on the profile path.
+fn check_target(
+    loader: &ProfileLoader,
+    arg: &Path,
+) -> Result<PathBuf, crate::profile::ProfileError> {
+    let text = arg.as_os_str().to_string_lossy();
+    if text.contains('/') || arg.exists() {
+        return Ok(arg.to_path_buf());
+    }
+    loader.find(&text, &[])
+}
+
+fn check_one(loader: &ProfileLoader, arg: &Path) -> CheckResult {
+    use crate::profile::ProfileError;
+    use crate::source::SourceError;
+    let failed = |file: PathBuf, e: ProfileError, unreadable: bool| CheckResult {
+        file,
+        ok: false,
+        profile: None,
+        line: e.line(),
+        error: Some(e.to_string()),
+        notes: Vec::new(),
+        unreadable,
+    };
+    let file = match check_target(loader, arg) {
+        Ok(f) => f,
+        Err(e) => return failed(arg.to_path_buf(), e, true),
+    };
+    match crate::confine::check_profile_file(loader, &file) {
+        Ok((p, notes)) => CheckResult {
+            file,
+            ok: true,
+            profile: Some(p.name),
+            error: None,
+            line: None,
+            notes,
+            unreadable: false,
+        },
+        Err(e) => {
+            // the file asked for could not be read; an include that cannot be read makes
+            // the profile invalid instead
+            let unreadable =
+                matches!(&e, ProfileError::Source(SourceError::Read { path, .. }) if path == &file);
+            failed(file, e, unreadable)
+        }
+    }
+}
+
+/// `profile check FILE|NAME...`: every argument is checked and reported; exit 3 when one is
+/// invalid, 1 when one could not be found or read.
 pub fn check(out: &Output, loader: &ProfileLoader, files: &[PathBuf]) -> Result<Exit, CliError> {
-    let results: Vec<CheckResult> = files
-        .iter()
-        .map(|f| match crate::confine::check_profile_file(loader, f) {
-            Ok((p, notes)) => CheckResult {
-                file: f.clone(),
-                ok: true,
-                profile: Some(p.name),
-                error: None,
-                line: None,
-                notes,
-            },
-            Err(e) => CheckResult {
-                file: f.clone(),
-                ok: false,
-                profile: None,
-                line: e.line(),
-                error: Some(e.to_string()),
-                notes: Vec::new(),
-            },
-        })
-        .collect();
+    let results: Vec<CheckResult> = files.iter().map(|f| check_one(loader, f)).collect();
     let all_ok = results.iter().all(|r| r.ok);
     if out.json {
         out.json(&serde_json::json!({ "ok": all_ok, "results": results }));
@@ -316,9 +368,22 @@ pub fn check(out: &Output, loader: &ProfileLoader, files: &[PathBuf]) -> Result<
                         println!("        note: {n}");
                     }
                 }
-                Some(e) => println!("{} {}", out.paint("invalid", Some(false)), super::safe(e)),
+                Some(e) => println!(
+                    "{} {}",
+                    out.paint(
+                        if r.unreadable { "error  " } else { "invalid" },
+                        Some(false)
+                    ),
+                    super::safe(e)
+                ),
             }
         }
     }
-    Ok(if all_ok { Exit::Ok } else { Exit::Bad })
+    Ok(if results.iter().any(|r| r.unreadable) {
+        Exit::InputError
+    } else if all_ok {
+        Exit::Ok
+    } else {
+        Exit::Bad
+    })
 }

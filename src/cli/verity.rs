@@ -233,7 +233,7 @@ pub fn verify(
     match result {
         Ok(()) => {
             if out.json {
-                out.json(&serde_json::json!({ "verified": true, "root_hash": root }));
+                out.json(&serde_json::json!({ "verified": true, "root_hash": root, "corruption": null, "message": null }));
             } else {
                 println!("verified: {} matches root hash {root}", data.display());
             }
@@ -241,7 +241,7 @@ pub fn verify(
         }
         Err(VerityError::Corrupt(c)) => {
             if out.json {
-                out.json(&serde_json::json!({ "verified": false, "corruption": c, "message": c.to_string() }));
+                out.json(&serde_json::json!({ "verified": false, "root_hash": root, "corruption": c, "message": c.to_string() }));
             } else {
                 println!("{}: {c}", out.paint("verification failed", Some(false)));
             }
@@ -321,7 +321,7 @@ pub fn open(
 pub fn close(out: &Output, name: &str) -> Result<Exit, CliError> {
     crate::verity::dm::Control::open()?.remove(name)?;
     if out.json {
-        out.json(&serde_json::json!({ "closed": name }));
+        out.json(&serde_json::json!({ "name": name, "closed": true }));
     } else {
         println!("{name}: closed");
     }
@@ -344,9 +344,16 @@ pub fn status(out: &Output, name: &str) -> Result<Exit, CliError> {
         .unwrap_or("")
         .to_string();
     if out.json {
-        out.json(
-            &serde_json::json!({ "name": name, "status": st, "raw": t.params, "root_hash": root }),
-        );
+        out.json(&serde_json::json!({
+            "name": name,
+            "status": match &st {
+                VerityStatus::Verified => "verified",
+                VerityStatus::Corrupted => "corrupted",
+                VerityStatus::Unknown(_) => "unknown",
+            },
+            "raw": t.params,
+            "root_hash": root,
+        }));
     } else {
         let word = match &st {
             VerityStatus::Verified => out.paint("verified (V)", Some(true)),

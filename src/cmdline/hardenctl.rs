@@ -27,7 +27,8 @@ pub struct Args {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Overall state of the daemon, one screen. Exit 3 when degraded.
+    /// One screen: the daemon and a line per pillar (services, integrity, identity, verity),
+    /// the bad ones first. Exit 3 when degraded.
     Status,
     /// Every unit with a profile: state, PID, Landlock ABI. Exit 3 if one is not enforced.
     Services,
@@ -103,7 +104,7 @@ pub struct IdentityArgs {
 #[derive(Subcommand, Debug)]
 pub enum IdentityCmd {
     /// State, public key, fingerprint, TPM, EK certificate, pending rotation; exit 3 unless
-    /// the identity is ok (none, lost, no TPM).
+    /// the identity is ok or deliberately off (none, lost, no TPM, error).
     Show,
     /// Create the identity key (refused when one exists, also when it is lost).
     Create,
@@ -216,7 +217,8 @@ pub enum VerityCmd {
     /// Remove a verity device.
     Close { name: String },
     /// Kernel status of a verity device (exit 0 verified, 3 corrupted); without NAME, the
-    /// daemon's check of the root file system (exit 3 unless verified).
+    /// daemon's check of the root file system (exit 3 when corrupted, the wrong root hash,
+    /// or not verified although a root hash is expected).
     Status { name: Option<String> },
     /// Print the superblock of HASH.
     Dump {

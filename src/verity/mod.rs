@@ -134,7 +134,7 @@ pub struct VerityParams {
     pub data_block_size: u32,
     pub hash_block_size: u32,
     pub data_blocks: u64,
-    #[serde(serialize_with = "hex_or_dash")]
+    #[serde(serialize_with = "hex_or_null")]
     pub salt: Vec<u8>,
     #[serde(serialize_with = "uuid_string")]
     pub uuid: [u8; 16],
@@ -143,8 +143,12 @@ pub struct VerityParams {
     pub superblock: bool,
 }
 
-fn hex_or_dash<S: serde::Serializer>(salt: &[u8], s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&salt_string(salt))
+/// In documents an empty salt is `null` (veritysetup's `-` is command-line notation).
+fn hex_or_null<S: serde::Serializer>(salt: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    if salt.is_empty() {
+        return s.serialize_none();
+    }
+    s.serialize_str(&hex::encode(salt))
 }
 
 fn uuid_string<S: serde::Serializer>(u: &[u8; 16], s: S) -> Result<S::Ok, S::Error> {

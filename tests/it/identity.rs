@@ -85,10 +85,10 @@ fn create_sign_csr_quote_and_rotate_through_the_daemon() {
     let d = &s.d;
     let out = d.ctl(&["--json", "identity", "show"]);
     assert_eq!(out.status.code(), Some(3), "no identity yet");
-    assert_eq!(json(&out)["state"], "none");
-    assert_eq!(json(&out)["software_tpm"], true);
+    assert_eq!(json(&out)["identity"]["state"], "none");
+    assert_eq!(json(&out)["identity"]["software_tpm"], true);
 
-    let v = json(&ok(d.ctl(&["--json", "identity", "create"])));
+    let v = json(&ok(d.ctl(&["--json", "identity", "create"])))["identity"].clone();
     assert_eq!(v["state"], "ok");
     let (fp1, pem1) = (
         v["fingerprint"].as_str().unwrap().to_string(),
@@ -125,7 +125,7 @@ fn create_sign_csr_quote_and_rotate_through_the_daemon() {
     let v = json(&ok(d.ctl(&["--json", "identity", "rotate"])));
     let fp2 = v["fingerprint"].as_str().unwrap().to_string();
     assert_ne!(fp1, fp2);
-    let v = json(&ok(d.ctl(&["--json", "identity", "show"])));
+    let v = json(&ok(d.ctl(&["--json", "identity", "show"])))["identity"].clone();
     assert_eq!(v["fingerprint"], fp1.as_str());
     assert_eq!(v["pending_fingerprint"], fp2.as_str());
     let sig = ok(d.ctl(&["identity", "sign", "--nonce", "01"])).stdout;
@@ -142,9 +142,9 @@ fn create_sign_csr_quote_and_rotate_through_the_daemon() {
 
     let v = json(&ok(d.ctl(&["--json", "identity", "rotate", "--commit"])));
     assert_eq!(v["fingerprint"], fp2.as_str());
-    let v = json(&ok(d.ctl(&["--json", "identity", "show"])));
+    let v = json(&ok(d.ctl(&["--json", "identity", "show"])))["identity"].clone();
     assert_eq!(v["fingerprint"], fp2.as_str());
-    assert_eq!(v["pending_fingerprint"], "");
+    assert_eq!(v["pending_fingerprint"], serde_json::Value::Null);
     let pem2 = v["public_key_pem"].as_str().unwrap().to_string();
     let sig = String::from_utf8(ok(d.ctl(&["identity", "sign", "--nonce", "02"])).stdout).unwrap();
     assert!(verifies(&pem2, &[2], &sig));
@@ -156,9 +156,9 @@ fn create_sign_csr_quote_and_rotate_through_the_daemon() {
     // an aborted rotation leaves the identity as it was
     ok(d.ctl(&["identity", "rotate"]));
     ok(d.ctl(&["identity", "rotate", "--abort"]));
-    let v = json(&ok(d.ctl(&["--json", "identity", "show"])));
+    let v = json(&ok(d.ctl(&["--json", "identity", "show"])))["identity"].clone();
     assert_eq!(v["fingerprint"], fp2.as_str());
-    assert_eq!(v["pending_fingerprint"], "");
+    assert_eq!(v["pending_fingerprint"], serde_json::Value::Null);
 }
 
 /// Runs hardenctl as uid/gid 65534 with exactly `groups` as supplementary groups.
@@ -205,7 +205,7 @@ fn signing_is_for_root_and_the_signers_group_reading_for_everyone() {
 
     let out = as_nobody(&s.bus, &[], &["--json", "identity", "show"]);
     assert!(out.status.success(), "everyone may read the identity");
-    assert_eq!(json(&out)["state"], "ok");
+    assert_eq!(json(&out)["identity"]["state"], "ok");
     for args in [
         &["identity", "sign", "--nonce", "00"][..],
         &["identity", "csr", "--subject", "CN=x"][..],
@@ -246,7 +246,7 @@ async fn a_cleared_tpm_makes_the_identity_lost_with_a_signal_and_no_new_key() {
     use hardend::api::IdentityProxy;
     let sw = Swtpm::start();
     let s = setup(&sw.tcti(), "");
-    let v = json(&ok(s.d.ctl(&["--json", "identity", "create"])));
+    let v = json(&ok(s.d.ctl(&["--json", "identity", "create"])))["identity"].clone();
     let fp = v["fingerprint"].as_str().unwrap().to_string();
     let conn = zbus::connection::Builder::address(s.bus.address.as_str())
         .unwrap()
@@ -304,7 +304,7 @@ fn no_tpm_degrades_the_status_and_gives_clear_errors() {
     );
     let out = s.d.ctl(&["--json", "identity", "show"]);
     assert_eq!(out.status.code(), Some(3));
-    assert_eq!(json(&out)["state"], "no-tpm");
+    assert_eq!(json(&out)["identity"]["state"], "no-tpm");
     let out = s.d.ctl(&["identity", "sign", "--nonce", "00"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);

@@ -14,6 +14,7 @@ mod identity;
 mod initramfs;
 mod integrity;
 mod introspection;
+mod json_shapes;
 mod layout;
 mod mount_view;
 mod profiles;

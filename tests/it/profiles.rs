@@ -482,7 +482,7 @@ fn hardenctl_profile_show_expands_groups() {
         String::from_utf8_lossy(&out.stderr)
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["name"], "base");
+    assert_eq!(v["profile"]["name"], "base");
     let allowed: Vec<&str> = v["expanded"]["allowed"]
         .as_array()
         .unwrap()

@@ -139,12 +139,14 @@ fn hardenctl_identity_create_show_sign() {
     let out = ctl(&["--json", "identity", "show"]);
     assert_eq!(out.status.code(), Some(3), "no identity yet");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = &v["identity"];
     assert_eq!(v["state"], "none");
     assert_eq!(v["software_tpm"], true);
     assert!(ctl(&["identity", "create"]).status.success());
     let out = ctl(&["--json", "identity", "show"]);
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = &v["identity"];
     assert_eq!(v["state"], "ok");
     let pem = v["public_key_pem"].as_str().unwrap().to_string();
     let out = ctl(&["identity", "sign", "--nonce", "00112233aabbccdd"]);
@@ -165,6 +167,7 @@ fn hardenctl_identity_create_show_sign() {
     let out = ctl(&["--json", "identity", "show"]);
     assert_eq!(out.status.code(), Some(3));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = &v["identity"];
     assert_eq!(v["state"], "lost");
     assert_eq!(ctl(&["identity", "create"]).status.code(), Some(1));
 }

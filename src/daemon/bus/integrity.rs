@@ -1,6 +1,8 @@
-//! `org.hardend1.Integrity`: the integrity monitor. State, violations and the event log are
-//! readable (the bus policy limits who may read them); Init, Scan and Accept change or cost,
-//! so they are root only.
+//! `org.hardend1.Integrity`: the integrity monitor. The `State` and `Violations` properties
+//! are open to everyone (monitoring needs them); `Status`, `ListViolations` and `Events` name
+//! files — also in directories other users may not list — so they are for root, like Init,
+//! Scan and Accept, which change state. The bus policy says the same, and keeps the
+//! `IntegrityViolation` signal from other users.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -42,22 +44,40 @@ impl Integrity {
         self.pillars.integrity.info().violations
     }
 
-    /// Everything about the monitor in one structure (also scan progress).
-    fn status(&self) -> (IntegrityInfo,) {
-        (self.pillars.integrity.info(),)
+    /// Everything about the monitor in one structure (also scan progress). Root only.
+    async fn status(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<(IntegrityInfo,)> {
+        auth::require_root(conn, &hdr, &self.pillars.services, "Status").await?;
+        Ok((self.pillars.integrity.info(),))
     }
 
-    fn list_violations(&self) -> Vec<ViolationInfo> {
-        self.pillars
+    /// Every path that differs from the baseline now. Root only.
+    async fn list_violations(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<Vec<ViolationInfo>> {
+        auth::require_root(conn, &hdr, &self.pillars.services, "ListViolations").await?;
+        Ok(self
+            .pillars
             .integrity
             .violations()
             .into_iter()
             .map(ViolationInfo::from)
-            .collect()
+            .collect())
     }
 
-    /// The last `count` events of the persistent log, oldest first.
-    async fn events(&self, count: u32) -> fdo::Result<Vec<EventInfo>> {
+    /// The last `count` events of the persistent log, oldest first. Root only.
+    async fn events(
+        &self,
+        count: u32,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<Vec<EventInfo>> {
+        auth::require_root(conn, &hdr, &self.pillars.services, "Events").await?;
         // reading the log is file I/O: off the event loop
         let p = self.pillars.clone();
         tokio::task::spawn_blocking(move || p.integrity.events(count as usize))
