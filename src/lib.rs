@@ -6,6 +6,7 @@
 //!   confinement wrapper links alone);
 //! * [`systemd`], [`verity`], [`tpm`], [`integrity`] — the domain modules; they import
 //!   nothing above them;
+//! * [`config`] — `/etc/hardend/hardend.toml` (read by the daemon and by `hardenctl doctor`);
 //! * [`api`] — the wire contract of `org.hardend1`;
 //! * [`cli`] — `hardenctl`'s commands and rendering (uses `api` and the domain modules);
 //! * [`daemon`] — the daemon (imported only by `src/bin/hardend.rs`);
@@ -17,6 +18,7 @@ pub use hardend_core::{confine, fsutil, profile, source};
 pub mod api;
 pub mod cli;
 pub mod cmdline;
+pub mod config;
 pub mod daemon;
 pub mod integrity;
 pub mod proof;

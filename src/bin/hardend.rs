@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use hardend::cmdline::hardend::Args;
-use hardend::daemon::config::Config;
+use hardend::config::Config;
 use hardend::daemon::run::{Options, init_logging, run};
 
 fn main() -> ExitCode {

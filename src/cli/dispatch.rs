@@ -49,6 +49,15 @@ pub fn run(args: Args) -> ExitCode {
             super::manager::release(&out, &args.bus, &unit, no_restart)
         }
         Command::Reload => super::manager::reload(&out, &args.bus),
+        Command::Doctor { root, config } => super::doctor::run(
+            &out,
+            &super::doctor::Target {
+                live: root == std::path::Path::new("/"),
+                root: &root,
+                config: &config,
+                bus: &args.bus,
+            },
+        ),
         Command::Verity(VerityCmd::Format {
             data,
             hash_device,

@@ -3,6 +3,7 @@
 
 pub mod client;
 mod dispatch;
+pub mod doctor;
 pub mod exec;
 pub mod identity;
 pub mod integrity;
@@ -116,10 +117,11 @@ impl Output {
     /// Reports an error: the error document in --json mode (where documents go), text on
     /// stderr otherwise (control characters escaped: errors quote names from outside).
     pub fn error(&self, e: &CliError) {
+        let text = tidy(&e.to_string());
         if self.json {
-            self.emit(&json::error_document(&e.to_string(), e.exit_code()), true);
+            self.emit(&json::error_document(&text, e.exit_code()), true);
         } else {
-            eprintln!("hardenctl: {}", safe(&e.to_string()));
+            eprintln!("hardenctl: {}", safe(&text));
         }
     }
 
@@ -171,6 +173,19 @@ fn escape_controls(s: &str, keep_paint: bool) -> std::borrow::Cow<'_, str> {
         rest = &rest[c.len_utf8()..];
     }
     out.into()
+}
+
+/// A message as a user should read it: without the library noise Rust and zbus add
+/// (`" (os error 2)"`, `"I/O error: "`).
+pub fn tidy(s: &str) -> String {
+    let mut out = s.replace("I/O error: ", "");
+    while let Some(i) = out.find(" (os error ") {
+        match out[i..].find(')') {
+            Some(j) => out.replace_range(i..i + j + 1, ""),
+            None => break,
+        }
+    }
+    out
 }
 
 /// `s` (a name, path or message from outside hardenctl) safe to print on a terminal.
@@ -257,5 +272,15 @@ mod tests {
         assert!(!s.contains("\x1b[1A") && !s.contains('\x07') && !s.contains('\u{9b}'));
         assert!(s.contains("\x1b[31mbad\x1b[0m"), "{s:?}");
         assert_eq!(super::safe("plain/päth"), "plain/päth");
+    }
+
+    #[test]
+    fn os_error_numbers_are_not_shown() {
+        assert_eq!(
+            super::tidy(
+                "cannot connect: I/O error: No such file or directory (os error 2); x (os error 13)"
+            ),
+            "cannot connect: No such file or directory; x"
+        );
     }
 }

@@ -64,6 +64,19 @@ pub enum Command {
     /// Inspect and validate profiles.
     #[command(subcommand)]
     Profile(ProfileCmd),
+    /// Check that this device is set up so that hardend's guarantees hold: the kernel's
+    /// Landlock against every profile, the records directory, the D-Bus policy, the TPM
+    /// device, the initramfs for a verified root, the integrity baseline, the drop-ins.
+    /// Each problem comes with its remedy. Exit 3 when something is wrong.
+    Doctor {
+        /// Check the image mounted here instead of this system (the daemon and the kernel
+        /// command line are then not checked).
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
+        /// hardend.toml, as a path on the device.
+        #[arg(long, default_value = crate::config::DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
     /// Run a command confined by a profile, in the foreground (the same code path as
     /// hardend-exec). A summary of what is enforced goes to stderr.
     Exec {

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::api::{IdentityInfo, IdentityState, QuoteInfo};
-use crate::daemon::config::IdentityConfig;
+use crate::config::IdentityConfig;
 use crate::daemon::lock;
 use crate::daemon::ratelimit::TokenBucket;
 use crate::tpm::TpmError;

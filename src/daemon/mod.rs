@@ -12,7 +12,6 @@
 //! Nothing outside `src/daemon/` and `src/bin/hardend.rs` imports this module.
 
 pub mod bus;
-pub mod config;
 pub mod identity;
 pub mod integrity;
 pub mod ratelimit;
@@ -24,11 +23,11 @@ pub mod workers;
 
 use std::sync::{Mutex, MutexGuard};
 
-use self::config::{Config, ConfigError};
 use self::identity::IdentityService;
 use self::integrity::IntegrityService;
 use self::services::ServiceManager;
 use self::verity::VerityService;
+use crate::config::{Config, ConfigError};
 
 /// Locks `m`; a panic elsewhere while it was held does not make the state unreadable (every
 /// writer leaves it consistent between statements).

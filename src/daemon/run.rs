@@ -12,13 +12,13 @@ use zbus::fdo::RequestNameFlags;
 
 use super::Pillars;
 use super::bus::{self, events};
-use super::config::{Config, ConfigError};
 use super::identity::IdentityService;
 use super::integrity::IntegrityService;
 use super::services::ServiceManager;
 use super::verity::VerityService;
 use crate::api::BUS_NAME;
 use crate::api::message_ids::{DAEMON_READY, VERITY_CORRUPTION};
+use crate::config::{Config, ConfigError};
 use crate::fsutil;
 use crate::systemd::client::Systemd;
 

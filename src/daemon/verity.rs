@@ -4,7 +4,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::api::{VerityInfo, VerityState};
-use crate::daemon::config::VerityConfig;
+use crate::config::VerityConfig;
 use crate::daemon::lock;
 use crate::daemon::workers::Workers;
 

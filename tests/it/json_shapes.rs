@@ -253,6 +253,7 @@ fn every_command_prints_the_documented_document() {
     let v = r.out("services", &j(&["services"]), &[0]);
     assert_eq!(v["services"][0]["unit"], "sleeper.service", "{v}");
     r.out("reload", &j(&["reload"]), &[0]);
+    r.out("doctor", &j(&["doctor"]), &[0, 3]);
     // no systemd on this bus: the error document (the VM suite confines for real)
     r.out("confine", &j(&["confine", "x.service", "sleeper"]), &[1]);
     r.out("release", &j(&["release", "x.service"]), &[1]);

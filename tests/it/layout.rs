@@ -103,6 +103,7 @@ fn domain_modules_import_nothing_above_them() {
             "src/verity",
             "src/tpm",
             "src/integrity",
+            "src/config",
             "core/src",
         ],
         &["api", "cli", "daemon", "cmdline"],

@@ -7,6 +7,7 @@ mod common;
 mod confine_landlock;
 mod confine_seccomp;
 mod daemon;
+mod doctor;
 mod exec;
 mod groups;
 mod hostile_user;

@@ -293,6 +293,24 @@ note "baseline in $(( $(date +%s) - t0 )) s (TCG): $(hardenctl integrity status 
 check "f: integrity status ok" hardenctl integrity status
 check "f: hardenctl status is good with a baseline" hardenctl status
 note "$(hardenctl status 2>&1)"
+# hardenctl doctor: good on the set-up guest; each live check broken on purpose is a
+# problem (exit 3) that names its remedy
+check "f: hardenctl doctor is good on the set-up guest" hardenctl doctor
+note "$(hardenctl doctor 2>&1)"
+doctor_says() { # CHECK REMEDY-START
+    local out rc=0
+    out=$(hardenctl doctor 2>&1) || rc=$?
+    printf '%s\n' "$out"
+    [ "$rc" = 3 ] && grep -Eq "^$1 +problem " <<<"$out" && grep -q "^$1: $2" <<<"$out"
+}
+chmod 0777 /run/hardend/enforced
+check "f: doctor: a records directory others may list is a problem" doctor_says records "chown root:root"
+chmod 1733 /run/hardend/enforced
+pol=/usr/share/dbus-1/system.d/org.hardend1.conf
+cp -a "$pol" /var/tmp/policy.bak
+sed -i 's/<deny /<allow /' "$pol"
+check "f: doctor: a changed D-Bus policy is a problem" doctor_says dbus-policy "apt-get install --reinstall"
+cp -a /var/tmp/policy.bak "$pol"
 # line-buffered: busctl writes block-buffered to a file
 stdbuf -oL busctl --system monitor --match "type='signal',interface='org.hardend1.Integrity'" > /var/tmp/integrity-signals.txt 2>&1 &
 mon=$!
@@ -310,3 +328,8 @@ sleep 1
 check "f: a file that does not match its package stays a violation" bash -c '! hardenctl integrity accept --from-dpkg && hardenctl integrity status | grep -E "vmtest-hello +modified"'
 kill "$mon" 2>/dev/null
 hardenctl integrity events -n 20 > "$H/results/integrity-events.txt" 2>&1
+# last in phase 1 (a restarted daemon rescans: nothing above must race with that)
+systemctl stop hardend
+check "f: doctor: a stopped daemon is a problem" doctor_says daemon "systemctl start hardend"
+systemctl start hardend
+check "f: doctor is good again" hardenctl doctor

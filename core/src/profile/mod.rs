@@ -10,6 +10,7 @@ pub mod groups;
 mod load;
 pub mod process;
 mod raw;
+pub use raw::MAX_KNOWN_ABI;
 pub mod sidedoors;
 pub mod syscalls;
 

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::api::{IntegrityInfo, IntegrityState};
-use crate::daemon::config::IntegrityConfig;
+use crate::config::IntegrityConfig;
 use crate::daemon::lock;
 use crate::integrity::db;
 use crate::integrity::key::{KeySource, MacKey};

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use super::{ServiceError, ServiceManager, dropins};
 use crate::api::{ServiceInfo, ServiceState};
+use crate::config::DaemonConfig;
 use crate::confine::check_profile;
 use crate::confine::record::DEFAULT_RUNTIME_DIR;
-use crate::daemon::config::DaemonConfig;
 use crate::profile::DEFAULT_SEARCH_PATH;
 use crate::systemd::client::{Systemd, SystemdError};
 use crate::systemd::dropin::{self, valid_unit_name};

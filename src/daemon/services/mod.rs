@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::api::{ServiceInfo, ServiceState};
-use crate::daemon::config::DaemonConfig;
+use crate::config::DaemonConfig;
 use crate::daemon::lock;
 use crate::daemon::workers::{WorkerError, Workers};
 use crate::profile::ProfileLoader;

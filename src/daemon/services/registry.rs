@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use super::dropins;
-use crate::daemon::config::DaemonConfig;
+use crate::config::DaemonConfig;
 
 /// Where an assignment comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
