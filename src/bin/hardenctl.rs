@@ -10,5 +10,11 @@ fn main() -> ExitCode {
     // SAFETY: setting a signal disposition to SIG_DFL before any thread exists has no
     // memory-safety requirements.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    // the TSS library logs its own view of every error (`ERROR:tcti:...`) to stderr; hardenctl
+    // says what went wrong itself. `TSS2_LOG=all+error` (or any value) brings them back.
+    if std::env::var_os("TSS2_LOG").is_none() {
+        // SAFETY: no other thread exists yet, so nothing reads the environment concurrently.
+        unsafe { std::env::set_var("TSS2_LOG", "all+none") };
+    }
     hardend::cli::run(hardend::cmdline::hardenctl::Args::parse())
 }

@@ -9,6 +9,12 @@ use hardend::config::Config;
 use hardend::daemon::run::{Options, init_logging, run};
 
 fn main() -> ExitCode {
+    // the TSS library would log its own view of every TPM error to stderr (the journal);
+    // the daemon reports them itself. Any TSS2_LOG value set for the unit wins.
+    if std::env::var_os("TSS2_LOG").is_none() {
+        // SAFETY: no other thread exists yet, so nothing reads the environment concurrently.
+        unsafe { std::env::set_var("TSS2_LOG", "all+none") };
+    }
     let args = Args::parse();
     if args.check_config {
         return match Config::load(&args.config) {

@@ -304,6 +304,29 @@ pub fn services(out: &Output, bus: &str) -> Result<Exit, CliError> {
     })
 }
 
+/// `mosquitto` → `mosquitto.service`, as systemctl does: a name without a unit type suffix
+/// is a service.
+pub fn unit_name(name: &str) -> String {
+    const TYPES: &[&str] = &[
+        ".service",
+        ".socket",
+        ".target",
+        ".timer",
+        ".mount",
+        ".path",
+        ".slice",
+        ".scope",
+        ".device",
+        ".swap",
+        ".automount",
+    ];
+    if TYPES.iter().any(|t| name.ends_with(t)) {
+        name.to_string()
+    } else {
+        format!("{name}.service")
+    }
+}
+
 pub fn confine(
     out: &Output,
     bus: &str,
@@ -312,6 +335,7 @@ pub fn confine(
     runtime: bool,
     no_restart: bool,
 ) -> Result<Exit, CliError> {
+    let unit = &unit_name(unit);
     let c = Client::connect(bus)?;
     let m = c.manager()?;
     let (info,) = c
@@ -330,6 +354,7 @@ pub fn confine(
 }
 
 pub fn release(out: &Output, bus: &str, unit: &str, no_restart: bool) -> Result<Exit, CliError> {
+    let unit = &unit_name(unit);
     let c = Client::connect(bus)?;
     let m = c.manager()?;
     c.block_on(m.release(unit, no_restart))
@@ -453,4 +478,15 @@ pub fn verity_status(out: &Output, bus: &str) -> Result<Exit, CliError> {
 fn verity_bad(info: &crate::api::VerityInfo) -> bool {
     info.state.is_bad()
         || (info.state != VerityState::Verified && !info.expected_root_hash.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn bare_names_are_services() {
+        assert_eq!(super::unit_name("mosquitto"), "mosquitto.service");
+        assert_eq!(super::unit_name("getty@tty1"), "getty@tty1.service");
+        assert_eq!(super::unit_name("web.service"), "web.service");
+        assert_eq!(super::unit_name("x.socket"), "x.socket");
+    }
 }

@@ -34,7 +34,7 @@ pub enum Command {
     Services,
     /// Confine a unit by a profile: write its drop-in, reload systemd, restart, verify.
     Confine {
-        /// The service unit, e.g. mosquitto.service.
+        /// The service unit, e.g. mosquitto.service (or just mosquitto).
         unit: String,
         /// A profile name from the daemon's profile path.
         profile: String,

@@ -94,6 +94,13 @@ impl Tpm {
     /// Connects through `tcti` (validated first).
     pub fn connect(tcti_str: &str) -> Result<Tpm, TpmError> {
         let conf = tcti::parse(tcti_str)?;
+        // a missing device node surfaces from the TSS library as "response code not
+        // recognized": say what it is instead
+        if let Some(dev) = tcti::device_path(tcti_str) {
+            if !dev.exists() {
+                return Err(TpmError::NoDevice { path: dev });
+            }
+        }
         let ctx = Context::new(conf).map_err(|source| TpmError::Unreachable {
             tcti: tcti_str.to_string(),
             source,

@@ -23,6 +23,11 @@ pub mod worker;
 pub enum TpmError {
     #[error(transparent)]
     Tcti(#[from] tcti::TctiError),
+    #[error(
+        "no TPM device at {}: the TPM is off in the firmware, or its driver (tpm_crb, tpm_tis) is not loaded",
+        path.display()
+    )]
+    NoDevice { path: std::path::PathBuf },
     #[error("no TPM reachable through {tcti}: {source}")]
     Unreachable {
         tcti: String,

@@ -66,6 +66,16 @@ pub fn parse(tcti: &str) -> Result<TctiNameConf, TctiError> {
     TctiNameConf::from_str(tcti).map_err(|e| err(e.to_string()))
 }
 
+/// The device node a `device[:PATH]` TCTI opens (`/dev/tpmrm0` by default); `None` for
+/// the others.
+pub fn device_path(tcti: &str) -> Option<std::path::PathBuf> {
+    let (kind, conf) = tcti.split_once(':').unwrap_or((tcti, ""));
+    (kind == "device").then(|| {
+        let p = conf.split(',').next().unwrap_or("");
+        std::path::PathBuf::from(if p.is_empty() { "/dev/tpmrm0" } else { p })
+    })
+}
+
 /// The TCTI to use: explicit, else `$TCTI`, else the default.
 pub fn choose(explicit: Option<&str>) -> String {
     explicit

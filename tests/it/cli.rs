@@ -123,3 +123,72 @@ fn profile_file_names_with_terminal_escapes_are_printed_escaped() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!text.contains('\x1b'), "{text:?}");
 }
+
+#[test]
+fn tpm_errors_are_one_clear_line_without_the_tss_librarys_noise() {
+    // nothing listens on this port: the TSS library would print ERROR:tcti: lines
+    let out = Command::new(hardenctl())
+        .env_remove("TSS2_LOG")
+        .args(["identity", "show", "--tcti", "swtpm:host=127.0.0.1,port=9"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(!err.contains("ERROR:"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    // a device that does not exist is named as such, not "response code not recognized"
+    let out = Command::new(hardenctl())
+        .env_remove("TSS2_LOG")
+        .args(["identity", "show", "--tcti", "device:/nonexistent/tpmrm0"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no TPM device at /nonexistent/tpmrm0") && err.contains("driver"),
+        "{err}"
+    );
+}
+
+#[test]
+fn misspelt_names_get_one_suggestion_not_a_list() {
+    let sb = Sandbox::new();
+    let p = sb.profile(
+        "typo",
+        "[seccomp]\nerrno = \"EACESS\"\nallow = [\"@system-service\"]\n",
+    );
+    let out = ctl().args(["profile", "check"]).arg(&p).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    assert!(
+        text.contains(
+            "typo.toml:2: seccomp.errno: unknown errno \"EACESS\"; did you mean \"EACCES\"?"
+        ),
+        "{text}"
+    );
+    assert!(
+        !text.contains("EHWPOISON"),
+        "no list of every errno: {text}"
+    );
+    let out = ctl()
+        .args(["profile", "show", "mosquito"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("did you mean \"mosquitto\"?"), "{err}");
+    // a bare name is looked up on the profile path, a missing file is an error (1)
+    let out = ctl()
+        .args(["profile", "check", "mosquitto"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = ctl()
+        .args(["profile", "check", "/nonexistent/x.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}

@@ -183,7 +183,7 @@ check "c: control: unconfined, root reaches the system bus and systemd starts th
 check "c: control: unconfined, root may chmod /usr/bin/busctl" grep -q "chmod=/usr/bin/busctl,493 -> ok" <<<"$control"
 systemctl stop vmtest-attack
 rm -f /var/tmp/pwned /var/lib/vmtest-attack/out
-check "c: hardenctl confine vmtest-attack.service vmtest-attack" hardenctl confine vmtest-attack.service vmtest-attack
+check "c: hardenctl confine vmtest-attack vmtest-attack (a bare unit name)" hardenctl confine vmtest-attack vmtest-attack
 check "c: vmtest-attack enforced" wait_for 30 enforced vmtest-attack.service
 check "c: the confined attack script ran" wait_for 60 attack_done
 attack=$(attack_log)

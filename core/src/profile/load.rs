@@ -64,6 +64,7 @@ impl ProfileLoader {
                 return Err(ProfileError::NotFound {
                     name: name.to_string(),
                     searched: "nothing: only root may have a path checked; give a profile name, or the document itself".into(),
+                    hint: String::new(),
                 });
             }
             return Ok(PathBuf::from(name));
@@ -72,6 +73,7 @@ impl ProfileLoader {
             return Err(ProfileError::NotFound {
                 name: name.to_string(),
                 searched: "nothing: not a valid profile name".into(),
+                hint: String::new(),
             });
         }
         let dirs: Vec<&Path> = extra_dirs
@@ -85,13 +87,23 @@ impl ProfileLoader {
                 return Ok(candidate);
             }
         }
+        // no hints for callers who may not list the profile path (the daemon's restricted view)
+        let known = if self.restricted {
+            Vec::new()
+        } else {
+            self.list()
+        };
         Err(ProfileError::NotFound {
             name: name.to_string(),
             searched: dirs
                 .iter()
-                .map(|d| d.display().to_string())
+                .map(|d| {
+                    let d = d.display().to_string();
+                    if d.is_empty() { ".".to_string() } else { d }
+                })
                 .collect::<Vec<_>>()
                 .join(", "),
+            hint: super::suggest::hint(name, known.iter().map(|(n, _)| n.as_str())),
         })
     }
 

@@ -12,6 +12,7 @@ pub mod process;
 mod raw;
 pub use raw::MAX_KNOWN_ABI;
 pub mod sidedoors;
+pub mod suggest;
 pub mod syscalls;
 
 use std::collections::BTreeSet;
@@ -27,8 +28,13 @@ use crate::source::SourceError;
 /// Errors from finding, reading and validating profiles.
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
-    #[error("profile {name:?} not found (searched {searched})")]
-    NotFound { name: String, searched: String },
+    #[error("profile {name:?} not found (searched {searched}){hint}")]
+    NotFound {
+        name: String,
+        searched: String,
+        /// `; did you mean "X"?`, or "".
+        hint: String,
+    },
     #[error(transparent)]
     Source(#[from] SourceError),
 }

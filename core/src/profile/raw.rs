@@ -433,17 +433,27 @@ fn check_syscall_names(
             }
             Err(UnknownName::Group(g)) => {
                 let known: Vec<_> = super::groups::GROUPS.iter().map(|g| g.name).collect();
-                return src.reject(
-                    v.span(),
-                    key,
-                    format!("unknown syscall group {g:?} (known: {})", known.join(" ")),
-                );
+                let hint = super::suggest::hint(&g, known.iter().copied());
+                let message = if hint.is_empty() {
+                    format!("unknown syscall group {g:?} (known: {})", known.join(" "))
+                } else {
+                    format!("unknown syscall group {g:?}{hint}")
+                };
+                return src.reject(v.span(), key, message);
             }
             Err(UnknownName::Syscall(s)) => {
+                let names = syscalls::Arch::X86_64
+                    .table()
+                    .iter()
+                    .chain(syscalls::Arch::Aarch64.table())
+                    .map(|(n, _)| *n);
                 return src.reject(
                     v.span(),
                     key,
-                    format!("unknown syscall {s:?} (not a syscall on any Linux architecture)"),
+                    format!(
+                        "unknown syscall {s:?} (not a syscall on any Linux architecture){}",
+                        super::suggest::hint(&s, names)
+                    ),
                 );
             }
         }
@@ -460,9 +470,9 @@ fn parse_seccomp(src: &Source, s: &RawSeccomp) -> Result<PartialSeccomp, Profile
                     v.span(),
                     "seccomp.errno",
                     format!(
-                        "unknown errno {:?} (use a name such as {})",
+                        "unknown errno {:?}{} (a name from errno(3), e.g. EPERM, EACCES, ENOSYS)",
                         v.get_ref(),
-                        errno::names().join(", ")
+                        super::suggest::hint(v.get_ref(), errno::names())
                     ),
                 );
             }
