@@ -312,11 +312,24 @@ pub fn accept(
             Exit::Bad
         });
     }
+    use crate::integrity::pathname::{from_wire, to_wire};
     let abs: Vec<String> = paths
         .iter()
         .map(|p| {
-            std::path::absolute(p)
-                .map(|a| a.display().to_string())
+            // a name copied from hardenctl's output carries the bus escapes (`\xff`): when
+            // no file has the literal name, the escaped one is meant
+            let p = if std::fs::symlink_metadata(p).is_err()
+                && p.as_os_str()
+                    .as_encoded_bytes()
+                    .windows(2)
+                    .any(|w| w == b"\\x")
+            {
+                from_wire(&p.to_string_lossy())
+            } else {
+                p.clone()
+            };
+            std::path::absolute(&p)
+                .map(|a| to_wire(&a))
                 .map_err(|e| CliError::Usage(format!("{}: {e}", p.display())))
         })
         .collect::<Result<_, _>>()?;

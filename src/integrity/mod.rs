@@ -18,6 +18,7 @@ pub mod entry;
 pub mod key;
 pub mod log;
 pub mod monitor;
+pub mod pathname;
 pub mod scan;
 pub mod watch;
 

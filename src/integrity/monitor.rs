@@ -102,7 +102,7 @@ impl Monitor {
     ) -> Option<Violation> {
         let (s, _) = &self.sets[set];
         let v = |kind, expected: String, actual: String| Violation {
-            path: path.to_string_lossy().into_owned(),
+            path: super::pathname::to_wire(path),
             kind,
             expected,
             actual,
@@ -251,9 +251,23 @@ impl Monitor {
                 paths.first().cloned().unwrap_or_default(),
             ));
         }
+        let in_baseline = |p: &Path| {
+            self.baseline
+                .as_ref()
+                .is_some_and(|b| b.entries.contains_key(&key(p)))
+        };
         paths
             .iter()
             .map(|path| match self.set_for(path) {
+                // accepting a removal is taking it out of the baseline; a path that is
+                // neither on disk nor in the baseline has nothing to accept (a typo, or a
+                // name that lost bytes on the way)
+                Some(_) if !in_baseline(path) && std::fs::symlink_metadata(path).is_err() => {
+                    Err(IntegrityError::Invalid(format!(
+                        "{}: not on disk and not in the baseline: nothing to accept",
+                        super::pathname::to_wire(path)
+                    )))
+                }
                 Some(set) => Ok(Staged {
                     path: path.clone(),
                     set,

@@ -824,3 +824,41 @@ fn a_file_name_with_terminal_escapes_is_shown_escaped() {
         );
     }
 }
+
+#[test]
+fn names_that_are_not_utf8_are_reported_and_accepted_exactly_and_a_missing_path_is_an_error() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let s = Setup::start("");
+    ok(s.ctl(&["integrity", "init"]));
+    let raw = s.tree.path().join(OsStr::from_bytes(b"bad\xff"));
+    let raw2 = s.tree.path().join(OsStr::from_bytes(b"also\xfe\\x41"));
+    fs::write(&raw, "planted\n").unwrap();
+    fs::write(&raw2, "planted\n").unwrap();
+    s.wait_for("the planted files", 10, |st| {
+        st["status"]["violations"] == 2
+    });
+    let v = s.violations();
+    let wire = format!("{}/bad\\xff", s.tree.path().display());
+    let wire2 = format!("{}/also\\xfe\\x5cx41", s.tree.path().display());
+    assert!(v.contains_key(&wire), "{v:?}");
+    assert!(v.contains_key(&wire2), "{v:?}");
+    // the raw bytes on the command line, as a shell passes them
+    let out = Command::new(crate::common::hardenctl())
+        .arg("--bus")
+        .arg(&s.bus.address)
+        .args(["integrity", "accept"])
+        .arg(&raw)
+        .output()
+        .unwrap();
+    ok(out);
+    // the escaped name, copied from the output
+    ok(s.ctl(&["integrity", "accept", &wire2]));
+    s.wait_for("both accepted", 10, |st| st["status"]["violations"] == 0);
+    // a path that is nowhere: an error, not "accepted"
+    let missing = s.p("no-such-file");
+    let out = s.ctl(&["integrity", "accept", missing.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("not on disk and not in the baseline"), "{err}");
+}

@@ -123,7 +123,12 @@ impl Integrity {
         }
         self.pillars
             .integrity
-            .accept(paths.into_iter().map(PathBuf::from).collect())
+            .accept(
+                paths
+                    .iter()
+                    .map(|p| crate::integrity::pathname::from_wire(p))
+                    .collect(),
+            )
             .await
             .map_err(failed)
     }

@@ -55,7 +55,7 @@ impl IntegrityService {
                 for p in &paths {
                     inner.log_event(Event {
                         kind: "admin".into(),
-                        ..Event::about("accepted", p.display().to_string())
+                        ..Event::about("accepted", crate::integrity::pathname::to_wire(p))
                     });
                 }
                 inner.publish(updates);

@@ -152,7 +152,7 @@ impl Inner {
             s.tx.clone()
         };
         let v = Violation {
-            path: path.display().to_string(),
+            path: crate::integrity::pathname::to_wire(path),
             kind: ChangeKind::Modified,
             expected: "a baseline written by hardend (valid MAC)".into(),
             actual: e.to_string(),
