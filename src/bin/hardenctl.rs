@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 fn main() -> ExitCode {
     // The Rust runtime ignores SIGPIPE, so a closed reader (`hardenctl ... | head -1`) would
@@ -16,5 +16,8 @@ fn main() -> ExitCode {
         // SAFETY: no other thread exists yet, so nothing reads the environment concurrently.
         unsafe { std::env::set_var("TSS2_LOG", "all+none") };
     }
-    hardend::cli::run(hardend::cmdline::hardenctl::Args::parse())
+    let matches = hardend::cmdline::hardenctl::Args::command().get_matches();
+    let args =
+        hardend::cmdline::hardenctl::Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    hardend::cli::run_matched(args, &matches)
 }

@@ -29,6 +29,60 @@ fn identity(out: &Output, bus: &str, a: IdentityArgs) -> Result<Exit, CliError> 
     }
 }
 
+/// Whether `id` was given on the command line (not a default, not the environment), at
+/// whatever level of subcommands.
+fn given(m: &clap::ArgMatches, id: &str) -> bool {
+    let here = matches!(
+        m.try_get_raw(id).ok().flatten().and(m.value_source(id)),
+        Some(clap::parser::ValueSource::CommandLine)
+    );
+    here || m.subcommand().is_some_and(|(_, sub)| given(sub, id))
+}
+
+/// A global option given to a command that does not use it (it would be ignored silently).
+fn inapplicable(args: &Args, m: &clap::ArgMatches) -> Option<String> {
+    let uses_bus = match &args.command {
+        Command::Exec { .. } => false,
+        Command::Profile(ProfileCmd::Show { .. } | ProfileCmd::Check { .. }) => false,
+        Command::Verity(VerityCmd::Status { name }) => name.is_none(),
+        Command::Verity(_) => false,
+        Command::Identity(IdentityArgs {
+            cmd: IdentityCmd::VerifyQuote { .. },
+            ..
+        }) => false,
+        Command::Identity(a) => !a.direct && a.tcti.is_none(),
+        _ => true,
+    };
+    let uses_profile_path = matches!(&args.command, Command::Exec { .. } | Command::Profile(_));
+    if given(m, "bus") && !uses_bus {
+        return Some("--bus does not apply to this command: it does not talk to the daemon".into());
+    }
+    if given(m, "profile_path") && !uses_profile_path {
+        return Some(
+            "--profile-path does not apply to this command: the daemon uses its own profile path ([daemon] profile_path in hardend.toml)".into(),
+        );
+    }
+    None
+}
+
+/// [`run`], after refusing global options the command would ignore.
+pub fn run_matched(args: Args, m: &clap::ArgMatches) -> ExitCode {
+    if let Some(why) = inapplicable(&args, m) {
+        Output::new(args.json).error(&CliError::Usage(why));
+        return ExitCode::from(2);
+    }
+    run(args)
+}
+
+/// `--quiet`: stdout goes to /dev/null for the rest of the process (every println! of every
+/// command, without threading a flag through each).
+fn silence_stdout() {
+    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        // dup2 onto fd 1 replaces stdout atomically; `null` is closed when dropped
+        let _ = rustix::stdio::dup2_stdout(&null);
+    }
+}
+
 /// Runs one `hardenctl` command and returns its exit status (0 good, 1 error, 2 usage,
 /// 3 answered but the state is bad).
 pub fn run(args: Args) -> ExitCode {
@@ -36,6 +90,10 @@ pub fn run(args: Args) -> ExitCode {
     let mut out = Output::new(args.json);
     // exec: stdout belongs to the program; the record and any error go to stderr
     out.json_to_stderr = matches!(args.command, Command::Exec { .. });
+    out.quiet = args.quiet;
+    if args.quiet && !args.json && !out.json_to_stderr {
+        silence_stdout();
+    }
     let result = match args.command {
         Command::Status => super::manager::status(&out, &args.bus),
         Command::Services => super::manager::services(&out, &args.bus),
@@ -122,7 +180,6 @@ pub fn run(args: Args) -> ExitCode {
             profile,
             max_landlock_abi,
             record_dir,
-            quiet,
             command,
         } => super::exec::run(
             &out,
@@ -130,7 +187,7 @@ pub fn run(args: Args) -> ExitCode {
             profile,
             max_landlock_abi,
             record_dir,
-            quiet,
+            args.quiet,
             command,
         ),
     };

@@ -12,7 +12,7 @@ pub mod manager;
 pub mod profile;
 pub mod verity;
 
-pub use dispatch::run;
+pub use dispatch::{run, run_matched};
 
 use std::io::IsTerminal;
 

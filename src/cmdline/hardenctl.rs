@@ -15,6 +15,10 @@ pub struct Args {
     /// Print one JSON document instead of human-readable text.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Print nothing on stdout (the exit status says how it went; errors still go to
+    /// stderr). With --json the document is still printed. For exec: no summary.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
     /// Colon-separated directories searched for bare profile names.
     #[arg(long, global = true, value_delimiter = ':', default_values = DEFAULT_SEARCH_PATH)]
     pub profile_path: Vec<PathBuf>,
@@ -89,9 +93,6 @@ pub enum Command {
         /// Also write an enforcement record into this directory.
         #[arg(long)]
         record_dir: Option<PathBuf>,
-        /// Do not print the summary.
-        #[arg(long, short)]
-        quiet: bool,
         #[arg(last = true, required = true, value_name = "COMMAND")]
         command: Vec<OsString>,
     },

@@ -192,3 +192,79 @@ fn misspelt_names_get_one_suggestion_not_a_list() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn quiet_prints_nothing_on_stdout_and_keeps_errors_and_documents() {
+    let out = ctl()
+        .args(["--quiet", "profile", "show", "base"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = ctl()
+        .args(["profile", "show", "nosuch", "-q"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not found"));
+    // --json wins: a script asked for the document
+    let out = ctl()
+        .args(["-q", "--json", "profile", "show", "base"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["profile"]["name"], "base");
+}
+
+#[test]
+fn global_options_a_command_would_ignore_are_refused() {
+    for (args, needle) in [
+        (
+            &[
+                "--bus",
+                "system",
+                "exec",
+                "--profile",
+                "base",
+                "--",
+                "/bin/true",
+            ][..],
+            "--bus does not apply",
+        ),
+        (
+            &["verity", "dump", "/nonexistent", "--bus", "system"][..],
+            "--bus does not apply",
+        ),
+        (
+            &["status", "--profile-path", "/tmp"][..],
+            "--profile-path does not apply",
+        ),
+        (
+            &["--profile-path", "/tmp", "services"][..],
+            "--profile-path does not apply",
+        ),
+    ] {
+        let out = Command::new(hardenctl()).args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+    // the environment is not the command line: HARDEND_BUS stays usable everywhere
+    let out = Command::new(hardenctl())
+        .env("HARDEND_BUS", "unix:path=/nonexistent")
+        .args(["--profile-path"])
+        .arg(shipped_profiles())
+        .args(["profile", "show", "base"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

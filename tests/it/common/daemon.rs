@@ -85,10 +85,11 @@ impl TestDaemon {
         fs::read_to_string(self.path("hardend.log")).unwrap_or_default()
     }
 
+    /// hardenctl with this daemon's bus in `HARDEND_BUS` (`--bus` is refused by the
+    /// commands that do not use the daemon).
     pub fn ctl(&self, args: &[&str]) -> Output {
         Command::new(hardenctl())
-            .arg("--bus")
-            .arg(&self.bus)
+            .env("HARDEND_BUS", &self.bus)
             .args(args)
             .output()
             .expect("hardenctl")
