@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{ConfigError, absolute, absolute_value, seconds};
+use super::{ConfigError, RawDuration, absolute, absolute_value, duration};
 use crate::profile::DEFAULT_SEARCH_PATH;
 use crate::source::Source;
 
@@ -13,8 +13,8 @@ use crate::source::Source;
 #[serde(deny_unknown_fields)]
 pub(super) struct Raw {
     bus: Option<String>,
-    verify_interval: Option<Spanned<i64>>,
-    restart_timeout: Option<Spanned<i64>>,
+    verify_interval: Option<Spanned<RawDuration>>,
+    restart_timeout: Option<Spanned<RawDuration>>,
     profile_path: Option<Vec<Spanned<String>>>,
     runtime_dir: Option<Spanned<String>>,
     dropin_dir: Option<Spanned<String>>,
@@ -77,19 +77,19 @@ pub(super) fn parse(src: &Source, raw: &Raw) -> Result<DaemonConfig, ConfigError
         |v: &Option<Spanned<String>>, key: &str, default: &Path| absolute(src, v, key, default);
     Ok(DaemonConfig {
         bus: raw.bus.clone().unwrap_or(d.bus),
-        verify_interval: seconds(
+        verify_interval: duration(
             src,
             &raw.verify_interval,
             "daemon.verify_interval",
             d.verify_interval,
-            86_400,
+            (1, 86_400),
         )?,
-        restart_timeout: seconds(
+        restart_timeout: duration(
             src,
             &raw.restart_timeout,
             "daemon.restart_timeout",
             d.restart_timeout,
-            3_600,
+            (1, 3_600),
         )?,
         profile_path,
         runtime_dir: path(&raw.runtime_dir, "daemon.runtime_dir", &d.runtime_dir)?,

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{ConfigError, absolute, absolute_value, non_negative};
+use super::{ConfigError, RawDuration, absolute, absolute_value, duration, non_negative};
 use crate::integrity::{Attrs, Severity, WatchSet};
 use crate::source::Source;
 
@@ -14,7 +14,7 @@ use crate::source::Source;
 pub(super) struct Raw {
     enabled: Option<bool>,
     dir: Option<Spanned<String>>,
-    scan_interval: Option<Spanned<String>>,
+    scan_interval: Option<Spanned<RawDuration>>,
     scan_rate_mb: Option<Spanned<i64>>,
     max_watches: Option<Spanned<i64>>,
     max_events: Option<Spanned<i64>>,
@@ -70,26 +70,13 @@ pub(super) fn parse(src: &Source, r: &Raw) -> Result<IntegrityConfig, ConfigErro
         |span: std::ops::Range<usize>, key: &str, message: String| src.invalid(span, key, message);
     let d = IntegrityConfig::default();
     let dir = absolute(src, &r.dir, "integrity.dir", &d.dir)?;
-    let scan_interval = match &r.scan_interval {
-        None => d.scan_interval,
-        Some(v) => match humantime::parse_duration(v.get_ref()) {
-            Ok(t) if t.as_secs() >= 60 => t.as_secs(),
-            Ok(_) => {
-                return Err(invalid(
-                    v.span(),
-                    "integrity.scan_interval",
-                    "must be at least 1m".into(),
-                ));
-            }
-            Err(e) => {
-                return Err(invalid(
-                    v.span(),
-                    "integrity.scan_interval",
-                    format!("{:?}: {e} (e.g. \"24h\", \"30m\")", v.get_ref()),
-                ));
-            }
-        },
-    };
+    let scan_interval = duration(
+        src,
+        &r.scan_interval,
+        "integrity.scan_interval",
+        d.scan_interval,
+        (60, 366 * 86_400),
+    )?;
     let nonneg =
         |v: &Option<Spanned<i64>>, key: &str, default: u64| non_negative(src, v, key, default);
     let rate = nonneg(&r.scan_rate_mb, "integrity.scan_rate_mb", 0)?;

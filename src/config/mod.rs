@@ -106,24 +106,48 @@ fn absolute_value(src: &Source, s: &Spanned<String>, key: &str) -> Result<PathBu
     }
 }
 
-/// Seconds in `1..=max`, or `default` when the key is absent.
-fn seconds(
+/// A duration as written in hardend.toml: a string (`"30s"`, `"5m"`, `"24h"`, humantime's
+/// format) or, as older files have it, an integer number of seconds. Every duration key
+/// takes both.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawDuration {
+    Seconds(i64),
+    Text(String),
+}
+
+/// Seconds in `min..=max`, or `default` when the key is absent.
+fn duration(
     src: &Source,
-    v: &Option<Spanned<i64>>,
+    v: &Option<Spanned<RawDuration>>,
     key: &str,
     default: u64,
-    max: u64,
+    (min, max): (u64, u64),
 ) -> Result<u64, ConfigError> {
-    match v {
-        None => Ok(default),
-        Some(s) => match u64::try_from(*s.get_ref()) {
-            Ok(n) if (1..=max).contains(&n) => Ok(n),
-            _ => Err(src.invalid(
-                s.span(),
-                key,
-                format!("{} is out of range 1..={max} seconds", s.get_ref()),
-            )),
+    let Some(s) = v else {
+        return Ok(default);
+    };
+    let secs = match s.get_ref() {
+        RawDuration::Seconds(n) => u64::try_from(*n).ok(),
+        RawDuration::Text(t) => match humantime::parse_duration(t) {
+            Ok(d) => Some(d.as_secs()),
+            Err(e) => {
+                return Err(src.invalid(
+                    s.span(),
+                    key,
+                    format!("{t:?}: {e} (a duration such as \"30s\", \"5m\", \"24h\")"),
+                ));
+            }
         },
+    };
+    let shown = |n: u64| humantime::format_duration(std::time::Duration::from_secs(n)).to_string();
+    match secs {
+        Some(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(src.invalid(
+            s.span(),
+            key,
+            format!("must be between {} and {}", shown(min), shown(max)),
+        )),
     }
 }
 
@@ -163,14 +187,32 @@ mod tests {
     }
 
     #[test]
+    fn durations_are_strings_or_seconds_everywhere() {
+        let c = parse("[daemon]\nverify_interval = \"2m\"\nrestart_timeout = 45\n[integrity]\nscan_interval = 3600\n").unwrap();
+        assert_eq!(c.daemon.verify_interval, 120);
+        assert_eq!(c.daemon.restart_timeout, 45);
+        assert_eq!(c.integrity.scan_interval, 3600);
+        let c = parse("[integrity]\nscan_interval = \"12h\"\n").unwrap();
+        assert_eq!(c.integrity.scan_interval, 43_200);
+        assert!(
+            parse("[integrity]\nscan_interval = \"10s\"\n").is_err(),
+            "at least a minute"
+        );
+    }
+
+    #[test]
     fn errors_name_file_line_and_key() {
         let e = parse("[daemon]\n\nverify_interval = 0\n")
             .unwrap_err()
             .to_string();
         assert_eq!(
             e,
-            "/etc/hardend/hardend.toml:3: daemon.verify_interval: 0 is out of range 1..=86400 seconds"
+            "/etc/hardend/hardend.toml:3: daemon.verify_interval: must be between 1s and 1day"
         );
+        let e = parse("[daemon]\nverify_interval = \"30 parsecs\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("daemon.verify_interval: \"30 parsecs\":"), "{e}");
         let e = parse("[daemon]\nruntime_dir = \"run\"\n")
             .unwrap_err()
             .to_string();
