@@ -17,6 +17,10 @@ pub struct Args {
     /// Validate the configuration and exit.
     #[arg(long)]
     pub check_config: bool,
+    /// Remove every drop-in hardend wrote, in the configured drop-in directories (and the
+    /// default ones), print the units released, and exit: the package's prerm on removal.
+    #[arg(long, conflicts_with = "check_config")]
+    pub release_dropins: bool,
 }
 
 #[cfg(test)]

@@ -267,6 +267,65 @@ pub fn render(
     Ok(out)
 }
 
+/// The profile named by our drop-in at `path`, if there is one of ours.
+pub fn profile_of(path: &Path) -> Option<String> {
+    std::fs::read_to_string(path)
+        .ok()
+        .as_deref()
+        .and_then(parse_marker)
+}
+
+/// (unit, profile) for every drop-in of ours under `dir`, sorted.
+pub fn scan(dir: &Path) -> Vec<(String, String)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(String, String)> = entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let unit = name.strip_suffix(".d")?;
+            if !valid_unit_name(unit) {
+                return None;
+            }
+            Some((unit.to_string(), profile_of(&e.path().join(DROPIN_NAME))?))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// What [`release_all`] did.
+#[derive(Debug, Default)]
+pub struct Released {
+    /// Units whose drop-in of ours was removed.
+    pub units: Vec<String>,
+    /// Drop-ins of ours that could not be removed, with why.
+    pub failed: Vec<(PathBuf, std::io::Error)>,
+}
+
+/// Removes every drop-in of ours under `dirs` (files without our marker are never
+/// touched), and the `UNIT.d` directory when it is then empty. For the package's prerm: a
+/// drop-in that runs a removed hardend-exec would keep its unit from starting.
+pub fn release_all(dirs: &[&Path]) -> Released {
+    let mut r = Released::default();
+    for dir in dirs {
+        for (unit, _) in scan(dir) {
+            let file = dropin_path(dir, &unit);
+            match std::fs::remove_file(&file) {
+                Ok(()) => {
+                    if let Some(d) = file.parent() {
+                        let _ = std::fs::remove_dir(d); // only when empty
+                    }
+                    r.units.push(unit);
+                }
+                Err(e) => r.failed.push((file, e)),
+            }
+        }
+    }
+    r
+}
+
 /// The profile named in a drop-in we wrote, or `None` if it is not ours.
 pub fn parse_marker(content: &str) -> Option<String> {
     content

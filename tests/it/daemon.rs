@@ -479,3 +479,58 @@ fn verity_status_of_a_root_that_is_not_on_verity() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("bad.toml:3: verity.root_hash"));
 }
+
+#[test]
+fn release_dropins_for_the_packages_prerm_honours_the_configured_directories() {
+    let d = tempfile::tempdir().unwrap();
+    let etc = d.path().join("etc-systemd");
+    let run = d.path().join("run-systemd");
+    let cfg = d.path().join("hardend.toml");
+    fs::write(
+        &cfg,
+        format!(
+            "[daemon]\ndropin_dir = \"{}\"\nruntime_dropin_dir = \"{}\"\n",
+            etc.display(),
+            run.display()
+        ),
+    )
+    .unwrap();
+    let ours = "# managed by hardend: profile=web\n[Service]\n";
+    for (dir, unit) in [(&etc, "web.service"), (&run, "try.service")] {
+        fs::create_dir_all(dir.join(format!("{unit}.d"))).unwrap();
+        fs::write(dir.join(format!("{unit}.d/50-hardend.conf")), ours).unwrap();
+    }
+    // an admin's own drop-in next to ours, and a file of the same name that is not ours
+    fs::write(etc.join("web.service.d/60-admin.conf"), "[Service]\n").unwrap();
+    fs::create_dir_all(etc.join("other.service.d")).unwrap();
+    fs::write(etc.join("other.service.d/50-hardend.conf"), "[Service]\n").unwrap();
+    let out = Command::new(hardend())
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--release-dropins")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let units: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(units, ["web.service", "try.service"]);
+    assert!(!etc.join("web.service.d/50-hardend.conf").exists());
+    assert!(
+        etc.join("web.service.d/60-admin.conf").exists(),
+        "the admin's file stays"
+    );
+    assert!(
+        !run.join("try.service.d").exists(),
+        "an emptied directory goes"
+    );
+    assert!(
+        etc.join("other.service.d/50-hardend.conf").exists(),
+        "not ours: kept"
+    );
+}

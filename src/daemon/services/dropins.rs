@@ -4,35 +4,9 @@ use std::path::{Path, PathBuf};
 
 use super::ServiceError;
 use crate::fsutil;
-use crate::systemd::dropin::{self, DROPIN_NAME, valid_unit_name};
+use crate::systemd::dropin;
 
-/// The profile named by our drop-in at `path`, if there is one of ours.
-pub fn profile_of(path: &Path) -> Option<String> {
-    std::fs::read_to_string(path)
-        .ok()
-        .as_deref()
-        .and_then(dropin::parse_marker)
-}
-
-/// (unit, profile) for every drop-in of ours under `dir`, sorted.
-pub fn scan(dir: &Path) -> Vec<(String, String)> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut out: Vec<(String, String)> = entries
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().into_string().ok()?;
-            let unit = name.strip_suffix(".d")?;
-            if !valid_unit_name(unit) {
-                return None;
-            }
-            Some((unit.to_string(), profile_of(&e.path().join(DROPIN_NAME))?))
-        })
-        .collect();
-    out.sort();
-    out
-}
+pub use crate::systemd::dropin::{profile_of, scan};
 
 /// The drop-in path of `unit` under `dir`.
 pub fn path(dir: &Path, unit: &str) -> PathBuf {
