@@ -99,6 +99,41 @@ trait SystemdService {
     fn inaccessible_paths(&self) -> zbus::Result<Vec<String>>;
     #[zbus(property, name = "IgnoreSIGPIPE")]
     fn ignore_sigpipe(&self) -> zbus::Result<bool>;
+    #[zbus(property, name = "NRestarts")]
+    fn n_restarts(&self) -> zbus::Result<u32>;
+    #[zbus(property)]
+    fn result(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn exec_main_status(&self) -> zbus::Result<i32>;
+}
+
+/// How a service's start went, after its start job: a Type=simple unit's job is done at
+/// fork, so a wrapper or program that fails a moment later shows only here.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StartOutcome {
+    pub active_state: String,
+    pub main_pid: u32,
+    /// `success`, or why the service last failed (`exit-code`, `signal`, `core-dump`, ...).
+    pub result: String,
+    /// Automatic restarts since the last start (Restart=on-failure hides a failure).
+    pub n_restarts: u32,
+    pub exec_main_status: i32,
+}
+
+impl StartOutcome {
+    /// The service failed since its (re)start: failed now, a failure result, or restarted
+    /// by systemd after a failure.
+    pub fn failed(&self) -> bool {
+        self.active_state == "failed" || self.result != "success" || self.n_restarts > 0
+    }
+
+    /// In words, for an error message.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} (result {}, exit status {}, {} automatic restarts)",
+            self.active_state, self.result, self.exec_main_status, self.n_restarts
+        )
+    }
 }
 
 /// The live state of a service unit.
@@ -210,6 +245,20 @@ impl Systemd {
             load_state,
             active_state,
             main_pid,
+        })
+    }
+
+    /// How `unit`'s last start went (see [`StartOutcome`]).
+    pub async fn start_outcome(&self, unit: &str) -> Result<StartOutcome, SystemdError> {
+        let path = self.unit_path(unit).await?;
+        let u = self.unit_proxy(&path).await?;
+        let s = self.service_proxy(&path).await?;
+        Ok(StartOutcome {
+            active_state: u.active_state().await?,
+            main_pid: s.main_pid().await.unwrap_or(0),
+            result: s.result().await?,
+            n_restarts: s.n_restarts().await.unwrap_or(0),
+            exec_main_status: s.exec_main_status().await.unwrap_or(0),
         })
     }
 

@@ -213,6 +213,33 @@ check "c: busybox httpd still serves next to it" bash -c 'busybox wget -q -O - h
 hardenctl release vmtest-attack.service >/dev/null 2>&1
 systemctl stop vmtest-attack
 
+# a Type=simple unit whose new profile breaks it: its start job is done at fork, the
+# wrapper fails a moment later and Restart=on-failure hides that; Confine must still see
+# it and put the unit back as it was
+cat > /etc/systemd/system/vmtest-simple.service <<'EOF'
+[Service]
+Type=simple
+ExecStart=/usr/bin/sleep infinity
+Restart=on-failure
+RestartSec=200ms
+EOF
+cat > /etc/hardend/profiles/vmtest-broken.toml <<'EOF'
+name = "vmtest-broken"
+description = "does not grant the service its program (VM tests)"
+include = ["base"]
+[landlock]
+read_exec = ["/usr/bin/true"]
+EOF
+systemctl daemon-reload
+systemctl start vmtest-simple
+rb=$(hardenctl confine vmtest-simple vmtest-broken 2>&1); rc=$?
+note "$rb"
+check "c: confining a Type=simple unit by a profile that breaks it fails (exit 1) and says it was restored" \
+    bash -c '[ "$1" = 1 ] && grep -q "failed under profile vmtest-broken" <<<"$2" && grep -q "previous configuration was restored" <<<"$2"' _ "$rc" "$rb"
+check "c: ... no drop-in is left and the unit runs again as before" \
+    bash -c '[ ! -e /etc/systemd/system/vmtest-simple.service.d/50-hardend.conf ] && systemctl is-active vmtest-simple && ! grep -q "NoNewPrivs:.*1" /proc/$(systemctl show -p MainPID --value vmtest-simple)/status'
+systemctl stop vmtest-simple
+
 # --- (d) first half: a device identity to find again after the reboot ------------------------
 check "d: /dev/tpmrm0 exists" test -c /dev/tpmrm0
 check "d: hardenctl identity create" hardenctl identity create

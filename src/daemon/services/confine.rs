@@ -6,12 +6,17 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::{ServiceError, ServiceManager, dropins};
-use crate::api::{ServiceInfo, ServiceState};
+use crate::api::ServiceInfo;
 use crate::config::DaemonConfig;
 use crate::confine::check_profile;
 use crate::confine::record::DEFAULT_RUNTIME_DIR;
 use crate::profile::DEFAULT_SEARCH_PATH;
-use crate::systemd::client::{Systemd, SystemdError};
+use crate::systemd::client::{StartOutcome, Systemd, SystemdError};
+
+/// How long a newly confined service must keep running, without a failure or an automatic
+/// restart, before Confine calls it a success (a program that the new profile breaks
+/// usually dies within its first second).
+const SETTLE: Duration = Duration::from_secs(1);
 use crate::systemd::dropin::{self, valid_unit_name};
 
 fn check_unit(unit: &str) -> Result<(), ServiceError> {
@@ -197,44 +202,102 @@ impl ServiceManager {
         }
         .await;
         if let Err(e) = applied {
-            // Back to the state before the call.
-            let (t2, p2) = (target.clone(), previous.clone());
-            let _ = self
-                .blocking("restoring the drop-in", move || match &p2 {
-                    Some(p) => dropins::write(&t2, p),
-                    None => dropins::remove(&t2),
-                })
+            let restored = self
+                .restore(sd, unit, &target, previous, restart, timeout)
                 .await;
-            let _ = sd.reload().await;
-            if restart {
-                let _ = sd.restart(unit, timeout).await;
-            }
             return Err(ServiceError::Failed(format!(
-                "{unit} did not start under profile {profile}: {e}; the previous configuration was restored"
+                "{unit} did not start under profile {profile}: {e}; {restored}"
             )));
         }
-        drop(guard);
-        // Type=simple units finish their start job at fork, before hardend-exec has confined
-        // the process and written its record: give the new process a moment (bounded)
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let _ = self.verify_unit(unit).await;
-            match self.service(unit) {
-                Some(s)
-                    if restart
-                        && matches!(
-                            s.state,
-                            ServiceState::NotEnforced | ServiceState::Inactive
-                        )
-                        && Instant::now() < deadline =>
-                {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                _ => break,
+        if restart {
+            // Type=simple units finish their start job at fork, before hardend-exec has
+            // confined the process and written its record, and a wrapper or program that
+            // fails under the new profile does so only then: wait (bounded) for the record or
+            // the failure, then watch a moment longer for a program that dies at start
+            if let Some(outcome) = self.failed_after_start(sd, unit, timeout).await {
+                let restored = self
+                    .restore(sd, unit, &target, previous, restart, timeout)
+                    .await;
+                drop(guard);
+                let _ = self.verify_unit(unit).await;
+                return Err(ServiceError::Failed(format!(
+                    "{unit} failed under profile {profile}: {}; {restored}",
+                    outcome.describe()
+                )));
             }
         }
+        drop(guard);
+        let _ = self.verify_unit(unit).await;
         self.service(unit)
             .ok_or_else(|| ServiceError::Failed(format!("{unit}: not found after confining")))
+    }
+
+    /// Puts the drop-in back as it was (`previous`, or none), reloads and restarts: what a
+    /// failed confinement owes the unit. Says honestly whether that worked.
+    async fn restore(
+        &self,
+        sd: &Systemd,
+        unit: &str,
+        target: &Path,
+        previous: Option<String>,
+        restart: bool,
+        timeout: Duration,
+    ) -> String {
+        let t2 = target.to_path_buf();
+        let written = self
+            .blocking("restoring the drop-in", move || match &previous {
+                Some(p) => dropins::write(&t2, p),
+                None => dropins::remove(&t2),
+            })
+            .await;
+        if let Err(e) = written.map_err(ServiceError::from).and_then(|r| r) {
+            return format!(
+                "restoring the previous configuration FAILED ({e}): {} still names the new profile; fix it or run hardenctl release {unit}",
+                target.display()
+            );
+        }
+        if let Err(e) = sd.reload().await {
+            return format!(
+                "the previous drop-in is back, but systemd did not reload ({e}): systemctl daemon-reload"
+            );
+        }
+        if restart && let Err(e) = sd.restart(unit, timeout).await {
+            return format!(
+                "the previous configuration is back, but {unit} did not restart under it ({e})"
+            );
+        }
+        "the previous configuration was restored".to_string()
+    }
+
+    /// After a restart: waits until the unit is confined or has failed (at most
+    /// `restart_timeout`, and 10 s), then watches [`SETTLE`] longer; the failure, if any.
+    async fn failed_after_start(
+        &self,
+        sd: &Systemd,
+        unit: &str,
+        timeout: Duration,
+    ) -> Option<StartOutcome> {
+        let deadline = Instant::now() + timeout.min(Duration::from_secs(10));
+        let mut confined_at: Option<Instant> = None;
+        loop {
+            let outcome = sd.start_outcome(unit).await.ok();
+            match outcome.as_ref() {
+                Some(o) if o.failed() => return Some(o.clone()),
+                // ran and ended well (Type=oneshot, or a program that is done)
+                Some(o) if o.active_state == "inactive" => return None,
+                _ => {}
+            }
+            let _ = self.verify_unit(unit).await;
+            let confined = self.service(unit).is_some_and(|s| s.state.is_confined());
+            let now = Instant::now();
+            match (confined, confined_at) {
+                (true, None) => confined_at = Some(now),
+                (true, Some(t)) if now.duration_since(t) >= SETTLE => return None,
+                (false, _) if now >= deadline => return None,
+                _ => {}
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Removes our drop-in for `unit`, reloads and (optionally) restarts it.
