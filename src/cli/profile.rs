@@ -290,7 +290,10 @@ struct CheckResult {
     file: PathBuf,
     ok: bool,
     profile: Option<String>,
+    /// Every error, one per line.
     error: Option<String>,
+    /// The same, as a list.
+    errors: Vec<String>,
     line: Option<usize>,
     notes: Vec<String>,
     /// The input itself could not be found or read (exit 1), as opposed to a profile
@@ -320,6 +323,7 @@ fn check_one(loader: &ProfileLoader, arg: &Path) -> CheckResult {
         ok: false,
         profile: None,
         line: e.line(),
+        errors: e.to_string().lines().map(str::to_string).collect(),
         error: Some(e.to_string()),
         notes: Vec::new(),
         unreadable,
@@ -334,6 +338,7 @@ fn check_one(loader: &ProfileLoader, arg: &Path) -> CheckResult {
             ok: true,
             profile: Some(p.name),
             error: None,
+            errors: Vec::new(),
             line: None,
             notes,
             unreadable: false,
@@ -368,14 +373,14 @@ pub fn check(out: &Output, loader: &ProfileLoader, files: &[PathBuf]) -> Result<
                         println!("        note: {n}");
                     }
                 }
-                Some(e) => println!(
-                    "{} {}",
-                    out.paint(
-                        if r.unreadable { "error  " } else { "invalid" },
-                        Some(false)
-                    ),
-                    super::safe(e)
-                ),
+                Some(e) => {
+                    // one line per error: a profile is fixed in one round
+                    let label = if r.unreadable { "error  " } else { "invalid" };
+                    for (i, line) in e.lines().enumerate() {
+                        let head = if i == 0 { label } else { "       " };
+                        println!("{} {}", out.paint(head, Some(false)), super::safe(line));
+                    }
+                }
             }
         }
     }

@@ -268,3 +268,34 @@ fn global_options_a_command_would_ignore_are_refused() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn profile_check_reports_the_errors_of_every_section_at_once() {
+    let sb = Sandbox::new();
+    let p = sb.profile(
+        "many",
+        "[landlock]\nread = [\"relative\"]\n[seccomp]\nerrno = \"EACESS\"\n[network]\nfamilies = [\"inet7\"]\n",
+    );
+    let out = ctl().args(["profile", "check"]).arg(&p).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    for needle in [
+        "many.toml:2: landlock.read",
+        "many.toml:4: seccomp.errno",
+        "many.toml:6: network.families: unknown address family \"inet7\"; did you mean \"inet6\"?",
+    ] {
+        assert!(text.contains(needle), "{needle}: {text}");
+    }
+    let out = ctl()
+        .args(["--json", "profile", "check"])
+        .arg(&p)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["results"][0]["errors"].as_array().unwrap().len(),
+        3,
+        "{v}"
+    );
+    assert_eq!(v["results"][0]["line"], 2);
+}

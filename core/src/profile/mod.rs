@@ -37,6 +37,10 @@ pub enum ProfileError {
     },
     #[error(transparent)]
     Source(#[from] SourceError),
+    /// Several independent errors in one file (one per line of the message), so that a
+    /// profile is fixed in one round, not one error at a time.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Several(Vec<SourceError>),
 }
 
 impl ProfileError {
@@ -45,14 +49,25 @@ impl ProfileError {
         match self {
             ProfileError::NotFound { .. } => None,
             ProfileError::Source(e) => Some(e.path()),
+            ProfileError::Several(v) => v.first().map(SourceError::path),
         }
     }
 
-    /// The 1-based line the error is about, when there is one.
+    /// The 1-based line the (first) error is about, when there is one.
     pub fn line(&self) -> Option<usize> {
         match self {
             ProfileError::Source(e) => e.line(),
+            ProfileError::Several(v) => v.first().and_then(SourceError::line),
             ProfileError::NotFound { .. } => None,
+        }
+    }
+
+    /// One error for `errors` (at least one).
+    pub(crate) fn all(mut errors: Vec<SourceError>) -> Option<Self> {
+        match errors.len() {
+            0 => None,
+            1 => errors.pop().map(ProfileError::Source),
+            _ => Some(ProfileError::Several(errors)),
         }
     }
 

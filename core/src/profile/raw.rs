@@ -15,7 +15,7 @@ use super::syscalls::{self, UnknownName};
 use super::{
     ArgCondition, ArgRule, CmpOp, DefaultAction, Mode, ProfileError, ScopeKind, errno, families,
 };
-use crate::source::Source;
+use crate::source::{Source, SourceError};
 
 /// The newest Landlock ABI hardend knows the meaning of.
 pub const MAX_KNOWN_ABI: i64 = 10;
@@ -171,6 +171,22 @@ impl Reject for Source<'_> {
     }
 }
 
+/// The value of `r`, or `None` with its errors added to `errors`.
+fn collect<T>(errors: &mut Vec<SourceError>, r: Result<T, ProfileError>) -> Option<T> {
+    match r {
+        Ok(v) => Some(v),
+        Err(ProfileError::Source(e)) => {
+            errors.push(e);
+            None
+        }
+        Err(ProfileError::Several(v)) => {
+            errors.extend(v);
+            None
+        }
+        Err(ProfileError::NotFound { .. }) => None,
+    }
+}
+
 /// Parses and validates one profile file.
 pub fn parse(path: &Path, text: &str) -> Result<Partial, ProfileError> {
     let src = Source::new(path, text);
@@ -181,58 +197,70 @@ pub fn parse(path: &Path, text: &str) -> Result<Partial, ProfileError> {
         .and_then(|s| s.to_str())
         .unwrap_or_default()
         .to_string();
+    // every section is checked, and every error reported at once
+    let mut errors = Vec::new();
     if let Some(name) = &raw.name {
         if name.get_ref() != &stem {
-            return src.reject(
-                name.span(),
-                "name",
-                format!(
-                    "name {:?} differs from the file name {:?}; they must be equal",
-                    name.get_ref(),
-                    stem
+            collect::<()>(
+                &mut errors,
+                src.reject(
+                    name.span(),
+                    "name",
+                    format!(
+                        "name {:?} differs from the file name {:?}; they must be equal",
+                        name.get_ref(),
+                        stem
+                    ),
                 ),
             );
         }
     }
     if !valid_profile_name(&stem) {
-        return Err(ProfileError::invalid(
-            path,
-            1,
-            "name",
-            format!(
-                "profile name {stem:?} must be 1-64 characters of a-z, 0-9, '-', '_', '.', '@' and start with a letter or digit"
-            ),
-        ));
+        collect::<()>(
+            &mut errors,
+            Err(ProfileError::invalid(
+                path,
+                1,
+                "name",
+                format!(
+                    "profile name {stem:?} must be 1-64 characters of a-z, 0-9, '-', '_', '.', '@' and start with a letter or digit"
+                ),
+            )),
+        );
     }
 
     let mut include = Vec::new();
     for inc in &raw.include {
         let value = inc.get_ref();
         if value.is_empty() {
-            return src.reject(inc.span(), "include", "empty include".into());
+            collect::<()>(
+                &mut errors,
+                src.reject(inc.span(), "include", "empty include".into()),
+            );
+        } else {
+            include.push((value.clone(), src.line(inc.span().start)));
         }
-        include.push((value.clone(), src.line(inc.span().start)));
     }
 
     let landlock = raw
         .landlock
         .as_ref()
-        .map(|l| parse_landlock(&src, l))
-        .transpose()?;
+        .and_then(|l| collect(&mut errors, parse_landlock(&src, l)));
     let seccomp = raw
         .seccomp
         .as_ref()
-        .map(|s| parse_seccomp(&src, s))
-        .transpose()?;
-
+        .and_then(|s| collect(&mut errors, parse_seccomp(&src, s)));
     let network = match &raw.network {
-        Some(n) => parse_network(&src, n)?,
+        Some(n) => collect(&mut errors, parse_network(&src, n)).unwrap_or_default(),
         None => PartialNetwork::default(),
     };
     let process = match &raw.process {
-        Some(p) => parse_process(&src, p)?,
+        Some(p) => collect(&mut errors, parse_process(&src, p)).unwrap_or_default(),
         None => PartialProcess::default(),
     };
+    if let Some(e) = ProfileError::all(errors) {
+        return Err(e);
+    }
     Ok(Partial {
         name: stem,
         description: raw.description,
@@ -306,9 +334,9 @@ fn parse_network(src: &Source, n: &RawNetwork) -> Result<PartialNetwork, Profile
                             f.span(),
                             "network.families",
                             format!(
-                                "unknown address family {:?} (systemd's names without AF_: {})",
+                                "unknown address family {:?}{} (systemd's names without AF_, e.g. unix, inet, inet6, netlink, packet)",
                                 f.get_ref(),
-                                families::names().join(", ")
+                                super::suggest::hint(f.get_ref(), families::names())
                             ),
                         );
                     }

@@ -10,7 +10,8 @@ pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
         .into_iter()
         .map(|c| (strsim::levenshtein(&lower, &c.to_ascii_lowercase()), c))
         .filter(|(d, _)| *d <= limit)
-        .min_by_key(|(d, c)| (*d, *c))
+        // on a tie the candidate of the same length (a wrong letter, not a missing one)
+        .min_by_key(|(d, c)| (*d, c.len().abs_diff(name.len()), *c))
         .map(|(_, c)| c)
 }
 
@@ -36,5 +37,6 @@ mod tests {
             "; did you mean \"mosquitto\"?"
         );
         assert_eq!(hint("zzz", ["mosquitto"]), "");
+        assert_eq!(closest("inet7", ["inet", "inet6"]), Some("inet6"));
     }
 }
