@@ -59,7 +59,7 @@ fn inapplicable(args: &Args, m: &clap::ArgMatches) -> Option<String> {
     }
     if given(m, "profile_path") && !uses_profile_path {
         return Some(
-            "--profile-path does not apply to this command: the daemon uses its own profile path ([daemon] profile_path in hardend.toml)".into(),
+            "--profile-path does not apply to this command: only `profile` and `exec` read profiles here (the daemon uses [daemon] profile_path in hardend.toml)".into(),
         );
     }
     None

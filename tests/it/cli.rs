@@ -299,3 +299,43 @@ fn profile_check_reports_the_errors_of_every_section_at_once() {
     );
     assert_eq!(v["results"][0]["line"], 2);
 }
+
+#[test]
+fn a_missing_input_file_is_exit_1_for_every_command_that_reads_one() {
+    for args in [
+        &["profile", "check", "/nonexistent/p.toml"][..],
+        &["verity", "dump", "/nonexistent/hash"][..],
+        &[
+            "verity",
+            "format",
+            "/nonexistent/data",
+            "/tmp/hardend-test-hash-unused",
+        ][..],
+        &[
+            "verity",
+            "verify",
+            "/nonexistent/data",
+            "/nonexistent/hash",
+            "00",
+        ][..],
+        &["identity", "verify-quote", "/nonexistent/quote.json"][..],
+    ] {
+        let out = Command::new(hardenctl()).args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(!err.contains("os error"), "{args:?}: {err}");
+        // and usage errors are 2
+        let mut bad = args.to_vec();
+        bad.push("--no-such-option");
+        assert_eq!(
+            Command::new(hardenctl())
+                .args(&bad)
+                .output()
+                .unwrap()
+                .status
+                .code(),
+            Some(2),
+            "{bad:?}"
+        );
+    }
+}
