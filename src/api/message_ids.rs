@@ -7,6 +7,10 @@ pub const ENFORCEMENT_CHANGED: &str = "6e0c3f1d9b2a4c57a8f0e4d2b7c19a35";
 pub const NOT_ENFORCED: &str = "b4a7d2e9f13c4e6b9d05a8c7e2f1b360";
 /// The kernel reported dm-verity corruption on the checked device.
 pub const VERITY_CORRUPTION: &str = "e3c5a1f7092b4d6e8c4f1a2b3d5e6f70";
+/// A root hash is expected but the checked mount point is not on verity (or the kernel
+/// command line's verity parameters are repeated or empty): the boot did not open the
+/// verified root.
+pub const VERITY_UNVERIFIED: &str = "55230584bac643d6a199fe9b30208513";
 /// The device identity changed state (lost, TPM gone, created, rotated).
 pub const IDENTITY_CHANGED: &str = "9a41c6e2d8f04b7a93e15c0b2f6d7e84";
 /// A watched file differs from the integrity baseline.
@@ -23,6 +27,7 @@ pub const ALL: &[(&str, &str)] = &[
     ("ENFORCEMENT_CHANGED", ENFORCEMENT_CHANGED),
     ("NOT_ENFORCED", NOT_ENFORCED),
     ("VERITY_CORRUPTION", VERITY_CORRUPTION),
+    ("VERITY_UNVERIFIED", VERITY_UNVERIFIED),
     ("IDENTITY_CHANGED", IDENTITY_CHANGED),
     ("INTEGRITY_VIOLATION", INTEGRITY_VIOLATION),
     ("INTEGRITY_TAMPERED", INTEGRITY_TAMPERED),

@@ -106,16 +106,30 @@ state_enum! {
         Corrupted = "corrupted",
         /// On dm-verity, but with another root hash than the expected one.
         HashMismatch = "hash-mismatch",
-        /// Not on a dm-verity device.
+        /// Not on a dm-verity device (and no root hash is expected).
         NotVerity = "not-verity",
-        /// The check could not be made (no mountinfo entry, no device-mapper access).
+        /// A root hash is expected (configuration or kernel command line), but the mount
+        /// point is not on verity or cannot be checked: the boot did not open the verified
+        /// root, and what is mounted is not vouched for.
+        Unverified = "unverified",
+        /// The expected root hash cannot be determined: a `hardend.verity.*` or `roothash=`
+        /// parameter is given twice or empty on the kernel command line.
+        Misconfigured = "misconfigured",
+        /// The check could not be made (no mountinfo entry, no device-mapper access) and no
+        /// root hash is expected.
         Unknown = "unknown",
     }
 }
 
 impl VerityState {
     pub fn is_bad(self) -> bool {
-        matches!(self, VerityState::Corrupted | VerityState::HashMismatch)
+        matches!(
+            self,
+            VerityState::Corrupted
+                | VerityState::HashMismatch
+                | VerityState::Unverified
+                | VerityState::Misconfigured
+        )
     }
 }
 

@@ -219,6 +219,8 @@ impl From<VerityCheck> for VerityInfo {
                 RootState::Corrupted => VerityState::Corrupted,
                 RootState::HashMismatch => VerityState::HashMismatch,
                 RootState::NotVerity => VerityState::NotVerity,
+                RootState::Unverified => VerityState::Unverified,
+                RootState::Misconfigured => VerityState::Misconfigured,
                 RootState::Unknown => VerityState::Unknown,
             },
             mountpoint: c.mountpoint,

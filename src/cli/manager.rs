@@ -473,11 +473,10 @@ pub fn verity_status(out: &Output, bus: &str) -> Result<Exit, CliError> {
     })
 }
 
-/// Corrupted or the wrong root hash is bad; so is anything but verified when a root hash
-/// is expected. A device that does not use verity (nothing expected) is not.
+/// Corrupted, the wrong root hash, unverified (a root hash is expected but the root is not
+/// on verity) or misconfigured; a device that does not use verity is not bad.
 fn verity_bad(info: &crate::api::VerityInfo) -> bool {
     info.state.is_bad()
-        || (info.state != VerityState::Verified && !info.expected_root_hash.is_empty())
 }
 
 #[cfg(test)]

@@ -45,7 +45,8 @@ impl VerityService {
         lock(&self.state).last.clone()
     }
 
-    /// Checks again; returns the check when it just became `corrupted` (for the signal).
+    /// Checks again; returns the check when it just became bad — corrupted, the wrong root
+    /// hash, unverified or misconfigured — for the signal and the journal.
     pub async fn refresh(&self) -> Option<VerityInfo> {
         let cfg = lock(&self.state).cfg.clone();
         let checked = self
@@ -68,9 +69,8 @@ impl VerityService {
             },
         };
         let mut st = lock(&self.state);
-        let newly_corrupted =
-            c.state == VerityState::Corrupted && st.last.state != VerityState::Corrupted;
+        let newly_bad = c.state.is_bad() && st.last.state != c.state;
         st.last = c.clone();
-        newly_corrupted.then_some(c)
+        newly_bad.then_some(c)
     }
 }

@@ -15,6 +15,10 @@ pub enum RootState {
     HashMismatch,
     /// Not on a dm-verity device.
     NotVerity,
+    /// A root hash is expected, but the mount point is not on verity or cannot be checked.
+    Unverified,
+    /// The kernel command line names the expected root hash twice, or empty.
+    Misconfigured,
     /// The check could not be made.
     #[default]
     Unknown,
@@ -36,25 +40,49 @@ pub struct VerityCheck {
     pub detail: String,
 }
 
+/// The kernel command line's `hardend.verity.*` and `roothash=` parameters cannot be
+/// trusted to mean one thing (the initramfs script refuses to boot on the same rule).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CmdlineError {
+    #[error("{0} is given more than once on the kernel command line")]
+    Repeated(String),
+    #[error("{0} is empty on the kernel command line")]
+    Empty(String),
+}
+
 /// The expected root hash: the configuration wins, then `hardend.verity.roothash=` and
-/// systemd's `roothash=` on the kernel command line.
-pub fn expected_root_hash(cmdline: &str, configured: Option<&str>) -> Option<(String, String)> {
-    if let Some(c) = configured.filter(|c| !c.is_empty()) {
-        return Some((c.to_ascii_lowercase(), "config".into()));
+/// systemd's `roothash=` on the kernel command line (before `--`). A `hardend.verity.*` or
+/// `roothash=` parameter given twice or empty is an error, whatever the configuration says:
+/// the initramfs halts the boot on it, and a device that boots anyway is not what it seems.
+pub fn expected_root_hash(
+    cmdline: &str,
+    configured: Option<&str>,
+) -> Result<Option<(String, String)>, CmdlineError> {
+    let mut seen: Vec<&str> = Vec::new();
+    let mut found: Vec<(&str, &str)> = Vec::new();
+    for w in cmdline.split_whitespace().take_while(|w| *w != "--") {
+        let (key, value) = w.split_once('=').unwrap_or((w, ""));
+        if !(key.starts_with("hardend.verity.") || key == "roothash") {
+            continue;
+        }
+        if seen.contains(&key) {
+            return Err(CmdlineError::Repeated(key.to_string()));
+        }
+        seen.push(key);
+        if value.is_empty() {
+            return Err(CmdlineError::Empty(key.to_string()));
+        }
+        found.push((key, value));
     }
-    for key in ["hardend.verity.roothash=", "roothash="] {
-        if let Some(v) = cmdline
-            .split_whitespace()
-            .take_while(|w| *w != "--")
-            .find_map(|w| w.strip_prefix(key))
-        {
-            return Some((
-                v.to_ascii_lowercase(),
-                key.trim_end_matches('=').to_string(),
-            ));
+    if let Some(c) = configured.filter(|c| !c.is_empty()) {
+        return Ok(Some((c.to_ascii_lowercase(), "config".into())));
+    }
+    for key in ["hardend.verity.roothash", "roothash"] {
+        if let Some((_, v)) = found.iter().find(|(k, _)| *k == key) {
+            return Ok(Some((v.to_ascii_lowercase(), key.to_string())));
         }
     }
-    None
+    Ok(None)
 }
 
 /// `(major, minor, source)` of the filesystem mounted at `mountpoint` (the last, i.e. top,
@@ -78,10 +106,39 @@ pub fn check(mountpoint: &str, cmdline: &str, configured: Option<&str>) -> Verit
         mountpoint: mountpoint.to_string(),
         ..Default::default()
     };
-    if let Some((h, src)) = expected_root_hash(cmdline, configured) {
-        c.expected_root_hash = h;
-        c.expected_source = src;
+    match expected_root_hash(cmdline, configured) {
+        Ok(Some((h, src))) => {
+            c.expected_root_hash = h;
+            c.expected_source = src;
+        }
+        Ok(None) => {}
+        Err(e) => {
+            c.state = RootState::Misconfigured;
+            c.detail =
+                format!("{e}: the expected root hash is not known, the root is not vouched for");
+            return c;
+        }
     }
+    let c = examine(c, mountpoint);
+    // a root hash is expected: anything but verity is the boot not having opened the
+    // verified root
+    match c.state {
+        RootState::NotVerity | RootState::Unknown if !c.expected_root_hash.is_empty() => {
+            VerityCheck {
+                state: RootState::Unverified,
+                detail: format!(
+                    "a root hash is expected ({}), but {}",
+                    c.expected_source, c.detail
+                ),
+                ..c
+            }
+        }
+        _ => c,
+    }
+}
+
+/// The device under `mountpoint` and its verity state, against `c.expected_root_hash`.
+fn examine(mut c: VerityCheck, mountpoint: &str) -> VerityCheck {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let Some((maj, min, source)) = mount_device(&mountinfo, mountpoint) else {
         c.state = RootState::Unknown;
@@ -164,22 +221,75 @@ mod tests {
         let cmd = "quiet roothash=AAAA hardend.verity.roothash=bbbb root=/dev/dm-0";
         assert_eq!(
             expected_root_hash(cmd, Some("CCCC")),
-            Some(("cccc".into(), "config".into()))
+            Ok(Some(("cccc".into(), "config".into())))
         );
         assert_eq!(
             expected_root_hash(cmd, None),
-            Some(("bbbb".into(), "hardend.verity.roothash".into()))
+            Ok(Some(("bbbb".into(), "hardend.verity.roothash".into())))
         );
         assert_eq!(
             expected_root_hash("roothash=aa", None),
-            Some(("aa".into(), "roothash".into()))
+            Ok(Some(("aa".into(), "roothash".into())))
         );
         assert_eq!(
             expected_root_hash("ro -- roothash=aa", None),
-            None,
+            Ok(None),
             "after -- is for init"
         );
-        assert_eq!(expected_root_hash("ro", None), None);
+        assert_eq!(expected_root_hash("ro", None), Ok(None));
+    }
+
+    #[test]
+    fn a_repeated_or_empty_parameter_is_an_error_whatever_the_configuration() {
+        // the initramfs takes no occurrence as the right one: neither does the daemon
+        for (cmd, e) in [
+            (
+                "hardend.verity.roothash=aa hardend.verity.roothash=",
+                CmdlineError::Repeated("hardend.verity.roothash".into()),
+            ),
+            (
+                "hardend.verity.roothash=",
+                CmdlineError::Empty("hardend.verity.roothash".into()),
+            ),
+            (
+                "hardend.verity.roothash=aa hardend.verity.data=/dev/a hardend.verity.data=/dev/b",
+                CmdlineError::Repeated("hardend.verity.data".into()),
+            ),
+            (
+                "roothash=aa roothash=bb",
+                CmdlineError::Repeated("roothash".into()),
+            ),
+            (
+                "hardend.verity.data",
+                CmdlineError::Empty("hardend.verity.data".into()),
+            ),
+        ] {
+            assert_eq!(expected_root_hash(cmd, None), Err(e.clone()), "{cmd}");
+            assert_eq!(
+                expected_root_hash(cmd, Some("cc")),
+                Err(e),
+                "{cmd} with config"
+            );
+        }
+    }
+
+    #[test]
+    fn not_on_verity_while_a_root_hash_is_expected_is_unverified() {
+        // this test machine's / is not on verity
+        let c = check("/", "hardend.verity.roothash=abcd", None);
+        assert_eq!(c.state, RootState::Unverified, "{c:?}");
+        assert!(
+            c.detail
+                .starts_with("a root hash is expected (hardend.verity.roothash)"),
+            "{}",
+            c.detail
+        );
+        let c = check("/", "ro", Some("abcd"));
+        assert_eq!(c.state, RootState::Unverified, "{c:?}");
+        let c = check("/", "ro", None);
+        assert_eq!(c.state, RootState::NotVerity, "nothing expected: not bad");
+        let c = check("/", "roothash=aa roothash=aa", None);
+        assert_eq!(c.state, RootState::Misconfigured, "{c:?}");
     }
 
     #[test]

@@ -457,8 +457,9 @@ fn verity_status_of_a_root_that_is_not_on_verity() {
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let v = &v["verity"];
-    // this host's / is a plain block device (CI and developer machines alike)
-    assert_eq!(v["state"], "not-verity", "{v:#}");
+    // this host's / is a plain block device (CI and developer machines alike): a root hash
+    // is expected, so that is the boot not having opened the verified root
+    assert_eq!(v["state"], "unverified", "{v:#}");
     assert_eq!(v["mountpoint"], "/");
     assert_eq!(v["expected_root_hash"], "abcdef01");
     assert_eq!(v["expected_source"], "config");
@@ -468,6 +469,17 @@ fn verity_status_of_a_root_that_is_not_on_verity() {
             .unwrap()
             .contains("not a device-mapper device"),
         "{v:#}"
+    );
+    // ... and the daemon is degraded for it, naming why
+    let st = d.ctl_json(&["status"]);
+    assert_eq!(st["state"], "degraded", "{st:#}");
+    assert_eq!(st["verity"]["bad"], true, "{st:#}");
+    assert!(
+        st["detail"]
+            .as_str()
+            .unwrap()
+            .contains("dm-verity unverified: a root hash is expected (config)"),
+        "{st:#}"
     );
     // a bad expected hash in the config is a startup error with file and line
     fs::write(d.path("bad.toml"), "[verity]\n\nroot_hash = \"xyz\"\n").unwrap();
@@ -532,5 +544,47 @@ fn release_dropins_for_the_packages_prerm_honours_the_configured_directories() {
     assert!(
         etc.join("other.service.d/50-hardend.conf").exists(),
         "not ours: kept"
+    );
+}
+
+#[test]
+fn an_expected_root_hash_on_a_root_that_is_not_verity_is_signalled() {
+    use futures_util::StreamExt;
+    let bus = TestBus::start();
+    let d = TestDaemon::start(&bus, "", "");
+    assert_eq!(
+        d.ctl_json(&["verity", "status"])["verity"]["state"],
+        "not-verity"
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let conn = hardend::api::connect(&d.bus).await.unwrap();
+        let v = hardend::api::VerityProxy::new(&conn).await.unwrap();
+        let mut sig = v.receive_verity_corruption().await.unwrap();
+        // the integrator configures the expected hash; the boot did not open verity
+        let cfg = fs::read_to_string(d.path("hardend.toml")).unwrap();
+        fs::write(
+            d.path("hardend.toml"),
+            format!("{cfg}\n[verity]\nroot_hash = \"abcdef01\"\n"),
+        )
+        .unwrap();
+        assert!(d.ctl(&["reload"]).status.success());
+        let s = tokio::time::timeout(std::time::Duration::from_secs(10), sig.next())
+            .await
+            .expect("VerityCorruption within 10 s")
+            .unwrap();
+        let a = s.args().unwrap();
+        assert!(
+            a.detail().contains("a root hash is expected (config)"),
+            "{}",
+            a.detail()
+        );
+    });
+    assert_eq!(
+        d.ctl_json(&["verity", "status"])["verity"]["state"],
+        "unverified"
     );
 }

@@ -4,10 +4,10 @@
 use zbus::object_server::SignalEmitter;
 
 use super::{Identity, Integrity, Manager, Verity};
-use crate::api::VerityInfo;
 use crate::api::message_ids::{
-    ENFORCEMENT_CHANGED, IDENTITY_CHANGED, NOT_ENFORCED, VERITY_CORRUPTION,
+    ENFORCEMENT_CHANGED, IDENTITY_CHANGED, NOT_ENFORCED, VERITY_CORRUPTION, VERITY_UNVERIFIED,
 };
+use crate::api::{VerityInfo, VerityState};
 use crate::daemon::Pillars;
 use crate::daemon::identity::IdentityChange;
 use crate::daemon::services::Change;
@@ -58,15 +58,27 @@ pub async fn enforcement_changes(emitter: &SignalEmitter<'_>, changes: &[Change]
     }
 }
 
-/// Emits `VerityCorruption` and logs it (critical: the read-only root changed).
+/// Emits `VerityCorruption` and logs it: the read-only root changed, or is not the verified
+/// root at all (unverified, misconfigured, the wrong root hash).
 pub async fn verity_corruption(emitter: &SignalEmitter<'_>, c: &VerityInfo) {
-    tracing::error!(
-        message_id = VERITY_CORRUPTION,
-        device = %c.device,
-        root_hash = %c.root_hash,
-        "dm-verity corruption on {} ({}): {}",
-        c.device, c.mountpoint, c.detail
-    );
+    if c.state == VerityState::Corrupted {
+        tracing::error!(
+            message_id = VERITY_CORRUPTION,
+            device = %c.device,
+            root_hash = %c.root_hash,
+            "dm-verity corruption on {} ({}): {}",
+            c.device, c.mountpoint, c.detail
+        );
+    } else {
+        tracing::error!(
+            message_id = VERITY_UNVERIFIED,
+            device = %c.device,
+            root_hash = %c.root_hash,
+            state = %c.state,
+            "{} is not the verified root ({}): {}",
+            c.mountpoint, c.state, c.detail
+        );
+    }
     if let Err(e) = Verity::verity_corruption(emitter, &c.device, &c.root_hash, &c.detail).await {
         tracing::warn!("cannot emit VerityCorruption: {e}");
     }
@@ -119,11 +131,14 @@ pub async fn integrity_violation(emitter: &SignalEmitter<'_>, v: &Violation) {
     }
 }
 
-/// After a configuration reload: the identity re-checked, `[services]` applied, every unit
-/// verified, each change signalled.
+/// After a configuration reload: the identity and the verified root re-checked, `[services]`
+/// applied, every unit verified, each change signalled.
 pub async fn after_reload(p: &Pillars, emitter: &SignalEmitter<'_>) {
     if let Some(c) = p.identity.refresh().await {
         identity_changed(emitter, &c).await;
+    }
+    if let Some(c) = p.verity.refresh().await {
+        verity_corruption(emitter, &c).await;
     }
     for e in p.services.apply_configured().await {
         tracing::warn!("[services]: {e}");
