@@ -23,6 +23,24 @@ fn stub(dir: &Path, name: &str, body: &str) {
     fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
 }
 
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/units/initramfs/local-top");
+/// The script's production entry point, its last line: the kernel command line and the real
+/// param.conf, nothing from the environment.
+const ENTRY: &str = "hardend_verity \"$(cat /proc/cmdline)\" /conf/param.conf";
+
+/// The script with its entry point replaced by one that takes the command line and the
+/// param.conf path as arguments: the same function, called by the test.
+fn test_entry(dir: &Path) -> std::path::PathBuf {
+    let text = fs::read_to_string(SCRIPT).unwrap();
+    let body = text
+        .trim_end()
+        .strip_suffix(ENTRY)
+        .expect("the script ends with its production entry point");
+    let p = dir.join("local-top-test");
+    fs::write(&p, format!("{body}hardend_verity \"$1\" \"$2\"\n")).unwrap();
+    p
+}
+
 fn run(cmdline: &str, hardenctl_ok: bool) -> Run {
     let d = tempfile::tempdir().unwrap();
     let bin = d.path().join("bin");
@@ -48,12 +66,14 @@ fn run(cmdline: &str, hardenctl_ok: bool) -> Run {
     );
     stub(&bin, "modprobe", "exit 0");
     let out = Command::new("sh")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/units/initramfs/local-top"
-        ))
-        .env("HARDEND_CMDLINE", cmdline)
-        .env("HARDEND_PARAM_CONF", d.path().join("param.conf"))
+        .arg(test_entry(d.path()))
+        .arg(cmdline)
+        .arg(d.path().join("param.conf"))
+        // what the kernel would hand init for `IFS=x HARDEND_PARAM_CONF=/dev/null` on its
+        // command line: the script must not care
+        .env("IFS", "x")
+        .env("HARDEND_PARAM_CONF", "/dev/null")
+        .env("HARDEND_CMDLINE", "")
         .env(
             "PATH",
             format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
@@ -128,6 +148,45 @@ fn every_failure_stops_the_boot_and_never_uses_the_raw_device() {
             true,
             "bad device 'sda1'",
         ),
+        // an empty roothash appended by whoever can edit the command line: not "no verity"
+        (
+            format!(
+                "hardend.verity.roothash={HASH} hardend.verity.data=UUID=x hardend.verity.roothash="
+            ),
+            true,
+            "hardend.verity.roothash is given more than once",
+        ),
+        (
+            "hardend.verity.roothash= hardend.verity.data=UUID=x".to_string(),
+            true,
+            "hardend.verity.roothash is empty",
+        ),
+        (
+            format!(
+                "hardend.verity.roothash={HASH} hardend.verity.data=UUID=x hardend.verity.data=UUID=y"
+            ),
+            true,
+            "hardend.verity.data is given more than once",
+        ),
+        (
+            "hardend.verity.data=UUID=x".to_string(),
+            true,
+            "no hardend.verity.roothash",
+        ),
+        (
+            format!(
+                "hardend.verity.roothash={HASH} hardend.verity.data=UUID=x hardend.verity.rothash=aa"
+            ),
+            true,
+            "unknown parameter hardend.verity.rothash",
+        ),
+        (
+            format!(
+                "hardend.verity.roothash={HASH} hardend.verity.data=UUID=x hardend.verity.hash_offset=4k"
+            ),
+            true,
+            "hash_offset is not a number",
+        ),
     ];
     for (cmdline, hardenctl_ok, why) in cases {
         let r = run(&cmdline, hardenctl_ok);
@@ -136,4 +195,43 @@ fn every_failure_stops_the_boot_and_never_uses_the_raw_device() {
         assert!(r.panic.contains("refusing to boot an unverified root"));
         assert_eq!(r.param_conf, "", "{cmdline}: ROOT must not change");
     }
+}
+
+#[test]
+fn the_production_script_reads_nothing_from_the_environment() {
+    // the unmodified script, with the variables the old script honoured: it reads this
+    // host's /proc/cmdline (no hardend.verity.* there) and does nothing
+    let d = tempfile::tempdir().unwrap();
+    let bin = d.path().join("bin");
+    fs::create_dir(&bin).unwrap();
+    stub(
+        &bin,
+        "hardenctl",
+        &format!("echo called > {}/hardenctl.args", d.path().display()),
+    );
+    stub(&bin, "panic", "exit 0");
+    let host = fs::read_to_string("/proc/cmdline").unwrap();
+    assert!(
+        !host.contains("hardend.verity."),
+        "this test needs a host booted without verity"
+    );
+    let out = Command::new("sh")
+        .arg(SCRIPT)
+        .env(
+            "HARDEND_CMDLINE",
+            format!("hardend.verity.roothash={HASH} hardend.verity.data=/dev/null"),
+        )
+        .env("HARDEND_PARAM_CONF", d.path().join("param.conf"))
+        .env(
+            "PATH",
+            format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        !d.path().join("hardenctl.args").exists(),
+        "the environment was obeyed"
+    );
+    assert!(!d.path().join("param.conf").exists());
 }
