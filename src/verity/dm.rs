@@ -253,7 +253,7 @@ pub fn table(
     }
     Ok(Target {
         start: 0,
-        length: p.data_blocks * u64::from(p.data_block_size) / 512,
+        length: p.data_bytes().unwrap_or(0) / 512,
         target_type: "verity".into(),
         params,
     })

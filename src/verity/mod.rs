@@ -243,9 +243,32 @@ impl VerityParams {
                 self.hash_offset
             ));
         }
-        if tree::Layout::new(self).is_none() {
-            return e("the tree would need more than 63 levels".into());
+        if self.data_bytes().is_none() {
+            return e(format!(
+                "{} data blocks of {} bytes do not fit in a 63-bit size",
+                self.data_blocks, self.data_block_size
+            ));
+        }
+        match tree::Layout::new(self) {
+            None => {
+                return e(
+                    "the tree would need more than 63 levels, or does not fit in a 63-bit size"
+                        .into(),
+                );
+            }
+            Some(l) if l.hash_bytes().is_none() => {
+                return e("the hash area does not fit in a 63-bit size".into());
+            }
+            Some(_) => {}
         }
         Ok(())
+    }
+
+    /// The data area's size in bytes; `None` when it does not fit in an `i64` (a file
+    /// offset): hostile superblocks say 2^40 blocks, and the product must never wrap.
+    pub fn data_bytes(&self) -> Option<u64> {
+        self.data_blocks
+            .checked_mul(u64::from(self.data_block_size))
+            .filter(|n| i64::try_from(*n).is_ok())
     }
 }

@@ -29,6 +29,8 @@ pub struct Layout {
     pub hash_start: u64,
     /// One past the last hash block.
     pub end_block: u64,
+    /// Bytes per hash block.
+    pub hash_block: u64,
 }
 
 impl Layout {
@@ -41,6 +43,9 @@ impl Layout {
             return None;
         }
         let n = p.data_blocks;
+        if n == 0 {
+            return None;
+        }
         let mut levels = 0usize;
         while per_bits as usize * levels < 64 && (n - 1) >> (per_bits as usize * levels) != 0 {
             levels += 1;
@@ -49,7 +54,9 @@ impl Layout {
             return None;
         }
         let hash_start = if p.superblock {
-            (p.hash_offset + SUPERBLOCK_SIZE as u64).div_ceil(hbs)
+            p.hash_offset
+                .checked_add(SUPERBLOCK_SIZE as u64)?
+                .div_ceil(hbs)
         } else {
             p.hash_offset / hbs
         };
@@ -77,12 +84,88 @@ impl Layout {
             level_blocks,
             hash_start,
             end_block: pos,
+            hash_block: hbs,
         })
     }
 
     pub fn per(&self) -> usize {
         1 << self.per_bits
     }
+
+    /// One past the last byte of the hash area; `None` when it does not fit in an `i64`.
+    pub fn hash_bytes(&self) -> Option<u64> {
+        self.end_block
+            .checked_mul(self.hash_block_size())
+            .filter(|n| i64::try_from(*n).is_ok())
+    }
+
+    /// The bytes the tree's levels take in memory (what `verify` and `format` hold).
+    pub fn tree_bytes(&self) -> u64 {
+        (self.end_block - self.hash_start).saturating_mul(self.hash_block_size())
+    }
+
+    fn hash_block_size(&self) -> u64 {
+        self.hash_block
+    }
+}
+
+/// The size of a regular file or a block device (whose metadata says 0).
+fn size_of(f: &File, path: &Path) -> Result<u64, VerityError> {
+    use std::io::{Seek, SeekFrom};
+    let mut f = f;
+    f.seek(SeekFrom::End(0)).map_err(io_err(path))
+}
+
+/// `bytes` of tree must fit in memory: a hostile or simply huge parameter set is an error,
+/// never an allocation that aborts the process.
+fn fits_in_memory(bytes: u64) -> Result<(), VerityError> {
+    let available = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemAvailable:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        })
+        .map(|kib| kib * 1024)
+        .unwrap_or(u64::MAX);
+    if bytes > available / 2 || usize::try_from(bytes).is_err() {
+        return Err(VerityError::Params(format!(
+            "the hash tree takes {} MiB, more than half of the {} MiB of memory available",
+            bytes >> 20,
+            available >> 20
+        )));
+    }
+    Ok(())
+}
+
+/// A data area and a hash area on the same file or device must not overlap (veritysetup:
+/// "Data area overlaps with hash area"): the tree would overwrite the data it describes.
+fn check_overlap(
+    p: &VerityParams,
+    data: &File,
+    data_path: &Path,
+    hash_path: &Path,
+) -> Result<(), VerityError> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let Ok(h) = std::fs::metadata(hash_path) else {
+        return Ok(()); // created by format: another file
+    };
+    let d = data.metadata().map_err(io_err(data_path))?;
+    let same = (d.dev(), d.ino()) == (h.dev(), h.ino())
+        || (d.file_type().is_block_device()
+            && h.file_type().is_block_device()
+            && d.rdev() == h.rdev());
+    let data_end = p.data_bytes().unwrap_or(u64::MAX);
+    if same && p.hash_offset < data_end {
+        return Err(VerityError::Params(format!(
+            "{} and {} are the same, and the hash area at byte {} overlaps the data area ({} bytes): give --hash-offset {data_end} or more",
+            data_path.display(),
+            hash_path.display(),
+            p.hash_offset,
+            data_end
+        )));
+    }
+    Ok(())
 }
 
 /// The salted block hash: format 1 `H(salt ‖ block)`, format 0 `H(block ‖ salt)`.
@@ -237,8 +320,10 @@ pub struct Formatted {
 
 fn open_data(data_path: &Path, p: &VerityParams) -> Result<File, VerityError> {
     let data = File::open(data_path).map_err(io_err(data_path))?;
-    let len = data.metadata().map_err(io_err(data_path))?.len();
-    let need = p.data_blocks * u64::from(p.data_block_size);
+    let len = size_of(&data, data_path)?;
+    let need = p
+        .data_bytes()
+        .ok_or_else(|| VerityError::Params("the data area does not fit in a 63-bit size".into()))?;
     if len < need {
         return Err(VerityError::Params(format!(
             "{} has {len} bytes, fewer than {} data blocks of {} bytes",
@@ -282,6 +367,11 @@ pub fn format(
     let l = Layout::new(p).ok_or_else(|| VerityError::Params("invalid tree layout".into()))?;
     let hbs = p.hash_block_size as usize;
     let data = open_data(data_path, p)?;
+    check_overlap(p, &data, data_path, hash_path)?;
+    fits_in_memory(
+        l.tree_bytes()
+            .saturating_add(p.data_blocks.saturating_mul(l.digest as u64)),
+    )?;
     let level0 = data_digests(p, &data, data_path, progress)?;
     let (levels, root) = build_levels(p, &l, &level0);
 
@@ -338,7 +428,21 @@ pub fn verify(
     let l = Layout::new(p).ok_or_else(|| VerityError::Params("invalid tree layout".into()))?;
     let hbs = p.hash_block_size as usize;
     let hasher = BlockHasher::new(p);
+    // every size is checked against the files before anything is allocated: a superblock
+    // is input, and a hostile one names 2^40 blocks
+    let data = open_data(data_path, p)?;
     let hash = File::open(hash_path).map_err(io_err(hash_path))?;
+    let need = l
+        .hash_bytes()
+        .ok_or_else(|| VerityError::Params("the hash area does not fit in a 63-bit size".into()))?;
+    let have = size_of(&hash, hash_path)?;
+    if have < need {
+        return Err(VerityError::Params(format!(
+            "{} has {have} bytes, but the tree these parameters describe ends at byte {need}",
+            hash_path.display()
+        )));
+    }
+    fits_in_memory(l.tree_bytes())?;
     let mut levels = Vec::new();
     for i in 0..l.levels {
         let mut b = vec![0u8; l.level_blocks[i] as usize * hbs];
@@ -348,7 +452,6 @@ pub fn verify(
     }
     let corrupt = |c| Err(VerityError::Corrupt(c));
     let mut d = vec![0u8; l.digest];
-    let data = open_data(data_path, p)?;
     if l.levels == 0 {
         let mut block = vec![0u8; p.data_block_size as usize];
         data.read_exact_at(&mut block, 0)
@@ -467,5 +570,40 @@ mod tests {
                 .levels,
             0
         );
+    }
+
+    proptest::proptest! {
+        /// Any sizes a superblock or a command line can state: validation and the layout
+        /// never panic or wrap, and what validates has sizes that fit a file offset.
+        #[test]
+        fn hostile_sizes_never_panic_or_wrap(
+            data_blocks in proptest::prelude::any::<u64>(),
+            dbs_bits in 0u32..=31,
+            hbs_bits in 0u32..=31,
+            hash_offset in proptest::prelude::any::<u64>(),
+            alg in 0usize..3,
+            hash_type in 0u32..=2,
+            superblock in proptest::prelude::any::<bool>(),
+        ) {
+            let p = VerityParams {
+                hash_type,
+                hash_alg: [HashAlg::Sha1, HashAlg::Sha256, HashAlg::Sha512][alg],
+                data_block_size: 1u32 << dbs_bits,
+                hash_block_size: 1u32 << hbs_bits,
+                data_blocks,
+                salt: vec![],
+                uuid: [0; 16],
+                hash_offset: hash_offset & !511,
+                superblock,
+            };
+            let _ = Layout::new(&p);
+            let _ = Layout::new(&VerityParams { data_blocks: 0, ..p.clone() });
+            if p.validate().is_ok() {
+                let l = Layout::new(&p).unwrap();
+                proptest::prop_assert!(p.data_bytes().is_some());
+                proptest::prop_assert!(l.hash_bytes().is_some());
+                proptest::prop_assert!(l.end_block >= l.hash_start);
+            }
+        }
     }
 }

@@ -376,3 +376,134 @@ fn hardenctl_verity_cli_round_trip_and_exit_codes() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing: No such file"));
 }
+
+#[test]
+fn format_refuses_a_hash_area_over_the_data_like_veritysetup() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("img");
+    make_data(&img, 64 * 4096, 9);
+    let before = fs::read(&img).unwrap();
+    let ctl = env!("CARGO_BIN_EXE_hardenctl");
+    let out = Command::new(ctl)
+        .args(["verity", "format"])
+        .arg(&img)
+        .arg(&img)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("overlaps the data area") && err.contains("--hash-offset 262144"),
+        "{err}"
+    );
+    assert_eq!(
+        fs::read(&img).unwrap(),
+        before,
+        "not one byte of the data was written"
+    );
+    // through a second name for the same file: still the same inode
+    let link = dir.path().join("link");
+    fs::hard_link(&img, &link).unwrap();
+    let out = Command::new(ctl)
+        .args(["verity", "format", "--hash-offset", "4096"])
+        .arg(&img)
+        .arg(&link)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(fs::read(&img).unwrap(), before);
+    // veritysetup agrees that this is an error
+    if have_veritysetup() {
+        let vs = Command::new("veritysetup")
+            .arg("format")
+            .arg(&img)
+            .arg(&img)
+            .output()
+            .unwrap();
+        assert!(!vs.status.success(), "veritysetup refuses it too");
+    }
+    // the hash area after the data is fine
+    let out = Command::new(ctl)
+        .args(["verity", "format", "--hash-offset", "262144"])
+        .arg(&img)
+        .arg(&img)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(fs::read(&img).unwrap()[..before.len()], before[..]);
+}
+
+#[test]
+fn hostile_superblocks_are_refused_without_an_abort() {
+    use hardend::verity::superblock::encode;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    make_data(&data, 8 * 4096, 3);
+    let ctl = env!("CARGO_BIN_EXE_hardenctl");
+    let zero_root = "00".repeat(32);
+    for (blocks, why) in [
+        (1u64 << 40, "fewer than"), // the data file is far smaller
+        (1u64 << 60, "63-bit"),     // blocks * 4096 wraps a u64
+        (u64::MAX, "63-bit"),
+    ] {
+        let p = VerityParams {
+            hash_type: 1,
+            hash_alg: HashAlg::Sha256,
+            data_block_size: 4096,
+            hash_block_size: 4096,
+            data_blocks: blocks,
+            salt: vec![1, 2, 3],
+            uuid: [7; 16],
+            hash_offset: 0,
+            superblock: true,
+        };
+        let hash = dir.path().join(format!("hash-{blocks}"));
+        let mut sb = encode(&p).to_vec();
+        sb.resize(16 * 4096, 0);
+        fs::write(&hash, sb).unwrap();
+        for args in [
+            vec![
+                "verity",
+                "verify",
+                data.to_str().unwrap(),
+                hash.to_str().unwrap(),
+                &zero_root,
+            ],
+            vec!["verity", "dump", hash.to_str().unwrap()],
+        ] {
+            let out = Command::new(ctl).args(&args).output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                out.status.code().is_some(),
+                "killed by a signal: {args:?} {err}"
+            );
+            if args[1] == "verify" {
+                assert_eq!(out.status.code(), Some(1), "{blocks}: {err}");
+                assert!(err.contains(why), "{blocks}: {err}");
+            }
+        }
+    }
+    // a superblock that claims more tree than the hash file holds: refused before reading
+    let p = VerityParams {
+        hash_type: 1,
+        hash_alg: HashAlg::Sha256,
+        data_block_size: 512,
+        hash_block_size: 512,
+        data_blocks: 8 * 8,
+        salt: vec![],
+        uuid: [7; 16],
+        hash_offset: 0,
+        superblock: true,
+    };
+    let hash = dir.path().join("short");
+    fs::write(&hash, encode(&p)).unwrap();
+    let e = verify(&p, &data, &hash, &[0; 32], &|_| {}).unwrap_err();
+    assert!(
+        matches!(&e, VerityError::Params(m) if m.contains("the tree these parameters describe ends at")),
+        "{e}"
+    );
+}
