@@ -306,6 +306,7 @@ pub fn open(
     // cryptsetup's naming, so that tools recognise the device
     let uuid = format!("CRYPT-VERITY-{}-{name}", hex::encode(p.uuid));
     let dev = Control::open()?.open_verity(name, &uuid, &t)?;
+    Control::ensure_node(name, dev)?;
     let (major, minor) = (
         libc::major(dev as libc::dev_t),
         libc::minor(dev as libc::dev_t),

@@ -341,6 +341,30 @@ impl Control {
         })
     }
 
+    /// Makes sure `/dev/mapper/NAME` exists for device `dev`: udev's device-mapper rules
+    /// create it, but an initramfs (or a system) without them does not — then it is made
+    /// here, like `dmsetup mknodes`, after waiting up to a second for udev.
+    pub fn ensure_node(name: &str, dev: u64) -> Result<std::path::PathBuf, VerityError> {
+        use rustix::fs::{FileType, Mode, mknodat};
+        let node = std::path::PathBuf::from(format!("/dev/mapper/{name}"));
+        for _ in 0..20 {
+            if node.exists() {
+                return Ok(node);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        mknodat(
+            rustix::fs::CWD,
+            &node,
+            FileType::BlockDevice,
+            Mode::from_raw_mode(0o600),
+            dev as rustix::fs::Dev,
+        )
+        .or_else(|e| if node.exists() { Ok(()) } else { Err(e) })
+        .map_err(|e| dm_err("mknod /dev/mapper", std::io::Error::from(e)))?;
+        Ok(node)
+    }
+
     pub fn remove(&self, name: &str) -> Result<(), VerityError> {
         let mut b = encode(name, None, 0, &[], 0)?;
         self.call(DM_DEV_REMOVE, &mut b)
