@@ -196,7 +196,16 @@ impl WatchSet {
             "/etc/adjtime".into(),
             "/etc/resolv.conf".into(),
             "/etc/ld.so.cache".into(),
-            "**/*.dpkg-*".into(),
+            // dpkg's and ucf's own suffixes, on the last component only: `*.dpkg-*` would
+            // also hide /etc/systemd/system/backdoor.dpkg-x.service
+            "**/*.dpkg-old".into(),
+            "**/*.dpkg-new".into(),
+            "**/*.dpkg-dist".into(),
+            "**/*.dpkg-tmp".into(),
+            "**/*.dpkg-bak".into(),
+            "**/*.ucf-old".into(),
+            "**/*.ucf-new".into(),
+            "**/*.ucf-dist".into(),
             "**/*~".into(),
         ];
         vec![

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use globset::{Glob, GlobSet, GlobSetBuilder};
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
 use super::entry::Entry;
 use super::{IntegrityError, WatchSet};
@@ -45,8 +45,11 @@ impl Excludes {
     pub fn new(patterns: &[String]) -> Result<Excludes, IntegrityError> {
         let mut b = GlobSetBuilder::new();
         for p in patterns {
+            // `*` and `?` stay within one path component (as in a shell); `**` crosses them
             b.add(
-                Glob::new(p)
+                GlobBuilder::new(p)
+                    .literal_separator(true)
+                    .build()
                     .map_err(|e| IntegrityError::Invalid(format!("exclude pattern {p:?}: {e}")))?,
             );
         }
@@ -192,6 +195,33 @@ pub fn scan_set(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn dpkg_excludes_match_dpkgs_suffixes_on_the_last_component_only() {
+        let etc = crate::integrity::WatchSet::defaults().remove(0);
+        let ex = Excludes::new(&etc.exclude).unwrap();
+        for hidden in [
+            "/etc/ssh/sshd_config.dpkg-old",
+            "/etc/default/grub.ucf-dist",
+            "/etc/x.conf~",
+            "/etc/mtab",
+        ] {
+            assert!(ex.matches(std::path::Path::new(hidden)), "{hidden}");
+        }
+        // what an attacker would name a file to hide it under the old `**/*.dpkg-*`
+        for seen in [
+            "/etc/systemd/system/backdoor.dpkg-x.service",
+            "/etc/profile.d/x.dpkg-1.sh",
+            "/etc/cron.d/job.dpkg-new.d/evil",
+            "/etc/sudoers.d/a.dpkg-oldx",
+        ] {
+            assert!(!ex.matches(std::path::Path::new(seen)), "{seen}");
+        }
+        // a single `*` no longer crosses directories
+        let ex = Excludes::new(&["/etc/*.log".to_string()]).unwrap();
+        assert!(ex.matches(std::path::Path::new("/etc/a.log")));
+        assert!(!ex.matches(std::path::Path::new("/etc/sub/a.log")));
+    }
     use super::*;
     use crate::integrity::{Attrs, Severity};
 
