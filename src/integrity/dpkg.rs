@@ -5,7 +5,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
-use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -91,18 +90,29 @@ fn usr_merge_alias(path: &Path) -> Option<PathBuf> {
 }
 
 /// MD5 of a file's content.
+/// MD5 of the regular file at `path`, through the same guarded read as the baseline's
+/// hashes (no link followed, no FIFO or device read, at most the size lstat saw, bounded
+/// retries): what dpkg's md5sums are compared with.
 pub fn md5_file(path: &Path) -> std::io::Result<[u8; 16]> {
-    let mut f = fs::File::open(path)?;
-    let mut h = Md5::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
+    use std::os::unix::fs::MetadataExt;
+    for _ in 0..crate::integrity::entry::MAX_TRIES {
+        let m = fs::symlink_metadata(path)?;
+        if !m.file_type().is_file() {
+            return Err(std::io::Error::other(format!(
+                "{} is not a regular file (mode {:o})",
+                path.display(),
+                m.mode()
+            )));
         }
-        h.update(&buf[..n]);
+        let mut h = Md5::new();
+        if crate::integrity::entry::read_content(path, &m, &mut |b| h.update(b))? {
+            return Ok(h.finalize().into());
+        }
     }
-    Ok(h.finalize().into())
+    Err(std::io::Error::other(format!(
+        "unstable: {} kept changing while it was read",
+        path.display()
+    )))
 }
 
 #[cfg(test)]

@@ -68,9 +68,27 @@ pub struct Entry {
 /// Read buffer per file: large reads, few syscalls.
 const READ_BUF: usize = 256 * 1024;
 
-/// SHA-256 of a regular file, opened with O_NOFOLLOW and O_NOATIME (the monitor's own reads
-/// change nothing it watches). Calls `on_read` with each chunk's length (rate limiting).
-pub fn hash_file(path: &Path, on_read: &mut dyn FnMut(usize)) -> std::io::Result<[u8; 32]> {
+/// How often a file that changes while it is read is read again before it is reported as
+/// unstable: a file its owner grows one byte at a time must neither recurse nor loop.
+pub const MAX_TRIES: usize = 3;
+
+fn unstable(path: &Path) -> std::io::Error {
+    std::io::Error::other(format!(
+        "unstable: {} kept changing while it was read ({MAX_TRIES} tries)",
+        path.display()
+    ))
+}
+
+/// The one read path for file content: opened with O_NOFOLLOW, O_NONBLOCK and (where
+/// allowed) O_NOATIME; after the open, `fstat` must show the regular file the caller's
+/// lstat `expect` saw (same device and inode), and at most its size is read. `Ok(false)`:
+/// the file changed under the read (replaced, grown, shrunk, or a device or FIFO swapped
+/// in) and `on_chunk` saw something that must not be used.
+pub fn read_content(
+    path: &Path,
+    expect: &Metadata,
+    on_chunk: &mut dyn FnMut(&[u8]),
+) -> std::io::Result<bool> {
     let open = |flags| {
         OpenOptions::new()
             .read(true)
@@ -78,21 +96,42 @@ pub fn hash_file(path: &Path, on_read: &mut dyn FnMut(usize)) -> std::io::Result
             .open(path)
     };
     // O_NOATIME needs ownership or CAP_FOWNER; without it, fall back to a plain open
-    let mut f: File = match open(libc::O_NOATIME) {
+    let f: File = match open(libc::O_NOATIME) {
         Err(e) if e.raw_os_error() == Some(libc::EPERM) => open(0)?,
         r => r?,
     };
-    let mut h = Sha256::new();
+    let fm = f.metadata()?;
+    if !fm.file_type().is_file() || (fm.dev(), fm.ino()) != (expect.dev(), expect.ino()) {
+        return Ok(false);
+    }
+    // one byte more than the size: a file that grew is noticed without reading it all
+    let mut r = f.take(expect.size().saturating_add(1));
     let mut buf = vec![0u8; READ_BUF];
+    let mut total = 0u64;
     loop {
-        let n = f.read(&mut buf)?;
+        let n = r.read(&mut buf)?;
         if n == 0 {
             break;
         }
-        on_read(n);
-        h.update(&buf[..n]);
+        total += n as u64;
+        on_chunk(&buf[..n]);
     }
-    Ok(h.finalize().into())
+    Ok(total == expect.size())
+}
+
+/// SHA-256 of the regular file `expect` describes (see [`read_content`]); `None` when it
+/// changed under the read. Calls `on_read` with each chunk's length (rate limiting).
+pub fn hash_file(
+    path: &Path,
+    expect: &Metadata,
+    on_read: &mut dyn FnMut(usize),
+) -> std::io::Result<Option<[u8; 32]>> {
+    let mut h = Sha256::new();
+    let same = read_content(path, expect, &mut |b| {
+        on_read(b.len());
+        h.update(b);
+    })?;
+    Ok(same.then(|| h.finalize().into()))
 }
 
 fn read_xattrs(path: &Path) -> Vec<(String, Vec<u8>)> {
@@ -137,16 +176,38 @@ impl Entry {
         Self::from_metadata_for(path, m, &Attrs::ALL, on_read)
     }
 
-    /// Like [`from_metadata`](Self::from_metadata), collecting only what `a` compares.
+    /// Like [`from_metadata`](Self::from_metadata), collecting only what `a` compares. A
+    /// file that changes while it is read is read again, at most [`MAX_TRIES`] times, then
+    /// reported unstable (an error; the scan goes on).
     pub fn from_metadata_for(
         path: &Path,
         m: &Metadata,
         a: &Attrs,
         on_read: &mut dyn FnMut(usize),
     ) -> std::io::Result<Entry> {
+        let mut m = m.clone();
+        for _ in 0..MAX_TRIES {
+            if let Some(e) = Self::try_read(path, &m, a, on_read)? {
+                return Ok(e);
+            }
+            m = std::fs::symlink_metadata(path)?;
+        }
+        Err(unstable(path))
+    }
+
+    /// One read of `path` as `m` describes it; `None` when it changed meanwhile.
+    fn try_read(
+        path: &Path,
+        m: &Metadata,
+        a: &Attrs,
+        on_read: &mut dyn FnMut(usize),
+    ) -> std::io::Result<Option<Entry>> {
         let kind = Kind::of(m);
         let sha256 = match kind {
-            Kind::File if a.content => Some(hash_file(path, on_read)?),
+            Kind::File if a.content => match hash_file(path, m, on_read)? {
+                Some(h) => Some(h),
+                None => return Ok(None),
+            },
             _ => None,
         };
         let target = match kind {
@@ -158,10 +219,10 @@ impl Entry {
         };
         // the file may have been replaced while it was hashed: a second lstat must agree
         let m2 = std::fs::symlink_metadata(path)?;
-        if m2.ino() != m.ino() || m2.size() != m.size() {
-            return Self::read_for(path, a, on_read);
+        if m2.ino() != m.ino() || m2.size() != m.size() || m2.mode() != m.mode() {
+            return Ok(None);
         }
-        Ok(Entry {
+        Ok(Some(Entry {
             kind,
             mode: m.mode() & 0o7777,
             uid: m.uid(),
@@ -177,7 +238,7 @@ impl Entry {
             ino: m.ino(),
             // a directory's link count changes with every subdirectory added or removed
             nlink: if kind == Kind::Dir { 0 } else { m.nlink() },
-        })
+        }))
     }
 }
 
@@ -301,6 +362,51 @@ pub fn describe(x: &Entry) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_file_that_grows_under_every_read_is_unstable_not_a_stack_overflow() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("grows");
+        std::fs::write(&p, "0123456789").unwrap();
+        let m = std::fs::symlink_metadata(&p).unwrap();
+        // the owner appends a byte between every read the monitor makes: deterministic
+        let mut grow = |_: usize| {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
+            f.write_all(b"x").unwrap();
+        };
+        let e = Entry::from_metadata_for(&p, &m, &Attrs::ALL, &mut grow).unwrap_err();
+        assert!(e.to_string().contains("unstable"), "{e}");
+        // a file that holds still is read as usual
+        let m = std::fs::symlink_metadata(&p).unwrap();
+        let e = Entry::from_metadata_for(&p, &m, &Attrs::ALL, &mut |_| {}).unwrap();
+        assert_eq!(e.size, m.size());
+    }
+
+    #[test]
+    fn a_fifo_or_device_swapped_in_after_the_lstat_is_never_read() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("f");
+        std::fs::write(&p, "regular").unwrap();
+        let m = std::fs::symlink_metadata(&p).unwrap();
+        std::fs::remove_file(&p).unwrap();
+        let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a NUL-terminated path; mkfifo touches no other memory.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        // no writer and O_NONBLOCK: the open returns at once, fstat says FIFO
+        assert!(!read_content(&p, &m, &mut |_| panic!("read a FIFO")).unwrap());
+        std::fs::remove_file(&p).unwrap();
+        if rustix::process::geteuid().is_root() {
+            // /dev/zero's numbers (1:5): an endless read if it were read
+            let dev = libc::makedev(1, 5);
+            // SAFETY: a NUL-terminated path; mknod touches no other memory.
+            let made = unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o644, dev) };
+            assert_eq!(made, 0);
+            assert!(!read_content(&p, &m, &mut |_| panic!("read a device")).unwrap());
+            let e = Entry::from_metadata_for(&p, &m, &Attrs::ALL, &mut |_| {}).unwrap();
+            assert_eq!(e.kind, Kind::Special, "seen for what it is on the retry");
+        }
+    }
     use super::*;
 
     fn file() -> Entry {
