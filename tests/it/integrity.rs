@@ -862,3 +862,44 @@ fn names_that_are_not_utf8_are_reported_and_accepted_exactly_and_a_missing_path_
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("not on disk and not in the baseline"), "{err}");
 }
+
+#[test]
+fn a_change_made_and_reverted_during_a_dpkg_hold_is_still_logged() {
+    let s = Setup::start_with("", |t| fs::write(t.join("f"), "one\n").unwrap());
+    ok(s.ctl(&["integrity", "init"]));
+    ok(s.ctl(&["integrity", "dpkg-hold"]));
+    fs::write(s.p("f"), "evil\n").unwrap();
+    s.wait_for("the change", 10, |st| st["status"]["violations"] == 1);
+    fs::write(s.p("f"), "one\n").unwrap();
+    s.wait_for("the revert", 10, |st| st["status"]["violations"] == 0);
+    let admin = tempfile::tempdir().unwrap();
+    fs::create_dir_all(admin.path().join("info")).unwrap();
+    let out = s.ctl(&[
+        "integrity",
+        "accept",
+        "--from-dpkg",
+        "--dpkg-admin",
+        admin.path().to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let path = s.p("f").display().to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let ev = ok(s.ctl(&["--json", "integrity", "events"])).stdout;
+        let ev: serde_json::Value = serde_json::from_slice(&ev).unwrap();
+        let seen = ev["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["event"] == "violation" && e["path"] == path.as_str());
+        if seen {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never logged: {ev:#}\n{}",
+            s.d.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

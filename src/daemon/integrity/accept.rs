@@ -65,19 +65,28 @@ impl IntegrityService {
         )
     }
 
-    /// dpkg is about to run (its pre-invoke hook): hold alerts until `accept_from_dpkg`.
+    /// dpkg is about to run (its pre-invoke hook): hold alerts until `accept_from_dpkg`, at
+    /// most [`MAX_HOLD`] after the hold began — calling it again does not extend it.
     pub fn dpkg_hold(&self) {
         let mut s = self.inner.state();
         if s.monitor.baseline.is_none() {
             return; // nothing is compared yet, so nothing to hold
         }
-        s.hold_until = Some(Instant::now() + MAX_HOLD);
-        tracing::info!("integrity: dpkg is running; alerts wait for `accept --from-dpkg`");
+        let now = Instant::now();
+        let active = s.hold_until.is_some_and(|t| now < t);
+        s.hold_until = Some(hold_deadline(s.hold_until, now));
+        if active {
+            tracing::info!("integrity: dpkg is running; the hold in place keeps its deadline");
+        } else {
+            tracing::info!("integrity: dpkg is running; alerts wait for `accept --from-dpkg`");
+        }
     }
 
     /// Ends a dpkg hold, alerting whatever is still a violation (also when the acceptance
-    /// itself failed: a hold never outlives the dpkg run that asked for it).
-    fn release_hold(&self) {
+    /// itself failed: a hold never outlives the dpkg run that asked for it), and journaling
+    /// every change that was made and reverted while it lasted (`accepted` were accepted).
+    fn release_hold(&self, accepted: &[String]) {
+        let accepted: HashSet<String> = accepted.iter().cloned().collect();
         let held = {
             let mut s = self.inner.state();
             if s.hold_until.take().is_none() {
@@ -88,16 +97,28 @@ impl IntegrityService {
         let inner = self.inner.clone();
         // publish blocks on the signal channel: not on the async runtime's threads
         std::thread::spawn(move || {
-            let still: Vec<Update> = {
+            let (still, reverted): (Vec<Violation>, Vec<Violation>) = {
                 let s = inner.state();
                 let current: HashSet<&str> =
                     s.monitor.violations().map(|v| v.path.as_str()).collect();
                 held.into_iter()
-                    .filter(|v| current.contains(v.path.as_str()))
-                    .map(Update::Raised)
-                    .collect()
+                    .filter(|v| !accepted.contains(&v.path))
+                    .partition(|v| current.contains(v.path.as_str()))
             };
-            inner.publish(still);
+            for v in &reverted {
+                // a change undone before dpkg finished still happened: never silent
+                tracing::warn!(
+                    message_id = crate::api::message_ids::INTEGRITY_VIOLATION,
+                    path = %v.path,
+                    kind = v.kind.as_str(),
+                    "integrity: {} was changed ({}) during a dpkg run and changed back before it ended",
+                    v.path,
+                    v.kind.as_str()
+                );
+                inner.log_event(Event::of_violation("violation", v));
+                inner.log_event(Event::about("cleared", v.path.clone()));
+            }
+            inner.publish(still.into_iter().map(Update::Raised).collect());
         });
     }
 
@@ -108,7 +129,8 @@ impl IntegrityService {
     ) -> Result<(Vec<String>, Vec<(String, String)>), IntegrityError> {
         self.inner.enabled_or("AcceptFromDpkg")?;
         let r = self.accept_from_dpkg_inner(admin).await;
-        self.release_hold();
+        let accepted = r.as_ref().map(|(a, _)| a.clone()).unwrap_or_default();
+        self.release_hold(&accepted);
         r
     }
 
@@ -205,4 +227,37 @@ fn dpkg_verdict(dpkg: &DpkgDb, inner: &Inner, p: &Path, v: &Violation) -> Result
         }
     }
     Ok(())
+}
+
+/// The deadline of a hold asked for at `now`: an active hold keeps its own (repeated calls
+/// do not extend it), otherwise `now + MAX_HOLD`.
+fn hold_deadline(current: Option<Instant>, now: Instant) -> Instant {
+    match current {
+        Some(t) if now < t => t,
+        _ => now + MAX_HOLD,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hold_is_never_extended_by_asking_again() {
+        let start = Instant::now();
+        let first = hold_deadline(None, start);
+        assert_eq!(first, start + MAX_HOLD);
+        let later = start + std::time::Duration::from_secs(3000);
+        assert_eq!(
+            hold_deadline(Some(first), later),
+            first,
+            "asked again: same deadline"
+        );
+        let after = first + std::time::Duration::from_secs(1);
+        assert_eq!(
+            hold_deadline(Some(first), after),
+            after + MAX_HOLD,
+            "a new hold after it ended"
+        );
+    }
 }
