@@ -88,7 +88,7 @@ pub fn status(out: &Output, bus: &str) -> Result<Exit, CliError> {
     // properties only (open to everyone, no TPM work, no rate limit); Verity.Check is a
     // read of the device-mapper table on the daemon's worker
     let verity = match c.verity().map(|v| c.block_on(v.check())) {
-        Ok(Ok((v,))) => Pillar::new(v.state.as_str(), verity_bad(&v), v.detail.clone()),
+        Ok(Ok((v,))) => Pillar::new(v.state.as_str(), v.state.is_bad(), v.detail.clone()),
         Ok(Err(e)) => Pillar::unreadable(e),
         Err(e) => Pillar::unreadable(e),
     };
@@ -466,17 +466,11 @@ pub fn verity_status(out: &Output, bus: &str) -> Result<Exit, CliError> {
         print!("{}", columns(&rows));
         println!("{}", safe(&info.detail));
     }
-    Ok(if verity_bad(&info) {
+    Ok(if info.state.is_bad() {
         Exit::Bad
     } else {
         Exit::Ok
     })
-}
-
-/// Corrupted, the wrong root hash, unverified (a root hash is expected but the root is not
-/// on verity) or misconfigured; a device that does not use verity is not bad.
-fn verity_bad(info: &crate::api::VerityInfo) -> bool {
-    info.state.is_bad()
 }
 
 #[cfg(test)]

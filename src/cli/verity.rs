@@ -63,12 +63,9 @@ fn random_bytes(n: usize) -> Result<Vec<u8>, CliError> {
 }
 
 fn device_size(path: &Path) -> Result<u64, CliError> {
-    use std::io::Seek;
-    let mut f = std::fs::File::open(path)
-        .map_err(|e| CliError::Daemon(format!("{}: {e}", path.display())))?;
-    // works for regular files and block devices alike
-    f.seek(std::io::SeekFrom::End(0))
-        .map_err(|e| CliError::Daemon(format!("{}: {e}", path.display())))
+    let f = std::fs::File::open(path)
+        .map_err(|e| CliError::Input(format!("{}: {e}", path.display())))?;
+    Ok(tree::size_of(&f, path)?)
 }
 
 impl TreeArgs {

@@ -110,7 +110,7 @@ impl Layout {
 }
 
 /// The size of a regular file or a block device (whose metadata says 0).
-fn size_of(f: &File, path: &Path) -> Result<u64, VerityError> {
+pub fn size_of(f: &File, path: &Path) -> Result<u64, VerityError> {
     use std::io::{Seek, SeekFrom};
     let mut f = f;
     f.seek(SeekFrom::End(0)).map_err(io_err(path))

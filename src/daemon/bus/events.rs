@@ -61,24 +61,22 @@ pub async fn enforcement_changes(emitter: &SignalEmitter<'_>, changes: &[Change]
 /// Emits `VerityCorruption` and logs it: the read-only root changed, or is not the verified
 /// root at all (unverified, misconfigured, the wrong root hash).
 pub async fn verity_corruption(emitter: &SignalEmitter<'_>, c: &VerityInfo) {
-    if c.state == VerityState::Corrupted {
-        tracing::error!(
-            message_id = VERITY_CORRUPTION,
-            device = %c.device,
-            root_hash = %c.root_hash,
-            "dm-verity corruption on {} ({}): {}",
-            c.device, c.mountpoint, c.detail
-        );
+    let (message_id, what) = if c.state == VerityState::Corrupted {
+        (
+            VERITY_CORRUPTION,
+            format!("dm-verity corruption on {}", c.device),
+        )
     } else {
-        tracing::error!(
-            message_id = VERITY_UNVERIFIED,
-            device = %c.device,
-            root_hash = %c.root_hash,
-            state = %c.state,
-            "{} is not the verified root ({}): {}",
-            c.mountpoint, c.state, c.detail
-        );
-    }
+        (VERITY_UNVERIFIED, "not the verified root".to_string())
+    };
+    tracing::error!(
+        message_id,
+        device = %c.device,
+        root_hash = %c.root_hash,
+        state = %c.state,
+        "{what} ({} {}): {}",
+        c.mountpoint, c.state, c.detail
+    );
     if let Err(e) = Verity::verity_corruption(emitter, &c.device, &c.root_hash, &c.detail).await {
         tracing::warn!("cannot emit VerityCorruption: {e}");
     }
