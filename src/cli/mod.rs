@@ -143,12 +143,15 @@ impl Output {
 /// human output ever carries.
 const PAINT: [&str; 4] = ["\x1b[32m", "\x1b[31m", "\x1b[33m", "\x1b[0m"];
 
-/// `s` safe for a terminal: every control character (C0, DEL, C1) written as `\xNN` (C1 as
-/// its UTF-8 bytes), so a file or unit name cannot move the cursor, erase lines or retitle
-/// the terminal. With `keep_paint`, hardenctl's own colour sequences stay.
+/// `s` safe for a terminal: every control character (C0, DEL, C1) and bidirectional
+/// override written as `\xNN` (beyond ASCII as its UTF-8 bytes), so a file or unit name
+/// cannot move the cursor, erase lines, retitle the terminal or reorder what it shows. With `keep_paint`, hardenctl's own colour sequences stay.
 fn escape_controls(s: &str, keep_paint: bool) -> std::borrow::Cow<'_, str> {
     use std::fmt::Write;
-    let is_control = |c: char| c.is_control();
+    // C0, DEL, C1, and the bidirectional overrides and isolates, which reorder what a
+    // terminal shows (a name could make `evil` read as `live`)
+    let is_control =
+        |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
     if !s.chars().any(is_control) {
         return s.into();
     }
@@ -272,6 +275,8 @@ mod tests {
         assert!(!s.contains("\x1b[1A") && !s.contains('\x07') && !s.contains('\u{9b}'));
         assert!(s.contains("\x1b[31mbad\x1b[0m"), "{s:?}");
         assert_eq!(super::safe("plain/päth"), "plain/päth");
+        // a right-to-left override: its UTF-8 bytes, shown
+        assert_eq!(super::safe("a\u{202e}b"), "a\\xe2\\x80\\xaeb");
     }
 
     #[test]
