@@ -302,8 +302,12 @@ pub fn open(
     )?;
     // cryptsetup's naming, so that tools recognise the device
     let uuid = format!("CRYPT-VERITY-{}-{name}", hex::encode(p.uuid));
-    let dev = Control::open()?.open_verity(name, &uuid, &t)?;
-    Control::ensure_node(name, dev)?;
+    let ctl = Control::open()?;
+    let dev = ctl.open_verity(name, &uuid, &t)?;
+    // a device nobody can reach by its name is not left behind
+    Control::ensure_node(name, dev).inspect_err(|_| {
+        let _ = ctl.remove(name);
+    })?;
     let (major, minor) = (
         libc::major(dev as libc::dev_t),
         libc::minor(dev as libc::dev_t),
