@@ -30,7 +30,7 @@ fn main() {
     let (mut sign, mut quote) = (Vec::new(), Vec::new());
     for _ in 0..n {
         let t = Instant::now();
-        store.sign(&mut tpm, b"nonce").expect("sign");
+        store.sign_statement(&mut tpm, b"nonce").expect("sign");
         sign.push(t.elapsed());
         let t = Instant::now();
         hardend::tpm::quote::quote(&ak, &mut tpm, b"nonce", &[0, 1, 2, 3, 4, 5, 6, 7])

@@ -9,6 +9,7 @@ use super::types::{
     DpkgAcceptance, EventInfo, IdentityInfo, IntegrityInfo, ProfileCheck, ProfileInfo, QuoteInfo,
     ServiceInfo, StatusInfo, VerityInfo, ViolationInfo,
 };
+use crate::tpm::enroll::Enrollment;
 
 /// `org.hardend1.Manager`: status, confined services, confine/release, reload, profiles.
 #[proxy(
@@ -87,6 +88,13 @@ pub trait Identity {
     fn sign(&self, nonce: Vec<u8>) -> zbus::Result<Vec<u8>>;
     fn quote(&self, nonce: Vec<u8>, pcrs: Vec<u8>) -> zbus::Result<(QuoteInfo,)>;
     fn csr(&self, subject: String, next: bool) -> zbus::Result<String>;
+    fn enroll(&self, ek: String, subject: String) -> zbus::Result<(Enrollment,)>;
+    fn activate_credential(
+        &self,
+        ek: String,
+        credential_blob: Vec<u8>,
+        secret: Vec<u8>,
+    ) -> zbus::Result<Vec<u8>>;
     fn create(&self) -> zbus::Result<(IdentityInfo,)>;
     fn rotate(&self) -> zbus::Result<String>;
     fn commit_rotation(&self) -> zbus::Result<String>;

@@ -324,8 +324,8 @@ impl IdentityInfo {
     }
 }
 
-/// A PCR quote, everything hex-encoded: `(sa{ys}sss)`. The same fields as the JSON
-/// bundle `hardenctl identity quote` prints.
+/// A PCR quote, everything hex-encoded: `(sa{ys}ssss)`. The JSON bundle `hardenctl
+/// identity quote` prints adds `format` and `pcr_bank`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Type)]
 pub struct QuoteInfo {
     pub nonce: String,
@@ -333,10 +333,12 @@ pub struct QuoteInfo {
     pub pcrs: BTreeMap<u8, String>,
     /// The marshalled TPMS_ATTEST the TPM signed.
     pub attest: String,
-    /// DER ECDSA-SHA256 signature over `attest`.
+    /// The marshalled TPMT_SIGNATURE over `attest`.
     pub signature: String,
-    /// The attestation key, SubjectPublicKeyInfo PEM.
-    pub ak_public_pem: String,
+    /// The attestation key's TPM2B_PUBLIC.
+    pub ak_public: String,
+    /// The attestation key's name.
+    pub ak_name: String,
 }
 
 impl From<QuoteBundle> for QuoteInfo {
@@ -346,7 +348,8 @@ impl From<QuoteBundle> for QuoteInfo {
             pcrs: q.pcrs,
             attest: q.attest,
             signature: q.signature,
-            ak_public_pem: q.ak_public_pem,
+            ak_public: q.ak_public,
+            ak_name: q.ak_name,
         }
     }
 }
@@ -354,11 +357,14 @@ impl From<QuoteBundle> for QuoteInfo {
 impl From<QuoteInfo> for QuoteBundle {
     fn from(q: QuoteInfo) -> Self {
         QuoteBundle {
+            format: crate::tpm::quote::FORMAT.into(),
             nonce: q.nonce,
+            pcr_bank: "sha256".into(),
             pcrs: q.pcrs,
             attest: q.attest,
             signature: q.signature,
-            ak_public_pem: q.ak_public_pem,
+            ak_public: q.ak_public,
+            ak_name: q.ak_name,
         }
     }
 }

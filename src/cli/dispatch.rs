@@ -25,7 +25,14 @@ fn identity(out: &Output, bus: &str, a: IdentityArgs) -> Result<Exit, CliError> 
             };
             id::rotate(out, &b, what)
         }
-        IdentityCmd::VerifyQuote { file, nonce } => id::verify_quote(out, &file, nonce.as_deref()),
+        IdentityCmd::Enroll { ek, subject, ek_ca } => id::enroll(out, &b, ek, &subject, &ek_ca),
+        IdentityCmd::Activate { credential, ek } => id::activate(out, &b, ek, &credential),
+        IdentityCmd::VerifyQuote {
+            file,
+            nonce,
+            ak,
+            ak_name,
+        } => id::verify_quote(out, &file, &nonce, ak.as_deref(), ak_name.as_deref()),
     }
 }
 
@@ -128,9 +135,15 @@ pub fn run(args: Args) -> ExitCode {
             tree,
         }) => super::verity::verify(&out, &tree, &data, &hash_device, &root_hash),
         Command::Identity(IdentityArgs {
-            cmd: IdentityCmd::VerifyQuote { file, nonce },
+            cmd:
+                IdentityCmd::VerifyQuote {
+                    file,
+                    nonce,
+                    ak,
+                    ak_name,
+                },
             ..
-        }) => super::identity::verify_quote(&out, &file, nonce.as_deref()),
+        }) => super::identity::verify_quote(&out, &file, &nonce, ak.as_deref(), ak_name.as_deref()),
         Command::Identity(id) => identity(&out, &args.bus, id),
         Command::Integrity(IntegrityCmd::Status) => super::integrity::status(&out, &args.bus),
         Command::Integrity(IntegrityCmd::Init) => super::integrity::init(&out, &args.bus),

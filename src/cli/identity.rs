@@ -10,8 +10,10 @@ use super::client::{Client, bus_error};
 use super::{CliError, Exit, Output, columns};
 use crate::api::{IdentityInfo, IdentityState};
 use crate::tpm::TpmError;
+use crate::tpm::ek::EkAlgorithm;
+use crate::tpm::enroll::{self, Challenge, Enrollment};
 use crate::tpm::identity::IdentityStore;
-use crate::tpm::quote::QuoteBundle;
+use crate::tpm::quote::{self, PinnedAk, PinnedKey, QuoteBundle};
 use crate::tpm::{tcti, worker};
 
 impl From<TpmError> for CliError {
@@ -108,9 +110,9 @@ impl Backend {
                     .block_on(p.sign(nonce.to_vec()))
                     .map_err(|e| bus_error(bus, e))
             }
-            Backend::Direct { tcti, dir } => {
-                Self::direct(tcti, |tpm| IdentityStore::new(dir).sign(tpm, nonce))
-            }
+            Backend::Direct { tcti, dir } => Self::direct(tcti, |tpm| {
+                IdentityStore::new(dir).sign_statement(tpm, nonce)
+            }),
         }
     }
 
@@ -154,6 +156,44 @@ impl Backend {
             Backend::Direct { tcti, dir } => Self::direct(tcti, |tpm| {
                 crate::tpm::quote::quote(&IdentityStore::attestation(dir), tpm, nonce, pcrs)
             }),
+        }
+    }
+
+    pub fn enroll(&self, alg: EkAlgorithm, subject: &str) -> Result<Enrollment, CliError> {
+        match self {
+            Backend::Daemon { client, bus } => {
+                let p = client.identity()?;
+                let (e,) = client
+                    .block_on(p.enroll(alg.as_str().to_string(), subject.to_string()))
+                    .map_err(|e| bus_error(bus, e))?;
+                Ok(e)
+            }
+            Backend::Direct { tcti, dir } => {
+                if subject.is_empty() {
+                    return Err(CliError::Usage(
+                        "--subject is required with --direct".into(),
+                    ));
+                }
+                Self::direct(tcti, |tpm| enroll::enroll(dir, tpm, alg, subject))
+            }
+        }
+    }
+
+    pub fn activate(&self, alg: EkAlgorithm, c: &Challenge) -> Result<Vec<u8>, CliError> {
+        match self {
+            Backend::Daemon { client, bus } => {
+                let p = client.identity()?;
+                client
+                    .block_on(p.activate_credential(
+                        alg.as_str().to_string(),
+                        c.credential_blob.clone(),
+                        c.secret.clone(),
+                    ))
+                    .map_err(|e| bus_error(bus, e))
+            }
+            Backend::Direct { tcti, dir } => {
+                Self::direct(tcti, |tpm| enroll::activate(dir, tpm, alg, c))
+            }
         }
     }
 
@@ -331,26 +371,206 @@ pub fn rotate(out: &Output, b: &Backend, what: Rotation) -> Result<Exit, CliErro
     Ok(Exit::Ok)
 }
 
-/// `verify-quote FILE [--nonce HEX]`: offline; exit 0 valid, 3 invalid.
-pub fn verify_quote(out: &Output, file: &Path, nonce_hex: Option<&str>) -> Result<Exit, CliError> {
+/// How the EK certificate fared on the device (`enroll`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EkCertState {
+    /// Chains to a CA in the directory and certifies this TPM's EK.
+    Verified,
+    /// Certifies this TPM's EK; no CA directory to check the chain against.
+    Unchecked,
+    /// The TPM holds no certificate for this EK (the fleet must trust the EK otherwise).
+    Absent,
+    /// Does not chain to the CAs, or is not this TPM's EK.
+    Untrusted,
+}
+
+/// `enroll [--ek ALG] [--subject S] [--ek-ca DIR]`.
+pub fn enroll(
+    out: &Output,
+    b: &Backend,
+    alg: EkAlgorithm,
+    subject: &str,
+    ca_dir: &Path,
+) -> Result<Exit, CliError> {
+    let e = b.enroll(alg, subject)?;
+    let (state, chain, detail) = check_ek_certificate(&e, ca_dir);
+    if out.json {
+        out.json(&serde_json::json!({
+            "enrollment": e,
+            "ek_certificate_check": { "state": state, "ca_dir": ca_dir, "chain": chain, "detail": detail },
+        }));
+    } else {
+        let rows = vec![
+            vec!["ek".into(), e.ek_algorithm.clone()],
+            vec![
+                "ek certificate".into(),
+                format!(
+                    "{}{}",
+                    out.paint(
+                        &serde_json::to_value(&state)
+                            .ok()
+                            .and_then(|v| v.as_str().map(String::from))
+                            .unwrap_or_default(),
+                        Some(matches!(state, EkCertState::Verified))
+                    ),
+                    if detail.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", super::safe(&detail))
+                    }
+                ),
+            ],
+            vec!["ak name".into(), e.ak_name.clone()],
+            vec![
+                "identity".into(),
+                format!("sha256:{}", e.identity_fingerprint),
+            ],
+        ];
+        print!("{}", columns(&rows));
+        println!("ak public (TPM2B_PUBLIC): {}", e.ak_public);
+        println!("ek public (TPM2B_PUBLIC): {}", e.ek_public);
+        print!("{}", e.ek_certificate_pem);
+        print!("{}", e.csr_pem);
+    }
+    Ok(if state == EkCertState::Untrusted {
+        Exit::Bad
+    } else {
+        Exit::Ok
+    })
+}
+
+fn check_ek_certificate(e: &Enrollment, ca_dir: &Path) -> (EkCertState, Vec<String>, String) {
+    use crate::tpm::ekcert;
+    let pem = &e.ek_certificate_pem;
+    if pem.is_empty() {
+        return (
+            EkCertState::Absent,
+            Vec::new(),
+            "no EK certificate in NV".into(),
+        );
+    }
+    let der = match openssl::x509::X509::from_pem(pem.as_bytes()).and_then(|c| c.to_der()) {
+        Ok(d) => d,
+        Err(err) => return (EkCertState::Untrusted, Vec::new(), err.to_string()),
+    };
+    let ek_public = hex::decode(&e.ek_public)
+        .map_err(|err| err.to_string())
+        .and_then(|b| crate::tpm::public::from_bytes(&b).map_err(|err| err.to_string()));
+    let matched =
+        ek_public.and_then(|p| ekcert::matches_ek(&der, &p).map_err(|err| err.to_string()));
+    if let Err(err) = matched {
+        return (EkCertState::Untrusted, Vec::new(), err);
+    }
+    if !ca_dir.is_dir() {
+        return (
+            EkCertState::Unchecked,
+            Vec::new(),
+            format!("no CA directory {}", ca_dir.display()),
+        );
+    }
+    match ekcert::verify_chain(&der, ca_dir) {
+        Ok(r) => (EkCertState::Verified, r.chain, String::new()),
+        Err(err) => (EkCertState::Untrusted, Vec::new(), err.to_string()),
+    }
+}
+
+/// `activate FILE [--ek ALG]`: the secret of a credential challenge, hex.
+pub fn activate(
+    out: &Output,
+    b: &Backend,
+    alg: EkAlgorithm,
+    file: &Path,
+) -> Result<Exit, CliError> {
+    let bytes =
+        std::fs::read(file).map_err(|e| CliError::Input(format!("{}: {e}", file.display())))?;
+    let c = Challenge::from_tpm2_tools(&bytes)
+        .map_err(|e| CliError::Input(format!("{}: {e}", file.display())))?;
+    let secret = b.activate(alg, &c)?;
+    if out.json {
+        out.json(&serde_json::json!({ "secret": hex::encode(&secret) }));
+    } else {
+        println!("{}", hex::encode(&secret));
+    }
+    Ok(Exit::Ok)
+}
+
+/// The pinned key from `--ak FILE`: binary TPM2B_PUBLIC, hex of it, or `enroll --json` output.
+fn pinned_from_file(file: &Path) -> Result<PinnedAk, CliError> {
+    let bad = |e: String| CliError::Input(format!("{}: {e}", file.display()));
+    let bytes = std::fs::read(file).map_err(|e| bad(e.to_string()))?;
+    let text = String::from_utf8_lossy(&bytes);
+    let trimmed = text.trim();
+    let mut qualified_name = None;
+    let raw = if trimmed.starts_with('{') {
+        let v: serde_json::Value =
+            serde_json::from_str(trimmed).map_err(|e| bad(format!("not JSON: {e}")))?;
+        let e = v.get("enrollment").unwrap_or(&v);
+        let field = |k: &str| {
+            e.get(k)
+                .and_then(|x| x.as_str())
+                .ok_or_else(|| bad(format!("no \"{k}\" (enroll --json output)")))
+                .and_then(|h| hex::decode(h).map_err(|err| bad(format!("{k}: {err}"))))
+        };
+        qualified_name = Some(field("ak_qualified_name")?);
+        field("ak_public")?
+    } else if !trimmed.is_empty() && trimmed.bytes().all(|c| c.is_ascii_hexdigit()) {
+        hex::decode(trimmed).map_err(|e| bad(e.to_string()))?
+    } else {
+        bytes.clone()
+    };
+    let public = crate::tpm::public::from_bytes(&raw).map_err(|e| bad(e.to_string()))?;
+    Ok(PinnedAk {
+        key: PinnedKey::Public(Box::new(public)),
+        qualified_name,
+    })
+}
+
+/// `verify-quote FILE --nonce HEX (--ak FILE | --ak-name HEX)`: offline; exit 0 valid, 3 invalid.
+pub fn verify_quote(
+    out: &Output,
+    file: &Path,
+    nonce_hex: &str,
+    ak: Option<&Path>,
+    ak_name: Option<&str>,
+) -> Result<Exit, CliError> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| CliError::Input(format!("{}: {e}", file.display())))?;
-    let bundle: QuoteBundle = serde_json::from_str(&text)
-        .map_err(|e| CliError::Input(format!("{}: not a quote bundle: {e}", file.display())))?;
-    let nonce = nonce_hex
-        .map(hex::decode)
-        .transpose()
-        .map_err(|e| CliError::Usage(format!("--nonce: {e}")))?;
-    let result = crate::tpm::quote::verify(&bundle, nonce.as_deref());
+    let nonce = nonce_arg(nonce_hex, 64)?;
+    let pinned = match (ak, ak_name) {
+        (Some(f), _) => pinned_from_file(f)?,
+        (None, Some(n)) => PinnedAk {
+            key: PinnedKey::Name(
+                hex::decode(n).map_err(|e| CliError::Usage(format!("--ak-name {n:?}: {e}")))?,
+            ),
+            qualified_name: None,
+        },
+        (None, None) => {
+            return Err(CliError::Usage(
+                "a pinned attestation key is required: --ak FILE or --ak-name HEX".into(),
+            ));
+        }
+    };
+    let result = quote::parse_bundle(&text)
+        .map_err(|e| TpmError::Format(format!("{}: {e}", file.display())))
+        .and_then(|b| quote::verify(&b, &nonce, &pinned));
     if out.json {
-        out.json(&serde_json::json!({ "valid": result.is_ok(), "error": result.as_ref().err().map(|e| e.to_string()) }));
+        out.json(&serde_json::json!({
+            "valid": result.is_ok(),
+            "error": result.as_ref().err().map(|e| e.to_string()),
+            "quote": result.as_ref().ok(),
+        }));
     } else {
         match &result {
-            Ok(()) => println!(
-                "valid: signed by the attestation key, nonce and PCR values match ({} PCRs)",
-                bundle.pcrs.len()
+            Ok(v) => println!(
+                "valid: signed by the pinned attestation key {}, fresh for your nonce, {} PCR values match (TPM resets {}, restarts {})",
+                v.ak_name, v.pcrs, v.reset_count, v.restart_count
             ),
-            Err(e) => println!("{}: {e}", out.paint("invalid", Some(false))),
+            Err(e) => println!(
+                "{}: {}",
+                out.paint("invalid", Some(false)),
+                super::safe(&e.to_string())
+            ),
         }
     }
     Ok(if result.is_ok() { Exit::Ok } else { Exit::Bad })

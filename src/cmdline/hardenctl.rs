@@ -141,17 +141,51 @@ pub enum IdentityCmd {
         #[arg(long, value_delimiter = ',', default_value = "0,1,2,3,4,5,6,7")]
         pcrs: Vec<u8>,
     },
-    /// Check a quote bundle offline: signature, nonce, PCR digest (exit 3 when invalid).
+    /// Check a quote bundle offline against your own nonce and a pinned attestation key:
+    /// TPM_GENERATED magic, quote type, qualifiedSigner, nonce, PCR selection and digest,
+    /// the key's attributes (exit 3 when invalid).
+    #[command(group(clap::ArgGroup::new("pin").required(true).args(["ak", "ak_name"])))]
     VerifyQuote {
         file: PathBuf,
-        /// The nonce the verifier sent (default: the one in the bundle).
-        #[arg(long)]
-        nonce: Option<String>,
-    },
-    /// Sign a verifier's nonce inside the TPM: prints a DER ECDSA-SHA256 signature (hex).
-    Sign {
+        /// The nonce the verifier sent (hex). Required: without it a valid quote proves no
+        /// freshness.
         #[arg(long)]
         nonce: String,
+        /// The enrolled attestation key: TPM2B_PUBLIC (binary or hex) or `enroll --json` output.
+        #[arg(long)]
+        ak: Option<PathBuf>,
+        /// The enrolled attestation key's name (hex, from `enroll`).
+        #[arg(long)]
+        ak_name: Option<String>,
+    },
+    /// Sign a verifier's data inside the TPM: a DER ECDSA-SHA256 signature (hex) over
+    /// "hardend device statement v1\0" followed by the data (see docs/attestation.md).
+    Sign {
+        /// The data, hex (1-1024 bytes); data beginning with ff544347 is refused.
+        #[arg(long)]
+        nonce: String,
+    },
+    /// What a fleet CA needs: the EK (certificate or public area), the attestation key's
+    /// TPM2B_PUBLIC and name, an identity CSR; the EK certificate checked (exit 3 when it
+    /// does not chain to --ek-ca or is not this TPM's EK).
+    Enroll {
+        /// Which endorsement key: rsa2048 or ecc-p256.
+        #[arg(long, default_value = "rsa2048", value_parser = parse_ek)]
+        ek: crate::tpm::ek::EkAlgorithm,
+        /// CSR subject (default as for `csr`).
+        #[arg(long, default_value = "")]
+        subject: String,
+        /// Directory of CA certificates the EK certificate must chain to (each a trust anchor).
+        #[arg(long, default_value = "/etc/hardend/ek-ca")]
+        ek_ca: PathBuf,
+    },
+    /// Answer a fleet's credential challenge (MakeCredential for this TPM's EK and the
+    /// attestation key's name): prints the secret (hex) only this TPM can recover (root).
+    Activate {
+        /// tpm2-tools credential file (`tpm2_makecredential -o`).
+        credential: PathBuf,
+        #[arg(long, default_value = "rsa2048", value_parser = parse_ek)]
+        ek: crate::tpm::ek::EkAlgorithm,
     },
     /// Make a new identity key beside the current one, which stays in use until --commit.
     /// Also the way to replace a lost identity.
@@ -264,6 +298,10 @@ pub enum ProfileCmd {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+}
+
+fn parse_ek(s: &str) -> Result<crate::tpm::ek::EkAlgorithm, String> {
+    s.parse().map_err(|e: crate::tpm::TpmError| e.to_string())
 }
 
 #[cfg(test)]

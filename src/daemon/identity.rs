@@ -10,6 +10,8 @@ use crate::config::IdentityConfig;
 use crate::daemon::lock;
 use crate::daemon::ratelimit::TokenBucket;
 use crate::tpm::TpmError;
+use crate::tpm::ek::EkAlgorithm;
+use crate::tpm::enroll::{Challenge, Enrollment};
 use crate::tpm::identity::IdentityStore;
 use crate::tpm::worker::{Priority, TpmWorker};
 
@@ -155,7 +157,7 @@ impl IdentityService {
             return Err(TpmError::Format("the nonce must be 1 to 1024 bytes".into()));
         }
         let (c, w) = self.worker()?;
-        w.run(move |tpm| IdentityStore::new(&c.dir).sign(tpm, &nonce))
+        w.run(move |tpm| IdentityStore::new(&c.dir).sign_statement(tpm, &nonce))
             .await
     }
 
@@ -173,17 +175,37 @@ impl IdentityService {
         .map(QuoteInfo::from)
     }
 
-    /// A CSR for the identity, or for the pending next identity when `next`.
-    pub async fn csr(&self, subject: String, next: bool) -> Result<String, TpmError> {
-        let (c, w) = self.worker()?;
-        let subject = if !subject.is_empty() {
-            subject
-        } else if !c.subject.is_empty() {
-            c.subject.clone()
-        } else {
-            format!("CN={}", hostname())
+    /// The subject a CSR gets: the caller's, else the configured one, else CN=<hostname>.
+    /// A caller who is not root gets only the configured (or default) subject: a signers-group
+    /// member must not obtain a certificate request in another device's or service's name.
+    fn subject(&self, asked: String, privileged: bool) -> Result<String, TpmError> {
+        let configured = match lock(&self.state).cfg.subject.clone() {
+            s if s.is_empty() => format!("CN={}", hostname()),
+            s => s,
         };
+        let subject = if asked.is_empty() {
+            configured.clone()
+        } else {
+            asked
+        };
+        if !privileged && subject != configured {
+            return Err(TpmError::Format(format!(
+                "only root may ask for a subject other than the configured one ({configured})"
+            )));
+        }
         crate::tpm::csr::parse_subject(&subject)?;
+        Ok(subject)
+    }
+
+    /// A CSR for the identity, or for the pending next identity when `next`.
+    pub async fn csr(
+        &self,
+        subject: String,
+        next: bool,
+        privileged: bool,
+    ) -> Result<String, TpmError> {
+        let subject = self.subject(subject, privileged)?;
+        let (c, w) = self.worker()?;
         w.run(move |tpm| {
             let store = IdentityStore::new(&c.dir);
             let store = if next {
@@ -197,6 +219,32 @@ impl IdentityService {
             crate::tpm::csr::csr(&store, tpm, &subject)
         })
         .await
+    }
+
+    /// Enrolment material (root): EK, AK public area and name, identity CSR.
+    pub async fn enroll(&self, ek: String, subject: String) -> Result<Enrollment, TpmError> {
+        let alg: EkAlgorithm = ek.parse()?;
+        let subject = self.subject(subject, true)?;
+        let (c, w) = self.worker()?;
+        w.run(move |tpm| crate::tpm::enroll::enroll(&c.dir, tpm, alg, &subject))
+            .await
+    }
+
+    /// Answers a credential challenge (root).
+    pub async fn activate(
+        &self,
+        ek: String,
+        credential_blob: Vec<u8>,
+        secret: Vec<u8>,
+    ) -> Result<Vec<u8>, TpmError> {
+        let alg: EkAlgorithm = ek.parse()?;
+        let (c, w) = self.worker()?;
+        let ch = Challenge {
+            credential_blob,
+            secret,
+        };
+        w.run(move |tpm| crate::tpm::enroll::activate(&c.dir, tpm, alg, &ch))
+            .await
     }
 
     pub async fn create(&self) -> Result<(), TpmError> {

@@ -64,7 +64,7 @@ impl PublicKeyData for TpmSigner<'_> {
 impl SigningKey for TpmSigner<'_> {
     fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
         let mut tpm = self.tpm.lock().unwrap_or_else(|e| e.into_inner());
-        self.store.sign(&mut tpm, msg).map_err(|e| {
+        self.store.sign_raw(&mut tpm, msg).map_err(|e| {
             *self.error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
             rcgen::Error::RemoteKeyError
         })

@@ -28,6 +28,10 @@ use crate::fsutil;
 /// Default place for the key blobs (root only).
 pub const DEFAULT_IDENTITY_DIR: &str = "/var/lib/hardend/identity";
 
+/// What the identity key signs before a caller's data (`Sign`, `hardenctl identity sign`):
+/// 28 bytes, NUL-terminated, documented in docs/attestation.md.
+pub const SIGN_CONTEXT: &[u8] = b"hardend device statement v1\0";
+
 /// Which key a store holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeyKind {
@@ -166,8 +170,8 @@ impl Tpm {
         })
     }
 
-    /// Which EK certificate NV indices are defined.
-    fn ek_certificates(&mut self) -> Result<Vec<String>, TpmError> {
+    /// The NV indices defined in the EK certificate range.
+    fn ek_range_indices(&mut self) -> Result<Vec<u32>, TpmError> {
         let (data, _) = self
             .ctx
             .get_capability(CapabilityType::Handles, 0x01c0_0000, 64)
@@ -175,7 +179,17 @@ impl Tpm {
         let CapabilityData::Handles(handles) = data else {
             return Ok(Vec::new());
         };
-        let defined: Vec<u32> = handles.into_inner().into_iter().map(u32::from).collect();
+        Ok(handles.into_inner().into_iter().map(u32::from).collect())
+    }
+
+    /// Whether NV index `index` (in the EK certificate range) is defined.
+    pub(crate) fn nv_defined(&mut self, index: u32) -> Result<bool, TpmError> {
+        Ok(self.ek_range_indices()?.contains(&index))
+    }
+
+    /// Which EK certificate NV indices are defined.
+    fn ek_certificates(&mut self) -> Result<Vec<String>, TpmError> {
+        let defined = self.ek_range_indices()?;
         Ok(EK_CERT_INDICES
             .iter()
             .filter(|(i, _)| defined.contains(i))
@@ -368,6 +382,11 @@ impl IdentityStore {
         Ok((public, private))
     }
 
+    /// The key's TPM public area from the stored blob (no TPM needed).
+    pub fn tpm_public(&self) -> Result<Public, TpmError> {
+        Ok(self.read_blobs()?.0)
+    }
+
     /// The public identity from the stored blob (no TPM needed).
     pub fn public(&self) -> Result<Identity, TpmError> {
         identity_from_public(&self.read_blobs()?.0)
@@ -512,8 +531,24 @@ impl IdentityStore {
         Ok(())
     }
 
-    /// Signs SHA-256(`message`) inside the TPM; returns a DER ECDSA signature.
-    pub fn sign(&self, tpm: &mut Tpm, message: &[u8]) -> Result<Vec<u8>, TpmError> {
+    /// A statement by the device: signs [`SIGN_CONTEXT`] ‖ `data`, so no signature made
+    /// for a caller can pass as a TPM-generated structure, a CSR or another protocol's
+    /// message. Data that itself begins with TPM_GENERATED_VALUE is refused outright.
+    pub fn sign_statement(&self, tpm: &mut Tpm, data: &[u8]) -> Result<Vec<u8>, TpmError> {
+        if data.starts_with(&super::quote::TPM_GENERATED) {
+            return Err(TpmError::Format(
+                "the data begins with TPM_GENERATED_VALUE (ff544347): the identity key does not sign what looks like a TPM structure".into(),
+            ));
+        }
+        let mut message = SIGN_CONTEXT.to_vec();
+        message.extend_from_slice(data);
+        self.sign_raw(tpm, &message)
+    }
+
+    /// Signs SHA-256(`message`) inside the TPM; returns a DER ECDSA signature. Only for
+    /// structures hardend builds itself (a CSR's TBS); callers' data goes through
+    /// [`IdentityStore::sign_statement`].
+    pub(crate) fn sign_raw(&self, tpm: &mut Tpm, message: &[u8]) -> Result<Vec<u8>, TpmError> {
         let digest = Digest::try_from(Sha256::digest(message).to_vec())
             .map_err(tpm_err("prepare the digest"))?;
         let ticket = HashcheckTicket::try_from(TPMT_TK_HASHCHECK {

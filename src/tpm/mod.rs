@@ -11,7 +11,11 @@
 //!   "busy" answers retried within a bound (`worker.rs`).
 
 pub mod csr;
+pub mod ek;
+pub mod ekcert;
+pub mod enroll;
 pub mod identity;
+pub mod public;
 pub mod quote;
 pub mod seal;
 pub mod status;

@@ -318,7 +318,15 @@ fn a_missing_input_file_is_exit_1_for_every_command_that_reads_one() {
             "/nonexistent/hash",
             "00",
         ][..],
-        &["identity", "verify-quote", "/nonexistent/quote.json"][..],
+        &[
+            "identity",
+            "verify-quote",
+            "/nonexistent/quote.json",
+            "--nonce",
+            "00",
+            "--ak-name",
+            "00",
+        ][..],
     ] {
         let out = Command::new(hardenctl()).args(args).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);

@@ -58,10 +58,12 @@ fn ok(out: Output) -> Output {
     out
 }
 
-fn verifies(pem: &str, msg: &[u8], sig_hex: &str) -> bool {
+/// Whether `sig_hex` is the identity's statement signature over `data` (context prefix first).
+fn verifies(pem: &str, data: &[u8], sig_hex: &str) -> bool {
     let key = VerifyingKey::from_public_key_pem(pem).unwrap();
     let sig = Signature::from_der(&hex::decode(sig_hex.trim()).unwrap()).unwrap();
-    key.verify(msg, &sig).is_ok()
+    let msg = [hardend::tpm::identity::SIGN_CONTEXT, data].concat();
+    key.verify(&msg, &sig).is_ok()
 }
 
 /// The sha256 fingerprint of the key in a PEM CSR, as openssl reads it.
@@ -112,6 +114,10 @@ fn create_sign_csr_quote_and_rotate_through_the_daemon() {
 
     let q = ok(d.ctl(&["identity", "quote", "--nonce", "c0ffee", "--pcrs", "0,7"])).stdout;
     let qf = d.path("quote.json");
+    let name = serde_json::from_slice::<serde_json::Value>(&q).unwrap()["ak_name"]
+        .as_str()
+        .unwrap()
+        .to_string();
     std::fs::write(&qf, q).unwrap();
     ok(d.ctl(&[
         "identity",
@@ -119,6 +125,8 @@ fn create_sign_csr_quote_and_rotate_through_the_daemon() {
         qf.to_str().unwrap(),
         "--nonce",
         "c0ffee",
+        "--ak-name",
+        &name,
     ]));
 
     // rotation: the next key exists beside the current one, which stays in use

@@ -350,16 +350,67 @@ fn every_command_prints_the_documented_document() {
     let qf = d.path("quote.json");
     fs::write(&qf, q.to_string()).unwrap();
     let qf = qf.to_str().unwrap();
+    let name = q["ak_name"].as_str().unwrap().to_string();
     r.out(
         "identity verify-quote",
-        &j(&["identity", "verify-quote", qf]),
+        &j(&[
+            "identity",
+            "verify-quote",
+            qf,
+            "--nonce",
+            "0011",
+            "--ak-name",
+            &name,
+        ]),
         &[0],
     );
     r.out(
         "identity verify-quote",
-        &j(&["identity", "verify-quote", qf, "--nonce", "ff"]),
+        &j(&[
+            "identity",
+            "verify-quote",
+            qf,
+            "--nonce",
+            "ff",
+            "--ak-name",
+            &name,
+        ]),
         &[3],
     );
+    let e = r.out(
+        "identity enroll",
+        &j(&["identity", "enroll", "--ek-ca", "/nonexistent"]),
+        &[0],
+    );
+    // the fleet's challenge, made in software by tpm2-tools for this EK and AK name
+    let ekf = d.path("ek.pub");
+    fs::write(
+        &ekf,
+        hex::decode(e["enrollment"]["ek_public"].as_str().unwrap()).unwrap(),
+    )
+    .unwrap();
+    let (cred, secret) = (d.path("cred.bin"), d.path("secret.bin"));
+    fs::write(&secret, b"fleet-secret").unwrap();
+    let mk = std::process::Command::new("tpm2_makecredential")
+        .args(["-T", "none", "-u"])
+        .arg(&ekf)
+        .arg("-s")
+        .arg(&secret)
+        .args(["-n", e["enrollment"]["ak_name"].as_str().unwrap(), "-o"])
+        .arg(&cred)
+        .output()
+        .unwrap();
+    assert!(
+        mk.status.success(),
+        "{}",
+        String::from_utf8_lossy(&mk.stderr)
+    );
+    let a = r.out(
+        "identity activate",
+        &j(&["identity", "activate", cred.to_str().unwrap()]),
+        &[0],
+    );
+    assert_eq!(a["secret"], hex::encode(b"fleet-secret"));
     r.out("identity rotate", &j(&["identity", "rotate"]), &[0]);
     r.out(
         "identity rotate",

@@ -1,6 +1,7 @@
 //! Host integration tests, linked as one binary (one link instead of eleven on two cores).
 //! Each module is a specification of one area; `common/` holds the shared helpers.
 
+mod attestation;
 mod cli;
 mod common;
 

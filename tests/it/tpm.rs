@@ -15,10 +15,13 @@ use p256::ecdsa::signature::Verifier;
 use p256::ecdsa::{Signature, VerifyingKey};
 use p256::pkcs8::DecodePublicKey;
 
-fn verify(spki_der: &[u8], msg: &[u8], der_sig: &[u8]) -> bool {
+/// Whether `der_sig` is the identity's signature over a statement of `data`: the context
+/// prefix, then the data (docs/attestation.md).
+fn verify(spki_der: &[u8], data: &[u8], der_sig: &[u8]) -> bool {
     let key = VerifyingKey::from_public_key_der(spki_der).unwrap();
     let sig = Signature::from_der(der_sig).unwrap();
-    key.verify(msg, &sig).is_ok()
+    let msg = [hardend::tpm::identity::SIGN_CONTEXT, data].concat();
+    key.verify(&msg, &sig).is_ok()
 }
 
 #[test]
@@ -36,7 +39,7 @@ fn create_then_sign_a_nonce_verified_independently() {
     assert!(id.public_key_pem.starts_with("-----BEGIN PUBLIC KEY-----"));
     assert_eq!(id.fingerprint.len(), 64);
     let nonce = b"verifier-nonce-0123456789abcdef";
-    let sig = store.sign(&mut tpm, nonce).unwrap();
+    let sig = store.sign_statement(&mut tpm, nonce).unwrap();
     assert!(verify(&id.spki_der, nonce, &sig));
     assert!(!verify(&id.spki_der, b"another message", &sig));
     // the blobs are root-only
@@ -66,7 +69,7 @@ fn the_identity_survives_a_tpm_reset() {
     let mut tpm = Tpm::connect(&sw.tcti()).unwrap();
     let again = store.check(&mut tpm).unwrap();
     assert_eq!(again.fingerprint, id.fingerprint);
-    let sig = store.sign(&mut tpm, b"after reboot").unwrap();
+    let sig = store.sign_statement(&mut tpm, b"after reboot").unwrap();
     assert!(verify(&id.spki_der, b"after reboot", &sig));
 }
 
@@ -84,7 +87,7 @@ fn a_cleared_tpm_loses_the_identity_and_no_new_key_appears() {
     let e = store.check(&mut tpm).unwrap_err();
     assert!(matches!(e, TpmError::Lost { .. }), "{e}");
     assert!(e.to_string().contains("the identity is lost"));
-    assert!(store.sign(&mut tpm, b"x").is_err());
+    assert!(store.sign_statement(&mut tpm, b"x").is_err());
     // nothing was replaced: the stored public key is still the old one, and create refuses
     assert_eq!(store.public().unwrap().fingerprint, id.fingerprint);
     assert!(matches!(store.create(&mut tpm), Err(TpmError::Exists(_))));
@@ -102,7 +105,7 @@ fn the_blobs_are_useless_in_another_tpm() {
         store.check(&mut other),
         Err(TpmError::Lost { .. })
     ));
-    assert!(store.sign(&mut other, b"nonce").is_err());
+    assert!(store.sign_statement(&mut other, b"nonce").is_err());
 }
 
 #[test]
@@ -158,10 +161,12 @@ fn hardenctl_identity_create_show_sign() {
     let sig = hex::decode(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
     let key = VerifyingKey::from_public_key_pem(&pem).unwrap();
     let sig = Signature::from_der(&sig).unwrap();
-    assert!(
-        key.verify(&hex::decode("00112233aabbccdd").unwrap(), &sig)
-            .is_ok()
-    );
+    let msg = [
+        hardend::tpm::identity::SIGN_CONTEXT,
+        &hex::decode("00112233aabbccdd").unwrap(),
+    ]
+    .concat();
+    assert!(key.verify(&msg, &sig).is_ok());
     // after a clear: lost, exit 3, and create still refuses
     sw.tools(&["tpm2_clear", "-c", "p"]);
     let out = ctl(&["--json", "identity", "show"]);
@@ -214,18 +219,24 @@ fn the_csr_passes_openssl_and_carries_the_tpm_key() {
 
 #[test]
 fn a_quote_verifies_and_an_extended_pcr_changes_the_digest() {
-    use hardend::tpm::quote::{quote, verify};
+    use hardend::tpm::quote::{PinnedAk, PinnedKey, quote, verify};
     let sw = Swtpm::start();
     let dir = tempfile::tempdir().unwrap();
     let ak = IdentityStore::attestation(dir.path());
     let mut tpm = Tpm::connect(&sw.tcti()).unwrap();
     let nonce = b"fresh-verifier-nonce";
     let q = quote(&ak, &mut tpm, nonce, &[0, 1, 2, 3, 4, 5, 6, 7]).unwrap();
+    let pin = PinnedAk {
+        key: PinnedKey::Public(Box::new(ak.tpm_public().unwrap())),
+        qualified_name: None,
+    };
     assert_eq!(q.pcrs.len(), 8);
-    verify(&q, Some(nonce)).unwrap();
+    let v = verify(&q, nonce, &pin).unwrap();
+    assert_eq!(v.pcrs, 8);
+    assert_eq!(v.ak_name, q.ak_name);
     // a replay against another challenge fails
     assert!(
-        verify(&q, Some(b"another nonce"))
+        verify(&q, b"another nonce", &pin)
             .unwrap_err()
             .to_string()
             .contains("another nonce")
@@ -234,7 +245,7 @@ fn a_quote_verifies_and_an_extended_pcr_changes_the_digest() {
     let mut t = q.clone();
     t.pcrs.insert(7, "00".repeat(31) + "01");
     assert!(
-        verify(&t, None)
+        verify(&t, nonce, &pin)
             .unwrap_err()
             .to_string()
             .contains("PCR values do not match")
@@ -242,22 +253,27 @@ fn a_quote_verifies_and_an_extended_pcr_changes_the_digest() {
     let mut t = q.clone();
     let v = t.pcrs.remove(&7).unwrap();
     t.pcrs.insert(8, v);
-    assert!(verify(&t, None).is_err());
+    assert!(
+        verify(&t, nonce, &pin)
+            .unwrap_err()
+            .to_string()
+            .contains("covers other PCRs")
+    );
     let mut t = q.clone();
     t.attest.replace_range(20..22, "ff");
-    assert!(verify(&t, None).is_err());
+    assert!(verify(&t, nonce, &pin).is_err());
     // extend PCR 7: the new quote's values and digest differ, and the old values no
     // longer match a fresh quote
     sw.tools(&["tpm2_pcrextend", &format!("7:sha256={}", "ab".repeat(32))]);
     let q2 = quote(&ak, &mut tpm, nonce, &[0, 1, 2, 3, 4, 5, 6, 7]).unwrap();
-    verify(&q2, Some(nonce)).unwrap();
+    verify(&q2, nonce, &pin).unwrap();
     assert_ne!(q.pcrs[&7], q2.pcrs[&7]);
     assert_eq!(q.pcrs[&0], q2.pcrs[&0]);
     let mut mixed = q2.clone();
     mixed.pcrs = q.pcrs.clone();
-    assert!(verify(&mixed, None).is_err());
-    // the attestation key is restricted: it refuses to sign arbitrary data
-    assert!(ak.sign(&mut tpm, b"not a TPM structure").is_err());
+    assert!(verify(&mixed, nonce, &pin).is_err());
+    // the attestation key is restricted: the TPM refuses to sign arbitrary data with it
+    assert!(ak.sign_statement(&mut tpm, b"not a TPM structure").is_err());
 }
 
 #[test]
@@ -288,11 +304,13 @@ fn hardenctl_quote_and_verify_quote() {
     );
     let file = dir.path().join("quote.json");
     std::fs::write(&file, &out.stdout).unwrap();
+    let bundle: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let name = bundle["ak_name"].as_str().unwrap().to_string();
     let verify = |nonce: &str| {
         Command::new(ctl)
             .args(["identity", "verify-quote"])
             .arg(&file)
-            .args(["--nonce", nonce])
+            .args(["--nonce", nonce, "--ak-name", &name])
             .output()
             .unwrap()
     };
@@ -326,7 +344,7 @@ fn rotation_keeps_the_old_key_until_commit_and_survives_an_interrupted_commit() 
     .unwrap();
     assert_eq!(store.check(&mut tpm).unwrap(), next);
     assert!(store.pending_public().is_none());
-    let sig = store.sign(&mut tpm, b"after").unwrap();
+    let sig = store.sign_statement(&mut tpm, b"after").unwrap();
     assert!(verify(&next.spki_der, b"after", &sig));
     assert!(matches!(
         store.commit_rotation().unwrap_err(),

@@ -11,6 +11,7 @@ use super::{auth, events};
 use crate::api::{IdentityInfo, QuoteInfo};
 use crate::daemon::Pillars;
 use crate::tpm::TpmError;
+use crate::tpm::enroll::Enrollment;
 
 pub struct Identity {
     pub pillars: Arc<Pillars>,
@@ -118,9 +119,43 @@ impl Identity {
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<String> {
         self.may_sign(conn, &hdr, "Csr").await?;
+        let root = auth::caller_uid(conn, &hdr).await.ok() == Some(0);
         self.pillars
             .identity
-            .csr(subject, next)
+            .csr(subject, next, root)
+            .await
+            .map_err(failed)
+    }
+
+    /// Enrolment material for a fleet CA (root): EK public area and certificate, the
+    /// attestation key's TPM2B_PUBLIC and name, an identity CSR. `ek`: rsa2048 | ecc-p256.
+    async fn enroll(
+        &self,
+        ek: String,
+        subject: String,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<(Enrollment,)> {
+        auth::require_root(conn, &hdr, &self.pillars.services, "Enroll").await?;
+        let r = self.pillars.identity.enroll(ek, subject).await;
+        r.map(|e| (e,)).map_err(failed)
+    }
+
+    /// ActivateCredential (root): the secret of a fleet's MakeCredential challenge for this
+    /// TPM's EK and the attestation key's name (TPM2B_ID_OBJECT and TPM2B_ENCRYPTED_SECRET
+    /// contents, without their size fields).
+    async fn activate_credential(
+        &self,
+        ek: String,
+        credential_blob: Vec<u8>,
+        secret: Vec<u8>,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<Vec<u8>> {
+        auth::require_root(conn, &hdr, &self.pillars.services, "ActivateCredential").await?;
+        self.pillars
+            .identity
+            .activate(ek, credential_blob, secret)
             .await
             .map_err(failed)
     }
