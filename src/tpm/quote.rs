@@ -194,7 +194,7 @@ pub fn parse_bundle(text: &str) -> Result<QuoteBundle, TpmError> {
             "format {other:?} is not {FORMAT:?}: made by another program or version"
         ))),
         None if v.get("ak_public_pem").is_some() => Err(fmt_err(
-            "this is a version-1 quote bundle (hardend 0.2): it carries no TPM public area and its key cannot be pinned, so it is not verified; quote again with this version",
+            "this is a version-1 quote bundle (an earlier hardend): it carries no TPM public area and its key cannot be pinned, so it is not verified; quote again with this version",
         )),
         None => Err(fmt_err(format!(
             "not a quote bundle: no \"format\": {FORMAT:?}"

@@ -158,7 +158,7 @@ fn forged_and_tampered_quotes_are_rejected() {
         qualified_name: Some(hex::decode(&e.ak_name).unwrap()),
     };
     assert!(err(verify(&q, nonce, &wrong_qn)).contains("qualifiedSigner"));
-    // a bundle of hardend 0.2 (PEM key, DER signature) is refused, not half-checked
+    // a bundle of an earlier version (PEM key, DER signature) is refused, not half-checked
     let v1 = serde_json::json!({
         "nonce": "00", "pcrs": {}, "attest": q.attest, "signature": "00",
         "ak_public_pem": "-----BEGIN PUBLIC KEY-----"

@@ -233,10 +233,32 @@ fn signing_is_for_root_and_the_signers_group_reading_for_everyone() {
         &[audio],
         &["identity", "sign", "--nonce", "00"],
     ));
+    // ...a CSR only in the configured name (here the default, CN=<hostname>)...
+    ok(as_nobody(&s.bus, &[audio], &["identity", "csr"]));
+    let out = as_nobody(
+        &s.bus,
+        &[audio],
+        &["identity", "csr", "--subject", "CN=another-device"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("only root may ask for a subject"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // ...and nothing that looks like a TPM structure
+    let out = as_nobody(
+        &s.bus,
+        &[audio],
+        &["identity", "sign", "--nonce", "ff54434780180000"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("TPM_GENERATED_VALUE"));
     for args in [
         &["identity", "create"][..],
         &["identity", "rotate"][..],
         &["identity", "rotate", "--commit"][..],
+        &["identity", "enroll"][..],
     ] {
         let out = as_nobody(&s.bus, &[audio], args);
         let err = String::from_utf8_lossy(&out.stderr);

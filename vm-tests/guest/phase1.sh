@@ -247,6 +247,11 @@ fp=$(hardenctl --json identity show | sed -n 's/.*"fingerprint": *"\([0-9a-f]*\)
 echo "$fp" > "$H/results/fingerprint"
 check "d: the identity has a fingerprint" test -n "$fp"
 note "identity: $(hardenctl identity show 2>&1 | head -n 4)"
+# enrolment on the guest's /dev/tpmrm0: swtpm's EK certificate checked against swtpm's CA
+hardenctl --json identity enroll --ek-ca "$H/ek-ca" > "$H/results/enroll.json" 2>&1
+check "d: identity enroll: the EK certificate chains to swtpm's CA and certifies this TPM's EK" \
+    grep -q '"state": *"verified"' "$H/results/enroll.json"
+check "d: identity enroll: the attestation key has a name" grep -q '"ak_name": *"000b[0-9a-f]\{64\}"' "$H/results/enroll.json"
 
 # --- (e) dm-verity on a real kernel ----------------------------------------------------------
 img=/var/tmp/data.img

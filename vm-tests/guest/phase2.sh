@@ -8,6 +8,12 @@ note "$(hardenctl services 2>&1)"
 fp=$(hardenctl --json identity show | sed -n 's/.*"fingerprint": *"\([0-9a-f]*\)".*/\1/p')
 check "d: the TPM identity has the same fingerprint ($fp)" test "$fp" = "$(cat "$H/results/fingerprint")"
 check "d: the identity is ok (the key loads into the TPM)" hardenctl identity show
+ak1=$(sed -n 's/.*"ak_name": *"\([0-9a-f]*\)".*/\1/p' "$H/results/enroll.json")
+ak2=$(hardenctl --json identity enroll --ek-ca "$H/ek-ca" | sed -n 's/.*"ak_name": *"\([0-9a-f]*\)".*/\1/p')
+check "d: the same attestation key after the reboot ($ak2)" test -n "$ak1" -a "$ak1" = "$ak2"
+hardenctl identity quote --nonce 5eed0001 > /var/tmp/quote.json
+check "d: a quote after the reboot verifies against the key enrolled before it" \
+    hardenctl identity verify-quote /var/tmp/quote.json --nonce 5eed0001 --ak "$H/results/enroll.json"
 check "d: the integrity baseline is trusted after the reboot" bash -c 'hardenctl integrity status | grep -Eq "^state +(ok|violations)"'
 
 # --- remove and purge --------------------------------------------------------------------------

@@ -85,7 +85,8 @@ impl Identity {
         Ok((identity.info(),))
     }
 
-    /// DER ECDSA-SHA256 signature over `nonce` (1-1024 bytes) by the identity key.
+    /// DER ECDSA-SHA256 signature by the identity key over "hardend device statement v1\0"
+    /// followed by `nonce` (1-1024 bytes); data beginning with ff544347 is refused.
     async fn sign(
         &self,
         nonce: Vec<u8>,
