@@ -19,7 +19,8 @@ fn median(mut v: Vec<Duration>) -> f64 {
 fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     // the tests' swtpm helper: killed on drop, on every exit path
-    let sw = swtpm::Swtpm::start();
+    // manufactured: EK certificates in NV, as enrolment reads them
+    let sw = swtpm::Swtpm::start_manufactured();
     let tcti = sw.tcti();
     let n = 30;
 
@@ -36,6 +37,44 @@ fn main() {
         hardend::tpm::quote::quote(&ak, &mut tpm, b"nonce", &[0, 1, 2, 3, 4, 5, 6, 7])
             .expect("quote");
         quote.push(t.elapsed());
+    }
+    // enrolment's TPM work (derive the EK, read its certificate from NV, load the AK) and
+    // answering a credential challenge (ActivateCredential with the EK's policy session)
+    use hardend::tpm::ek::{self, EkAlgorithm};
+    use hardend::tpm::enroll::{self, Challenge};
+    let (mut enrol, mut activate) = (Vec::new(), Vec::new());
+    let ak_public = ak.tpm_public().expect("ak");
+    let ek_public = ek::read(&mut tpm, EkAlgorithm::Rsa2048).expect("ek").public;
+    let wdir = dir.path();
+    std::fs::write(
+        wdir.join("ek.pub"),
+        hardend::tpm::public::to_tpm2b(&ek_public).expect("tpm2b"),
+    )
+    .expect("ek.pub");
+    std::fs::write(wdir.join("secret"), b"fleet-secret").expect("secret");
+    let name = hex::encode(hardend::tpm::public::name(&ak_public).expect("name"));
+    let st = Command::new("tpm2_makecredential")
+        .args([
+            "-T", "none", "-u", "ek.pub", "-s", "secret", "-n", &name, "-o", "cred",
+        ])
+        .current_dir(wdir)
+        .stdout(Stdio::null())
+        .status()
+        .expect("tpm2_makecredential");
+    assert!(st.success());
+    let cred = Challenge::from_tpm2_tools(&std::fs::read(wdir.join("cred")).expect("cred"))
+        .expect("challenge");
+    for _ in 0..n {
+        let t = Instant::now();
+        let e = ek::read(&mut tpm, EkAlgorithm::Rsa2048).expect("ek");
+        assert!(e.certificate.is_some());
+        ak.check(&mut tpm).expect("ak loads");
+        enrol.push(t.elapsed());
+        let t = Instant::now();
+        let secret =
+            enroll::activate(&ak.dir, &mut tpm, EkAlgorithm::Rsa2048, &cred).expect("activate");
+        assert_eq!(secret, b"fleet-secret");
+        activate.push(t.elapsed());
     }
     drop(tpm);
 
@@ -178,6 +217,109 @@ fn main() {
         tools(&["tpm2_flushcontext", "-t"]);
         tquote.push(t.elapsed());
     }
+    // the same with tpm2-tools, with the restricted AK it made above under its own SRK, and
+    // a challenge for that AK's name
+    tools(&[
+        "tpm2_createprimary",
+        "-C",
+        "o",
+        "-G",
+        "ecc256",
+        "-c",
+        "srk.ctx",
+    ]);
+    tools(&["tpm2_flushcontext", "-t"]);
+    tools(&[
+        "tpm2_load",
+        "-C",
+        "srk.ctx",
+        "-u",
+        "ak.pub",
+        "-r",
+        "ak.priv",
+        "-c",
+        "hak.ctx",
+    ]);
+    tools(&["tpm2_flushcontext", "-t"]);
+    tools(&["tpm2_readpublic", "-c", "hak.ctx", "-n", "hak.name"]);
+    tools(&["tpm2_flushcontext", "-t"]);
+    let tname = hex::encode(std::fs::read(w.join("hak.name")).expect("hak.name"));
+    let st = Command::new("tpm2_makecredential")
+        .args([
+            "-T", "none", "-u", "ek.pub", "-s", "secret", "-n", &tname, "-o", "cred2",
+        ])
+        .current_dir(w)
+        .stdout(Stdio::null())
+        .status()
+        .expect("tpm2_makecredential");
+    assert!(st.success());
+    let (mut tenrol, mut tactivate) = (Vec::new(), Vec::new());
+    for _ in 0..n {
+        let t = Instant::now();
+        tools(&[
+            "tpm2_createek",
+            "-c",
+            "ek.ctx",
+            "-G",
+            "rsa",
+            "-u",
+            "ek2.pub",
+        ]);
+        tools(&["tpm2_flushcontext", "-t"]);
+        tools(&["tpm2_nvread", "0x01c00002", "-o", "ek.der"]);
+        tools(&[
+            "tpm2_createprimary",
+            "-C",
+            "o",
+            "-G",
+            "ecc256",
+            "-c",
+            "srk.ctx",
+        ]);
+        tools(&["tpm2_flushcontext", "-t"]);
+        tools(&[
+            "tpm2_load",
+            "-C",
+            "srk.ctx",
+            "-u",
+            "ak.pub",
+            "-r",
+            "ak.priv",
+            "-c",
+            "hak.ctx",
+        ]);
+        tools(&["tpm2_flushcontext", "-t"]);
+        tenrol.push(t.elapsed());
+        let t = Instant::now();
+        tools(&["tpm2_startauthsession", "--policy-session", "-S", "s.ctx"]);
+        tools(&["tpm2_policysecret", "-S", "s.ctx", "-c", "e"]);
+        tools(&[
+            "tpm2_activatecredential",
+            "-c",
+            "hak.ctx",
+            "-C",
+            "ek.ctx",
+            "-i",
+            "cred2",
+            "-o",
+            "secret.out",
+            "-P",
+            "session:s.ctx",
+        ]);
+        tools(&["tpm2_flushcontext", "s.ctx"]);
+        tools(&["tpm2_flushcontext", "-t"]);
+        tactivate.push(t.elapsed());
+    }
+    assert_eq!(
+        std::fs::read(w.join("secret.out")).expect("secret.out"),
+        b"fleet-secret"
+    );
+    let (e, a, te, ta) = (
+        median(enrol),
+        median(activate),
+        median(tenrol),
+        median(tactivate),
+    );
     let (s, q, ts, tq) = (median(sign), median(quote), median(tsign), median(tquote));
     println!(
         "TPM operations against swtpm ({n} runs, median, each: derive SRK, load key, operate, flush)"
@@ -189,5 +331,13 @@ fn main() {
     println!(
         "  quote  hardend {q:>7.2} ms   tpm2-tools {tq:>7.2} ms   ratio {:.1}x (hardend also reads the PCRs)",
         tq / q
+    );
+    println!(
+        "  enrol  hardend {e:>7.2} ms   tpm2-tools {te:>7.2} ms   ratio {:.1}x (derive the EK, read its NV certificate, load the AK)",
+        te / e
+    );
+    println!(
+        "  activate hardend {a:>5.2} ms   tpm2-tools {ta:>7.2} ms   ratio {:.1}x (policy session, ActivateCredential)",
+        ta / a
     );
 }
