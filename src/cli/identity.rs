@@ -563,8 +563,14 @@ pub fn verify_quote(
     } else {
         match &result {
             Ok(v) => println!(
-                "valid: signed by the pinned attestation key {}, fresh for your nonce, {} PCR values match (TPM resets {}, restarts {})",
-                v.ak_name, v.pcrs, v.reset_count, v.restart_count
+                "valid: signed by the pinned attestation key {}, fresh for your nonce, {} PCR values match{}",
+                v.ak_name,
+                v.pcrs,
+                if v.qualified_signer_checked {
+                    ", qualifiedSigner is the enrolled key's place in its TPM"
+                } else {
+                    " (qualifiedSigner unchecked: pin with --ak enroll.json to check it)"
+                }
             ),
             Err(e) => println!(
                 "{}: {}",

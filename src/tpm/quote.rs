@@ -56,7 +56,10 @@ pub struct QuoteBundle {
 pub struct Verified {
     pub pcrs: usize,
     pub ak_name: String,
-    /// TPMS_CLOCK_INFO: resets and restarts since the TPM was made, its clock in ms.
+    /// TPMS_CLOCK_INFO: the TPM's clock in ms; reset and restart counts, which the TPM
+    /// obfuscates for keys outside the endorsement and platform hierarchies (hardend's AK is
+    /// under the storage key): a changed value still means a reset or restart, but it is not
+    /// a count.
     pub clock_ms: u64,
     pub reset_count: u32,
     pub restart_count: u32,

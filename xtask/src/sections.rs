@@ -252,8 +252,8 @@ pub fn for_page(name: &str) -> Extra {
         "hardenctl-identity-verify-quote" => Extra {
             exit: &QUOTE,
             ..ex(&[(
-                "hardenctl identity verify-quote quote.json --nonce c0ffee",
-                "offline check of a quote bundle",
+                "hardenctl identity verify-quote quote.json --nonce c0ffee --ak enroll.json",
+                "offline check of a quote bundle against your nonce and the enrolled key",
             )])
         },
         "hardenctl-integrity" | "hardenctl-integrity-status" | "hardenctl-integrity-scan" => {
