@@ -446,7 +446,7 @@ impl From<Violation> for ViolationInfo {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Type)]
 pub struct EventInfo {
     pub time: u64,
-    /// violation | cleared | accepted | rescan | baseline | tampered
+    /// violation | cleared | accepted | rescan | baseline | tampered | folded
     pub event: String,
     pub path: String,
     pub kind: String,

@@ -908,3 +908,72 @@ fn a_change_made_and_reverted_during_a_dpkg_hold_is_still_logged() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// The owner of a watched file (nobody) rewrites it in a loop: root's events stay in the
+/// bounded log, and the log counts what it folded.
+#[test]
+fn a_noisy_file_owned_by_nobody_cannot_push_roots_events_out_of_the_log() {
+    if !is_root() {
+        eprintln!("skipped: needs root (chown, setpriv)");
+        return;
+    }
+    let s = Setup::start_with("max_events = 64", |t| {
+        fs::write(t.join("root-file"), "one\n").unwrap();
+        fs::write(t.join("mine"), "a\n").unwrap();
+        std::os::unix::fs::chown(t.join("mine"), Some(65534), Some(65534)).unwrap();
+        std::os::unix::fs::chown(t, None, None).unwrap();
+    });
+    ok(s.ctl(&["integrity", "init"]));
+    fs::write(s.p("root-file"), "changed by root\n").unwrap();
+    s.wait_for("root's change", 10, |st| st["status"]["violations"] == 1);
+    let mine = s.p("mine");
+    let st = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "sh",
+            "-c",
+        ])
+        .arg("i=0; while [ $i -lt 160 ]; do echo $i > \"$1\"; sleep 0.05; i=$((i+1)); done")
+        .arg("sh")
+        .arg(&mine)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // the flood is over when the monitor reports the last content ("159\n") as the violation
+    s.wait_for("the end of the flood", 60, |st| {
+        st["violations"].as_array().is_some_and(|v| {
+            v.iter()
+                .any(|x| x["actual"].as_str().is_some_and(|a| a.contains("size=4")))
+        })
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let ev = ok(s.ctl(&["--json", "integrity", "events", "-n", "500"])).stdout;
+    let ev: serde_json::Value = serde_json::from_slice(&ev).unwrap();
+    let ev = ev["events"].as_array().unwrap();
+    let root_file = s.p("root-file").display().to_string();
+    let mine = mine.display().to_string();
+    assert!(
+        ev.iter()
+            .any(|e| e["path"] == root_file.as_str() && e["event"] == "violation"),
+        "root's event was pushed out: {ev:?}"
+    );
+    let noisy = ev.iter().filter(|e| e["path"] == mine.as_str()).count();
+    assert!(noisy <= 6, "{noisy} lines of the noisy file");
+    let folded = ev
+        .iter()
+        .find(|e| {
+            e["path"] == mine.as_str()
+                && e["event"] == "folded"
+                && e["actual"].as_str().is_some_and(|a| a.ends_with(" events"))
+        })
+        .unwrap_or_else(|| panic!("no fold count: {ev:?}"));
+    let n: u64 = folded["actual"]
+        .as_str()
+        .unwrap()
+        .trim_end_matches(" events")
+        .parse()
+        .unwrap();
+    assert!(n >= 10, "{n} folded");
+}
