@@ -30,6 +30,7 @@ fn baseline_vs_aide(root: &str) {
         paths: vec![root.into()],
         recursive: true,
         exclude: vec![],
+        exclude_files: vec![],
         attrs: Attrs::from_names(["content"]).unwrap(),
         severity: Severity::High,
     };

@@ -161,6 +161,7 @@ pub(super) fn parse(src: &Source, r: &Raw) -> Result<IntegrityConfig, ConfigErro
             paths,
             recursive: w.recursive.unwrap_or(true),
             exclude: w.exclude.iter().map(|e| e.get_ref().clone()).collect(),
+            exclude_files: Vec::new(),
             attrs,
             severity,
         });

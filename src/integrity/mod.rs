@@ -171,6 +171,9 @@ pub struct WatchSet {
     pub recursive: bool,
     /// Glob patterns on the full path (`/etc/*.bak`, `**/__pycache__`).
     pub exclude: Vec<String>,
+    /// Patterns that exclude files but never a directory (and what is under it): dpkg's and
+    /// ucf's suffixes in the defaults, so a directory named `x.dpkg-new` hides nothing.
+    pub exclude_files: Vec<String>,
     pub attrs: Attrs,
     pub severity: Severity,
 }
@@ -182,6 +185,7 @@ impl WatchSet {
             paths: paths.iter().map(PathBuf::from).collect(),
             recursive: true,
             exclude: Vec::new(),
+            exclude_files: Vec::new(),
             attrs: Attrs::ALL,
             severity,
         }
@@ -196,8 +200,11 @@ impl WatchSet {
             "/etc/adjtime".into(),
             "/etc/resolv.conf".into(),
             "/etc/ld.so.cache".into(),
-            // dpkg's and ucf's own suffixes, on the last component only: `*.dpkg-*` would
-            // also hide /etc/systemd/system/backdoor.dpkg-x.service
+        ];
+        // dpkg's and ucf's own suffixes, on the last component only (`*.dpkg-*` would also
+        // hide /etc/systemd/system/backdoor.dpkg-x.service), and on files only: dpkg makes
+        // no such directories, so one named that way is someone hiding files in it
+        etc.exclude_files = vec![
             "**/*.dpkg-old".into(),
             "**/*.dpkg-new".into(),
             "**/*.dpkg-dist".into(),

@@ -41,7 +41,7 @@ impl Monitor {
     pub fn new(sets: &[WatchSet]) -> Result<Monitor, IntegrityError> {
         let sets = sets
             .iter()
-            .map(|s| Ok((s.clone(), Excludes::new(&s.exclude)?)))
+            .map(|s| Ok((s.clone(), Excludes::for_set(s)?)))
             .collect::<Result<Vec<_>, IntegrityError>>()?;
         Ok(Monitor {
             sets,
@@ -372,6 +372,7 @@ mod tests {
             paths: vec![d.path().to_path_buf()],
             recursive: true,
             exclude: vec![],
+            exclude_files: vec![],
             attrs: Attrs::ALL,
             severity: Severity::High,
         };

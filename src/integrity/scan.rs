@@ -37,12 +37,31 @@ pub struct Progress {
 /// Path → entry for one set. Keys are the raw path bytes (paths need not be UTF-8).
 pub type Entries = BTreeMap<Vec<u8>, Entry>;
 
-/// The exclude patterns of a set, compiled.
+/// The exclude patterns of a set, compiled: `any` excludes a path and, for a directory,
+/// everything under it; `files` excludes only what is not a directory.
 #[derive(Clone, Debug)]
-pub struct Excludes(GlobSet);
+pub struct Excludes {
+    any: GlobSet,
+    files: GlobSet,
+}
 
 impl Excludes {
+    pub fn for_set(set: &WatchSet) -> Result<Excludes, IntegrityError> {
+        Ok(Excludes {
+            any: Self::compile(&set.exclude)?,
+            files: Self::compile(&set.exclude_files)?,
+        })
+    }
+
+    /// Patterns that exclude anything they match (tests, simple sets).
     pub fn new(patterns: &[String]) -> Result<Excludes, IntegrityError> {
+        Ok(Excludes {
+            any: Self::compile(patterns)?,
+            files: Self::compile(&[])?,
+        })
+    }
+
+    fn compile(patterns: &[String]) -> Result<GlobSet, IntegrityError> {
         let mut b = GlobSetBuilder::new();
         for p in patterns {
             // `*` and `?` stay within one path component (as in a shell); `**` crosses them
@@ -54,12 +73,12 @@ impl Excludes {
             );
         }
         b.build()
-            .map(Excludes)
             .map_err(|e| IntegrityError::Invalid(e.to_string()))
     }
 
-    pub fn matches(&self, path: &Path) -> bool {
-        self.0.is_match(path)
+    /// Whether `path` (a directory when `is_dir`) is excluded.
+    pub fn matches(&self, path: &Path, is_dir: bool) -> bool {
+        self.any.is_match(path) || (!is_dir && self.files.is_match(path))
     }
 }
 
@@ -74,13 +93,18 @@ pub fn covers(set: &WatchSet, ex: &Excludes, path: &Path) -> bool {
             continue;
         }
         let mut cur = root.clone();
-        if ex.matches(&cur) {
+        if ex.matches(&cur, true) {
             continue;
         }
         let mut ok = true;
-        for c in rel.components() {
+        let last = rel.components().count();
+        for (i, c) in rel.components().enumerate() {
             cur.push(c);
-            if ex.matches(&cur) {
+            // what lies between is a directory; the path itself is what lstat says (a file
+            // that is gone counts as a file)
+            let is_dir = i + 1 < last
+                || std::fs::symlink_metadata(&cur).is_ok_and(|m| m.file_type().is_dir());
+            if ex.matches(&cur, is_dir) {
                 ok = false;
                 break;
             }
@@ -105,7 +129,7 @@ pub fn walk(set: &WatchSet, ex: &Excludes) -> Vec<(PathBuf, std::fs::Metadata)> 
         let mut it = w.into_iter();
         while let Some(r) = it.next() {
             let Ok(e) = r else { continue };
-            if ex.matches(e.path()) {
+            if ex.matches(e.path(), e.file_type().is_dir()) {
                 if e.file_type().is_dir() {
                     it.skip_current_dir();
                 }
@@ -138,7 +162,7 @@ pub fn scan_set(
     opts: &ScanOptions,
     progress: &Progress,
 ) -> Result<(Entries, Vec<String>), IntegrityError> {
-    let ex = Excludes::new(&set.exclude)?;
+    let ex = Excludes::for_set(set)?;
     let paths = walk(set, &ex);
     progress
         .total_files
@@ -199,14 +223,14 @@ mod tests {
     #[test]
     fn dpkg_excludes_match_dpkgs_suffixes_on_the_last_component_only() {
         let etc = crate::integrity::WatchSet::defaults().remove(0);
-        let ex = Excludes::new(&etc.exclude).unwrap();
+        let ex = Excludes::for_set(&etc).unwrap();
         for hidden in [
             "/etc/ssh/sshd_config.dpkg-old",
             "/etc/default/grub.ucf-dist",
             "/etc/x.conf~",
             "/etc/mtab",
         ] {
-            assert!(ex.matches(std::path::Path::new(hidden)), "{hidden}");
+            assert!(ex.matches(std::path::Path::new(hidden), false), "{hidden}");
         }
         // what an attacker would name a file to hide it under the old `**/*.dpkg-*`
         for seen in [
@@ -215,12 +239,32 @@ mod tests {
             "/etc/cron.d/job.dpkg-new.d/evil",
             "/etc/sudoers.d/a.dpkg-oldx",
         ] {
-            assert!(!ex.matches(std::path::Path::new(seen)), "{seen}");
+            assert!(!ex.matches(std::path::Path::new(seen), false), "{seen}");
         }
+        // a directory with dpkg's suffix hides nothing: it is not excluded, nor what is in it
+        assert!(!ex.matches(std::path::Path::new("/etc/x.dpkg-new"), true));
+        let d = tempfile::tempdir().unwrap();
+        let mut s = etc.clone();
+        s.paths = vec![d.path().to_path_buf()];
+        std::fs::create_dir(d.path().join("cron.dpkg-new")).unwrap();
+        std::fs::write(d.path().join("cron.dpkg-new/evil"), "x").unwrap();
+        std::fs::write(d.path().join("real.dpkg-new"), "x").unwrap();
+        assert!(covers(&s, &ex, &d.path().join("cron.dpkg-new/evil")));
+        assert!(covers(&s, &ex, &d.path().join("cron.dpkg-new")));
+        assert!(!covers(&s, &ex, &d.path().join("real.dpkg-new")));
+        let walked: Vec<_> = walk(&s, &ex).into_iter().map(|(p, _)| p).collect();
+        assert!(
+            walked.contains(&d.path().join("cron.dpkg-new/evil")),
+            "{walked:?}"
+        );
+        assert!(
+            !walked.contains(&d.path().join("real.dpkg-new")),
+            "{walked:?}"
+        );
         // a single `*` no longer crosses directories
         let ex = Excludes::new(&["/etc/*.log".to_string()]).unwrap();
-        assert!(ex.matches(std::path::Path::new("/etc/a.log")));
-        assert!(!ex.matches(std::path::Path::new("/etc/sub/a.log")));
+        assert!(ex.matches(std::path::Path::new("/etc/a.log"), false));
+        assert!(!ex.matches(std::path::Path::new("/etc/sub/a.log"), false));
     }
     use super::*;
     use crate::integrity::{Attrs, Severity};
@@ -231,6 +275,7 @@ mod tests {
             paths: vec![root.to_path_buf()],
             recursive,
             exclude: exclude.iter().map(|s| s.to_string()).collect(),
+            exclude_files: vec![],
             attrs: Attrs::ALL,
             severity: Severity::High,
         }

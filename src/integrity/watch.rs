@@ -89,7 +89,7 @@ impl Watcher {
         for s in sets {
             inst.push(Instance {
                 set: s.clone(),
-                ex: Excludes::new(&s.exclude)?,
+                ex: Excludes::for_set(s)?,
                 inotify: Inotify::init().map_err(IntegrityError::Inotify)?,
                 wds: HashMap::new(),
                 by_path: HashMap::new(),
@@ -156,7 +156,7 @@ impl Watcher {
         let mut it = w.into_iter();
         while let Some(r) = it.next() {
             let Ok(e) = r else { continue };
-            if self.inst[i].ex.matches(e.path()) {
+            if self.inst[i].ex.matches(e.path(), e.file_type().is_dir()) {
                 if e.file_type().is_dir() {
                     it.skip_current_dir();
                 }

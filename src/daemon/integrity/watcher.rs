@@ -67,7 +67,7 @@ impl Inner {
                     let mut updates = Vec::new();
                     for (set, dir) in &batch.new_dirs {
                         if let Some(s) = cfg.sets.get(*set)
-                            && let Ok(ex) = scan::Excludes::new(&s.exclude)
+                            && let Ok(ex) = scan::Excludes::for_set(s)
                         {
                             let mut sub = s.clone();
                             sub.paths = vec![dir.clone()];
