@@ -125,10 +125,20 @@ impl Watcher {
         let inst = &mut self.inst[i];
         match inst.inotify.watches().add(path, mask) {
             Ok(wd) => {
-                // the same inode may already be watched under another name
-                if let std::collections::hash_map::Entry::Vacant(v) = inst.wds.entry(wd.clone()) {
-                    v.insert((path.to_path_buf(), dir));
-                    self.used += 1;
+                // the same inode may already be watched under another name: a hard link (both
+                // names exist: keep the first), or a rename (`mv A B`: the old name is gone, so
+                // the watch and its events now belong to the new one)
+                match inst.wds.entry(wd.clone()) {
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        v.insert((path.to_path_buf(), dir));
+                        self.used += 1;
+                    }
+                    std::collections::hash_map::Entry::Occupied(mut o) => {
+                        if o.get().0 != path && std::fs::symlink_metadata(&o.get().0).is_err() {
+                            let old = std::mem::replace(o.get_mut(), (path.to_path_buf(), dir)).0;
+                            inst.by_path.remove(&old);
+                        }
+                    }
                 }
                 inst.by_path.insert(path.to_path_buf(), wd);
                 true

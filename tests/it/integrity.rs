@@ -977,3 +977,44 @@ fn a_noisy_file_owned_by_nobody_cannot_push_roots_events_out_of_the_log() {
         .unwrap();
     assert!(n >= 10, "{n} folded");
 }
+
+/// `mv A B` of a watched directory, accepted: changes under B/ (and deeper) are seen live,
+/// under their new names, not only at the next full scan.
+#[test]
+fn after_an_accepted_directory_rename_changes_under_the_new_name_are_seen_live() {
+    let s = Setup::start_with("", |t| {
+        fs::create_dir_all(t.join("A/sub")).unwrap();
+        fs::write(t.join("A/f"), "one\n").unwrap();
+        fs::write(t.join("A/sub/g"), "one\n").unwrap();
+    });
+    ok(s.ctl(&["integrity", "init"]));
+    fs::rename(s.p("A"), s.p("B")).unwrap();
+    s.wait_for("the rename", 10, |st| {
+        st["violations"].as_array().is_some_and(|v| {
+            v.iter()
+                .any(|x| x["path"].as_str().is_some_and(|p| p.ends_with("B/sub/g")))
+        })
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let paths: Vec<String> = s.violations().into_keys().collect();
+    let mut args = vec!["integrity", "accept"];
+    args.extend(paths.iter().map(String::as_str));
+    ok(s.ctl(&args));
+    s.wait_for("accepted", 10, |st| st["status"]["violations"] == 0);
+    fs::write(s.p("B/f"), "two\n").unwrap();
+    fs::write(s.p("B/sub/g"), "two\n").unwrap();
+    let (f, g) = (
+        s.p("B/f").display().to_string(),
+        s.p("B/sub/g").display().to_string(),
+    );
+    s.wait_for("changes under the new name", 10, |st| {
+        let v = st["violations"].as_array().cloned().unwrap_or_default();
+        let has = |p: &str| v.iter().any(|x| x["path"] == p);
+        has(&f) && has(&g)
+    });
+    assert!(
+        !s.violations().keys().any(|p| p.contains("/A/")),
+        "nothing under the old name: {:?}",
+        s.violations()
+    );
+}
