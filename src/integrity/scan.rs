@@ -78,7 +78,13 @@ impl Excludes {
 
     /// Whether `path` (a directory when `is_dir`) is excluded.
     pub fn matches(&self, path: &Path, is_dir: bool) -> bool {
-        self.any.is_match(path) || (!is_dir && self.files.is_match(path))
+        self.matches_with(path, || is_dir)
+    }
+
+    /// As `matches`, asking `is_dir` only when a files-only pattern matches (an lstat per
+    /// event would otherwise be paid for nothing).
+    fn matches_with(&self, path: &Path, is_dir: impl FnOnce() -> bool) -> bool {
+        self.any.is_match(path) || (self.files.is_match(path) && !is_dir())
     }
 }
 
@@ -102,9 +108,11 @@ pub fn covers(set: &WatchSet, ex: &Excludes, path: &Path) -> bool {
             cur.push(c);
             // what lies between is a directory; the path itself is what lstat says (a file
             // that is gone counts as a file)
-            let is_dir = i + 1 < last
-                || std::fs::symlink_metadata(&cur).is_ok_and(|m| m.file_type().is_dir());
-            if ex.matches(&cur, is_dir) {
+            let is_dir = || {
+                i + 1 < last
+                    || std::fs::symlink_metadata(&cur).is_ok_and(|m| m.file_type().is_dir())
+            };
+            if ex.matches_with(&cur, is_dir) {
                 ok = false;
                 break;
             }

@@ -126,15 +126,16 @@ impl Watcher {
         match inst.inotify.watches().add(path, mask) {
             Ok(wd) => {
                 // the same inode may already be watched under another name: a hard link (both
-                // names exist: keep the first), or a rename (`mv A B`: the old name is gone, so
-                // the watch and its events now belong to the new one)
+                // names are this inode: keep the first), or a rename (`mv A B`: the old name is
+                // gone or now another inode — `mv A B; mkdir A` — so the watch and its events
+                // belong to the new name)
                 match inst.wds.entry(wd.clone()) {
                     std::collections::hash_map::Entry::Vacant(v) => {
                         v.insert((path.to_path_buf(), dir));
                         self.used += 1;
                     }
                     std::collections::hash_map::Entry::Occupied(mut o) => {
-                        if o.get().0 != path && std::fs::symlink_metadata(&o.get().0).is_err() {
+                        if o.get().0 != path && !same_inode(&o.get().0, path) {
                             let old = std::mem::replace(o.get_mut(), (path.to_path_buf(), dir)).0;
                             inst.by_path.remove(&old);
                         }
@@ -325,4 +326,15 @@ impl Watcher {
         }
         Ok(())
     }
+}
+
+/// Whether both names are the same inode now (a name that is gone is no inode).
+fn same_inode(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let id = |p: &Path| {
+        std::fs::symlink_metadata(p)
+            .ok()
+            .map(|m| (m.dev(), m.ino()))
+    };
+    matches!((id(a), id(b)), (Some(x), Some(y)) if x == y)
 }

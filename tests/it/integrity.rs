@@ -988,7 +988,10 @@ fn after_an_accepted_directory_rename_changes_under_the_new_name_are_seen_live()
         fs::write(t.join("A/sub/g"), "one\n").unwrap();
     });
     ok(s.ctl(&["integrity", "init"]));
+    // the attacker's variant: a new A at once, so the old name exists again (another inode)
+    // when the watcher handles the rename
     fs::rename(s.p("A"), s.p("B")).unwrap();
+    fs::create_dir(s.p("A")).unwrap();
     s.wait_for("the rename", 10, |st| {
         st["violations"].as_array().is_some_and(|v| {
             v.iter()
@@ -1001,6 +1004,8 @@ fn after_an_accepted_directory_rename_changes_under_the_new_name_are_seen_live()
     args.extend(paths.iter().map(String::as_str));
     ok(s.ctl(&args));
     s.wait_for("accepted", 10, |st| st["status"]["violations"] == 0);
+    // a new A is a new directory: accept it as well, then change what moved
+    ok(s.ctl(&["integrity", "accept", s.p("A").to_str().unwrap()]));
     fs::write(s.p("B/f"), "two\n").unwrap();
     fs::write(s.p("B/sub/g"), "two\n").unwrap();
     let (f, g) = (
