@@ -241,6 +241,25 @@ fn ctl(sw: &Swtpm, dir: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `hardenctl --json identity enroll` for `ek` against the CA directory `ca`.
+fn enroll(sw: &Swtpm, id: &Path, ek: &str, ca: &str) -> Output {
+    ctl(
+        sw,
+        id,
+        &[
+            "--json",
+            "identity",
+            "enroll",
+            "--ek",
+            ek,
+            "--subject",
+            "CN=gw-7",
+            "--ek-ca",
+            ca,
+        ],
+    )
+}
+
 fn json(o: &Output) -> serde_json::Value {
     serde_json::from_slice(&o.stdout).unwrap_or_else(|_| {
         panic!(
@@ -264,19 +283,7 @@ fn the_ek_certificate_is_checked_against_the_ca_and_against_this_tpm() {
         std::fs::copy(Path::new("/var/lib/swtpm-localca").join(f), ca.join(f)).unwrap();
     }
     let ca_s = ca.to_str().unwrap();
-    let o = ctl(
-        &sw,
-        &id,
-        &[
-            "--json",
-            "identity",
-            "enroll",
-            "--subject",
-            "CN=gw-7",
-            "--ek-ca",
-            ca_s,
-        ],
-    );
+    let o = enroll(&sw, &id, "rsa2048", ca_s);
     assert_eq!(
         o.status.code(),
         Some(0),
@@ -319,19 +326,7 @@ fn the_ek_certificate_is_checked_against_the_ca_and_against_this_tpm() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let o = ctl(
-        &sw,
-        &id,
-        &[
-            "--json",
-            "identity",
-            "enroll",
-            "--subject",
-            "CN=gw-7",
-            "--ek-ca",
-            foreign.to_str().unwrap(),
-        ],
-    );
+    let o = enroll(&sw, &id, "rsa2048", foreign.to_str().unwrap());
     assert_eq!(o.status.code(), Some(3));
     let v = json(&o);
     assert_eq!(v["ek_certificate_check"]["state"], "untrusted");
@@ -366,21 +361,7 @@ fn the_ek_certificate_is_checked_against_the_ca_and_against_this_tpm() {
         "-i",
         cert.to_str().unwrap(),
     ]);
-    let o = ctl(
-        &sw,
-        &id,
-        &[
-            "--json",
-            "identity",
-            "enroll",
-            "--ek",
-            "ecc-p256",
-            "--subject",
-            "CN=gw-7",
-            "--ek-ca",
-            ca_s,
-        ],
-    );
+    let o = enroll(&sw, &id, "ecc-p256", ca_s);
     assert_eq!(o.status.code(), Some(3));
     let v = json(&o);
     assert_eq!(v["ek_certificate_check"]["state"], "untrusted");
@@ -398,19 +379,7 @@ fn the_ek_certificate_is_checked_against_the_ca_and_against_this_tpm() {
     let qf = dir.path().join("q.json");
     std::fs::write(&qf, &q.stdout).unwrap();
     let ef = dir.path().join("enroll.json");
-    let o = ctl(
-        &sw,
-        &id,
-        &[
-            "--json",
-            "identity",
-            "enroll",
-            "--subject",
-            "CN=gw-7",
-            "--ek-ca",
-            ca_s,
-        ],
-    );
+    let o = enroll(&sw, &id, "rsa2048", ca_s);
     std::fs::write(&ef, &o.stdout).unwrap();
     let vq = |extra: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_hardenctl"))
