@@ -121,7 +121,7 @@ pub trait Integrity {
     fn init(&self) -> zbus::Result<(IntegrityInfo,)>;
     fn scan(&self) -> zbus::Result<(IntegrityInfo,)>;
     fn accept(&self, paths: Vec<String>) -> zbus::Result<u32>;
-    fn dpkg_hold(&self) -> zbus::Result<()>;
+    fn dpkg_hold(&self, admin_dir: String) -> zbus::Result<()>;
     fn accept_from_dpkg(&self, admin_dir: String) -> zbus::Result<DpkgAcceptance>;
     #[zbus(signal)]
     fn integrity_violation(

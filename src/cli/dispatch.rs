@@ -148,7 +148,9 @@ pub fn run(args: Args) -> ExitCode {
         Command::Integrity(IntegrityCmd::Status) => super::integrity::status(&out, &args.bus),
         Command::Integrity(IntegrityCmd::Init) => super::integrity::init(&out, &args.bus),
         Command::Integrity(IntegrityCmd::Scan) => super::integrity::scan(&out, &args.bus),
-        Command::Integrity(IntegrityCmd::DpkgHold) => super::integrity::dpkg_hold(&out, &args.bus),
+        Command::Integrity(IntegrityCmd::DpkgHold { dpkg_admin }) => {
+            super::integrity::dpkg_hold(&out, &args.bus, dpkg_admin.as_deref())
+        }
         Command::Integrity(IntegrityCmd::Events { count, follow }) => {
             super::integrity::events(&out, &args.bus, count, follow)
         }

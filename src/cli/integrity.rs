@@ -345,10 +345,18 @@ pub fn accept(
 }
 
 /// `dpkg-hold`: the dpkg pre-invoke hook.
-pub fn dpkg_hold(out: &Output, bus: &str) -> Result<Exit, CliError> {
+pub fn dpkg_hold(
+    out: &Output,
+    bus: &str,
+    dpkg_admin: Option<&std::path::Path>,
+) -> Result<Exit, CliError> {
     let c = Client::connect(bus)?;
     let p = proxy(&c)?;
-    c.block_on(p.dpkg_hold()).map_err(|e| bus_error(bus, e))?;
+    let admin = dpkg_admin
+        .map(|d| d.display().to_string())
+        .unwrap_or_default();
+    c.block_on(p.dpkg_hold(admin))
+        .map_err(|e| bus_error(bus, e))?;
     if out.json {
         out.json(&serde_json::json!({ "held": true }));
     }

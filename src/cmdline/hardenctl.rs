@@ -216,8 +216,13 @@ pub enum IntegrityCmd {
         follow: bool,
     },
     /// dpkg is about to run (the dpkg pre-invoke hook, root): alerts wait for
-    /// `accept --from-dpkg` (at most an hour), so package updates raise none.
-    DpkgHold,
+    /// `accept --from-dpkg` (at most an hour from the first call), so package updates raise
+    /// none; removals are later judged by what dpkg's database lists now.
+    DpkgHold {
+        /// dpkg's admin directory (default /var/lib/dpkg).
+        #[arg(long)]
+        dpkg_admin: Option<PathBuf>,
+    },
     /// Take the current state of PATHs into the baseline (root), or with --from-dpkg
     /// every violation whose content matches its package's md5sum (the dpkg hook).
     Accept {

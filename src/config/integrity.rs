@@ -30,6 +30,8 @@ struct RawWatch {
     recursive: Option<bool>,
     #[serde(default)]
     exclude: Vec<Spanned<String>>,
+    #[serde(default)]
+    exclude_files: Vec<Spanned<String>>,
     attributes: Option<Vec<Spanned<String>>>,
     severity: Option<Spanned<String>>,
 }
@@ -117,13 +119,14 @@ pub(super) fn parse(src: &Source, r: &Raw) -> Result<IntegrityConfig, ConfigErro
             .iter()
             .map(|p| absolute_value(src, p, "integrity.watch.paths"))
             .collect::<Result<Vec<_>, _>>()?;
-        for e in &w.exclude {
-            if let Err(err) = globset::Glob::new(e.get_ref()) {
-                return Err(invalid(
-                    e.span(),
-                    "integrity.watch.exclude",
-                    err.to_string(),
-                ));
+        for (list, key) in [
+            (&w.exclude, "integrity.watch.exclude"),
+            (&w.exclude_files, "integrity.watch.exclude_files"),
+        ] {
+            for e in list {
+                if let Err(err) = globset::Glob::new(e.get_ref()) {
+                    return Err(invalid(e.span(), key, err.to_string()));
+                }
             }
         }
         let attrs = match &w.attributes {
@@ -161,7 +164,11 @@ pub(super) fn parse(src: &Source, r: &Raw) -> Result<IntegrityConfig, ConfigErro
             paths,
             recursive: w.recursive.unwrap_or(true),
             exclude: w.exclude.iter().map(|e| e.get_ref().clone()).collect(),
-            exclude_files: Vec::new(),
+            exclude_files: w
+                .exclude_files
+                .iter()
+                .map(|e| e.get_ref().clone())
+                .collect(),
             attrs,
             severity,
         });
@@ -187,7 +194,18 @@ mod tests {
         assert_eq!(c.integrity.scan_interval, 6 * 3600);
         assert_eq!(c.integrity.sets.len(), 1);
         assert!(!c.integrity.sets[0].attrs.owner);
-        assert_eq!(parse("").unwrap().integrity.sets.len(), 5, "the defaults");
+        assert_eq!(parse("").unwrap().integrity.sets.len(), 6, "the defaults");
+        let c = parse(
+            "[[integrity.watch]]\nname = \"a\"\npaths = [\"/x\"]\nexclude_files = [\"**/*.tmp\"]\n",
+        )
+        .unwrap();
+        assert_eq!(c.integrity.sets[0].exclude_files, ["**/*.tmp"]);
+        let e = parse(
+            "[[integrity.watch]]\nname = \"a\"\npaths = [\"/x\"]\nexclude_files = [\"a[\"]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains(":4: integrity.watch.exclude_files: "), "{e}");
         let e = parse(
             "[[integrity.watch]]\nname = \"a\"\npaths = [\"/x\"]\n\nattributes = [\"colour\"]\n",
         )

@@ -144,7 +144,12 @@ pub fn load(path: &Path, key: &MacKey) -> Result<Baseline, IntegrityError> {
 
 /// Writes the baseline: the current file becomes `.prev`, the new one replaces it atomically.
 pub fn store(path: &Path, b: &Baseline, key: &MacKey) -> Result<(), IntegrityError> {
-    let bytes = encode(b, key)?;
+    write_encoded(path, &encode(b, key)?)
+}
+
+/// Writes a baseline [`encode`] made: the current file becomes `.prev`, the new one
+/// replaces it atomically.
+pub fn write_encoded(path: &Path, bytes: &[u8]) -> Result<(), IntegrityError> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -159,7 +164,7 @@ pub fn store(path: &Path, b: &Baseline, key: &MacKey) -> Result<(), IntegrityErr
             .mode(0o600)
             .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
             .open(&tmp)?;
-        f.write_all(&bytes)?;
+        f.write_all(bytes)?;
         f.sync_all()?;
         if path.exists() {
             // keep the current generation: hard link, then rename over the old .prev

@@ -81,14 +81,16 @@ fn unstable(path: &Path) -> std::io::Error {
 
 /// The one read path for file content: opened with O_NOFOLLOW, O_NONBLOCK and (where
 /// allowed) O_NOATIME; after the open, `fstat` must show the regular file the caller's
-/// lstat `expect` saw (same device and inode), and at most its size is read. `Ok(false)`:
-/// the file changed under the read (replaced, grown, shrunk, or a device or FIFO swapped
-/// in) and `on_chunk` saw something that must not be used.
-pub fn read_content(
+/// lstat `expect` saw (same device, inode, mode and owner: what is judged is what was
+/// read), and at most its size is read. `Ok(None)`: the file changed under the read
+/// (replaced, grown, shrunk, re-permissioned, or a device or FIFO swapped in) and
+/// `on_chunk` saw something that must not be used. `Ok(Some(file))`: the open file, for
+/// what else is judged on the same descriptor (xattrs).
+pub fn read_open(
     path: &Path,
     expect: &Metadata,
     on_chunk: &mut dyn FnMut(&[u8]),
-) -> std::io::Result<bool> {
+) -> std::io::Result<Option<File>> {
     let open = |flags| {
         OpenOptions::new()
             .read(true)
@@ -101,11 +103,12 @@ pub fn read_content(
         r => r?,
     };
     let fm = f.metadata()?;
-    if !fm.file_type().is_file() || (fm.dev(), fm.ino()) != (expect.dev(), expect.ino()) {
-        return Ok(false);
+    let id = |m: &Metadata| (m.dev(), m.ino(), m.mode(), m.uid(), m.gid());
+    if !fm.file_type().is_file() || id(&fm) != id(expect) {
+        return Ok(None);
     }
     // one byte more than the size: a file that grew is noticed without reading it all
-    let mut r = f.take(expect.size().saturating_add(1));
+    let mut r = (&f).take(expect.size().saturating_add(1));
     let mut buf = vec![0u8; READ_BUF];
     let mut total = 0u64;
     loop {
@@ -116,7 +119,16 @@ pub fn read_content(
         total += n as u64;
         on_chunk(&buf[..n]);
     }
-    Ok(total == expect.size())
+    Ok((total == expect.size()).then_some(f))
+}
+
+/// [`read_open`] without the descriptor: `Ok(false)` when the file changed under the read.
+pub fn read_content(
+    path: &Path,
+    expect: &Metadata,
+    on_chunk: &mut dyn FnMut(&[u8]),
+) -> std::io::Result<bool> {
+    Ok(read_open(path, expect, on_chunk)?.is_some())
 }
 
 /// SHA-256 of the regular file `expect` describes (see [`read_content`]); `None` when it
@@ -134,19 +146,35 @@ pub fn hash_file(
     Ok(same.then(|| h.finalize().into()))
 }
 
-fn read_xattrs(path: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    // `xattr::list`/`get` do not follow symlinks (llistxattr, lgetxattr)
-    if let Ok(names) = xattr::list(path) {
-        for n in names {
-            let name = n.to_string_lossy().into_owned();
-            if let Ok(Some(v)) = xattr::get(path, &n) {
-                out.push((name, v));
-            }
-        }
-    }
+fn sorted_xattrs(
+    names: impl Iterator<Item = std::ffi::OsString>,
+    get: impl Fn(&std::ffi::OsStr) -> std::io::Result<Option<Vec<u8>>>,
+) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(String, Vec<u8>)> = names
+        .filter_map(|n| {
+            let v = get(&n).ok()??;
+            Some((n.to_string_lossy().into_owned(), v))
+        })
+        .collect();
     out.sort();
     out
+}
+
+/// The xattrs of the open file `f` (fgetxattr: the inode that was read, not a name).
+fn fd_xattrs(f: &File) -> Vec<(String, Vec<u8>)> {
+    use xattr::FileExt;
+    match f.list_xattr() {
+        Ok(names) => sorted_xattrs(names, |n| f.get_xattr(n)),
+        Err(_) => Vec::new(),
+    }
+}
+
+fn read_xattrs(path: &Path) -> Vec<(String, Vec<u8>)> {
+    // `xattr::list`/`get` do not follow symlinks (llistxattr, lgetxattr)
+    match xattr::list(path) {
+        Ok(names) => sorted_xattrs(names, |n| xattr::get(path, n)),
+        Err(_) => Vec::new(),
+    }
 }
 
 impl Entry {
@@ -195,6 +223,44 @@ impl Entry {
         Err(unstable(path))
     }
 
+    /// Records `path` and, for a regular file, the MD5 of the very bytes its SHA-256 was
+    /// computed over (one read: what dpkg's md5sums are compared with is exactly what is
+    /// stored). `None`: the path does not exist. The content is read even when the set
+    /// does not compare it (dpkg vouches for content only); then no SHA-256 is kept.
+    pub fn read_with_md5(
+        path: &Path,
+        a: &Attrs,
+    ) -> std::io::Result<Option<(Entry, Option<[u8; 16]>)>> {
+        use md5::Md5;
+        let mut m = match std::fs::symlink_metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let with_content = Attrs {
+            content: true,
+            ..*a
+        };
+        for _ in 0..MAX_TRIES {
+            let mut md5 = Md5::new();
+            let read =
+                Self::try_read_with(path, &m, &with_content, &mut |_| {}, &mut |b| md5.update(b))?;
+            if let Some(mut e) = read {
+                let sum = (e.kind == Kind::File).then(|| md5.finalize().into());
+                if !a.content {
+                    e.sha256 = None;
+                }
+                return Ok(Some((e, sum)));
+            }
+            m = match std::fs::symlink_metadata(path) {
+                Ok(m) => m,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(e),
+            };
+        }
+        Err(unstable(path))
+    }
+
     /// One read of `path` as `m` describes it; `None` when it changed meanwhile.
     fn try_read(
         path: &Path,
@@ -202,14 +268,35 @@ impl Entry {
         a: &Attrs,
         on_read: &mut dyn FnMut(usize),
     ) -> std::io::Result<Option<Entry>> {
+        Self::try_read_with(path, m, a, on_read, &mut |_| {})
+    }
+
+    /// [`try_read`](Self::try_read), every chunk of content also handed to `also`. Mode,
+    /// owner and xattrs of a regular file whose content is read are the open descriptor's.
+    fn try_read_with(
+        path: &Path,
+        m: &Metadata,
+        a: &Attrs,
+        on_read: &mut dyn FnMut(usize),
+        also: &mut dyn FnMut(&[u8]),
+    ) -> std::io::Result<Option<Entry>> {
         let kind = Kind::of(m);
-        let sha256 = match kind {
-            Kind::File if a.content => match hash_file(path, m, on_read)? {
-                Some(h) => Some(h),
-                None => return Ok(None),
-            },
-            _ => None,
-        };
+        let (mut sha256, mut fd_x) = (None, None);
+        if kind == Kind::File && a.content {
+            let mut h = Sha256::new();
+            let Some(f) = read_open(path, m, &mut |b| {
+                on_read(b.len());
+                h.update(b);
+                also(b);
+            })?
+            else {
+                return Ok(None);
+            };
+            sha256 = Some(h.finalize().into());
+            if a.xattrs {
+                fd_x = Some(fd_xattrs(&f));
+            }
+        }
         let target = match kind {
             Kind::Symlink => Some(
                 std::os::unix::ffi::OsStrExt::as_bytes(std::fs::read_link(path)?.as_os_str())
@@ -219,9 +306,15 @@ impl Entry {
         };
         // the file may have been replaced while it was hashed: a second lstat must agree
         let m2 = std::fs::symlink_metadata(path)?;
-        if m2.ino() != m.ino() || m2.size() != m.size() || m2.mode() != m.mode() {
+        let id = |m: &Metadata| (m.ino(), m.size(), m.mode(), m.uid(), m.gid());
+        if id(&m2) != id(m) {
             return Ok(None);
         }
+        let xattrs = match fd_x {
+            Some(x) => x,
+            None if a.xattrs => read_xattrs(path),
+            None => Vec::new(),
+        };
         Ok(Some(Entry {
             kind,
             mode: m.mode() & 0o7777,
@@ -230,11 +323,7 @@ impl Entry {
             size: if kind == Kind::Dir { 0 } else { m.size() },
             sha256,
             target,
-            xattrs: if a.xattrs {
-                read_xattrs(path)
-            } else {
-                Vec::new()
-            },
+            xattrs,
             ino: m.ino(),
             // a directory's link count changes with every subdirectory added or removed
             nlink: if kind == Kind::Dir { 0 } else { m.nlink() },

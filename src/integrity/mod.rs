@@ -95,22 +95,23 @@ impl Attrs {
         xattrs: true,
         inode: true,
     };
+    pub const NONE: Attrs = Attrs {
+        content: false,
+        size: false,
+        mode: false,
+        owner: false,
+        kind: false,
+        target: false,
+        xattrs: false,
+        inode: false,
+    };
     pub const NAMES: [&'static str; 8] = [
         "content", "size", "mode", "owner", "type", "target", "xattrs", "inode",
     ];
 
     /// From names (`content`, `size`, `mode`, `owner`, `type`, `target`, `xattrs`, `inode`).
     pub fn from_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Attrs, String> {
-        let mut a = Attrs {
-            content: false,
-            size: false,
-            mode: false,
-            owner: false,
-            kind: false,
-            target: false,
-            xattrs: false,
-            inode: false,
-        };
+        let mut a = Attrs::NONE;
         for n in names {
             match n {
                 "content" => a.content = true,
@@ -220,6 +221,10 @@ impl WatchSet {
             WatchSet::new("binaries", &["/usr/bin", "/usr/sbin"], Severity::Critical),
             WatchSet::new("systemd", &["/usr/lib/systemd"], Severity::Critical),
             WatchSet::new("boot", &["/boot"], Severity::Critical),
+            // dpkg's own record (md5sums, lists, maintainer scripts): what acceptance trusts.
+            // Changed during a dpkg run it is dpkg's bookkeeping; changed outside one it is
+            // reported, and that package's md5sums vouch for nothing in the next run
+            WatchSet::new("dpkg", &["/var/lib/dpkg/info"], Severity::High),
             WatchSet::new(
                 "hardend",
                 &[

@@ -282,39 +282,46 @@ impl Monitor {
     }
 
     /// Takes entries read for staged paths into the baseline (`None`: the path is gone and
-    /// leaves the baseline) and clears their violations.
-    pub fn commit(&mut self, read: Vec<(Staged, Option<Entry>)>) -> Vec<Update> {
+    /// leaves the baseline) and clears their violations. Returns what [`Monitor::undo`]
+    /// needs to put the replaced entries back (no copy of the whole baseline).
+    pub fn commit(&mut self, read: Vec<(Staged, Option<Entry>)>) -> (Undo, Vec<Update>) {
         let mut out = Vec::new();
+        let mut undo = Undo(Vec::with_capacity(read.len()));
         for (st, cur) in read {
             let k = key(&st.path);
             if let Some(b) = self.baseline.as_mut() {
-                match cur {
-                    Some(e) => {
-                        b.entries.insert(k.clone(), (st.set as u16, e));
-                    }
-                    None => {
-                        b.entries.remove(&k);
-                    }
-                }
+                let old = match cur {
+                    Some(e) => b.entries.insert(k.clone(), (st.set as u16, e)),
+                    None => b.entries.remove(&k),
+                };
+                undo.0.push((k.clone(), old));
             }
             self.record(k, None, &mut out);
         }
-        out
+        (undo, out)
     }
 
     /// Takes the current state of every path into the baseline. Everything is read first:
     /// a path outside the watch sets or unreadable changes nothing at all.
     pub fn accept_all(&mut self, paths: &[PathBuf]) -> Result<Vec<Update>, IntegrityError> {
         let read = read_staged(self.stage(paths)?)?;
-        Ok(self.commit(read))
+        Ok(self.commit(read).1)
     }
 
-    /// Puts back a baseline saved before a change that could not be stored, and judges
-    /// `paths` against it again.
-    pub fn revert(&mut self, saved: Option<Baseline>, paths: &[PathBuf]) {
-        self.baseline = saved;
-        for p in paths {
-            let _ = self.check_path(p);
+    /// Puts back the entries a [`Monitor::commit`] replaced (its change could not be
+    /// stored); the caller judges the paths again.
+    pub fn undo(&mut self, undo: Undo) {
+        if let Some(b) = self.baseline.as_mut() {
+            for (k, old) in undo.0.into_iter().rev() {
+                match old {
+                    Some(e) => {
+                        b.entries.insert(k, e);
+                    }
+                    None => {
+                        b.entries.remove(&k);
+                    }
+                }
+            }
         }
     }
 
@@ -326,6 +333,13 @@ impl Monitor {
         (self.baseline_entry(&key(path)).cloned(), attrs)
     }
 }
+
+/// The entries a commit replaced (`None`: the path was not in the baseline).
+#[derive(Debug, Default)]
+pub struct Undo(Vec<(Vec<u8>, Option<Recorded>)>);
+
+/// A baseline record: the set index and the entry.
+pub type Recorded = (u16, Entry);
 
 /// A path accepted into the baseline, before its current state is read.
 #[derive(Clone, Debug)]

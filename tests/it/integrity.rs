@@ -718,6 +718,8 @@ async fn during_a_dpkg_run_only_what_dpkg_does_not_vouch_for_is_alerted() {
     let s = Setup::start_with("", |t| {
         fs::write(t.join("pkgfile"), "version 1\n").unwrap();
         fs::write(t.join("other"), "version 1\n").unwrap();
+        fs::write(t.join("purged.conf"), "old package\n").unwrap();
+        fs::write(t.join("admins-rule"), "the admin's own file\n").unwrap();
     });
     ok(s.ctl(&["integrity", "init"]));
     let admin = tempfile::tempdir().unwrap();
@@ -741,16 +743,21 @@ async fn during_a_dpkg_run_only_what_dpkg_does_not_vouch_for_is_alerted() {
         .unwrap();
     let proxy = IntegrityProxy::new(&conn).await.unwrap();
     let mut signals = proxy.receive_integrity_violation().await.unwrap();
+    let old_list = admin.path().join("info/old.list");
+    fs::write(&old_list, format!("{}\n", s.p("purged.conf").display())).unwrap();
     // what the dpkg hooks do around an upgrade
-    ok(s.ctl(&["integrity", "dpkg-hold"]));
+    let admin_dir = admin.path().to_str().unwrap();
+    ok(s.ctl(&["integrity", "dpkg-hold", "--dpkg-admin", admin_dir]));
     fs::write(s.p("pkgfile"), "version 2\n").unwrap();
     fs::write(s.p("other"), "not what the package ships\n").unwrap();
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    assert_eq!(
-        s.status()["status"]["violations"],
-        2,
-        "recorded while dpkg runs"
-    );
+    // dpkg purges package old (its file and its list go); the attacker removes the admin's
+    // file under cover of the run: no package ever listed it
+    fs::remove_file(s.p("purged.conf")).unwrap();
+    fs::remove_file(&old_list).unwrap();
+    fs::remove_file(s.p("admins-rule")).unwrap();
+    s.wait_for("recorded while dpkg runs", 10, |st| {
+        st["status"]["violations"] == 4
+    });
     assert!(
         tokio::time::timeout(Duration::from_millis(300), signals.next())
             .await
@@ -765,21 +772,32 @@ async fn during_a_dpkg_run_only_what_dpkg_does_not_vouch_for_is_alerted() {
         admin.path().to_str().unwrap(),
     ]);
     assert_eq!(out.status.code(), Some(3));
-    let sig = tokio::time::timeout(Duration::from_secs(5), signals.next())
-        .await
-        .expect("the alert for the file dpkg does not vouch for")
-        .unwrap();
-    assert_eq!(
-        *sig.args().unwrap().path(),
-        s.p("other").display().to_string()
-    );
+    let mut alerted = std::collections::BTreeSet::new();
+    for _ in 0..2 {
+        let sig = tokio::time::timeout(Duration::from_secs(5), signals.next())
+            .await
+            .expect("the alerts for what dpkg does not vouch for")
+            .unwrap();
+        alerted.insert(sig.args().unwrap().path().to_string());
+    }
+    let want: std::collections::BTreeSet<String> = [s.p("other"), s.p("admins-rule")]
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    assert_eq!(alerted, want);
     assert!(
         tokio::time::timeout(Duration::from_millis(500), signals.next())
             .await
             .is_err(),
-        "and none for the package's own file"
+        "and none for the package's own file or the purged package's removal"
     );
-    assert_eq!(s.violations().len(), 1);
+    let v = s.violations();
+    assert_eq!(v.len(), 2, "{v:?}");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.contains("no package listed it when this dpkg run began"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -872,13 +890,19 @@ fn names_that_are_not_utf8_are_reported_and_accepted_exactly_and_a_missing_path_
 fn a_change_made_and_reverted_during_a_dpkg_hold_is_still_logged() {
     let s = Setup::start_with("", |t| fs::write(t.join("f"), "one\n").unwrap());
     ok(s.ctl(&["integrity", "init"]));
-    ok(s.ctl(&["integrity", "dpkg-hold"]));
+    let admin = tempfile::tempdir().unwrap();
+    fs::create_dir_all(admin.path().join("info")).unwrap();
+    let hold = [
+        "integrity",
+        "dpkg-hold",
+        "--dpkg-admin",
+        admin.path().to_str().unwrap(),
+    ];
+    ok(s.ctl(&hold));
     fs::write(s.p("f"), "evil\n").unwrap();
     s.wait_for("the change", 10, |st| st["status"]["violations"] == 1);
     fs::write(s.p("f"), "one\n").unwrap();
     s.wait_for("the revert", 10, |st| st["status"]["violations"] == 0);
-    let admin = tempfile::tempdir().unwrap();
-    fs::create_dir_all(admin.path().join("info")).unwrap();
     let out = s.ctl(&[
         "integrity",
         "accept",

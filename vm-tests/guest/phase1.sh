@@ -358,6 +358,25 @@ check "f: no alert was raised for the package's file" bash -c '! grep -q vmtest-
 echo 'echo evil' >> /usr/bin/vmtest-hello
 sleep 1
 check "f: a file that does not match its package stays a violation" bash -c '! hardenctl integrity accept --from-dpkg && hardenctl integrity status | grep -E "vmtest-hello +modified"'
+hardenctl integrity accept /usr/bin/vmtest-hello >/dev/null
+# a removal during a dpkg run is dpkg's only for a path a package listed when it began: a
+# maintainer script removing an admin's file under cover of the run is alerted
+echo "blacklist vmtest" > /etc/modprobe.d/vmtest-admin.conf
+check "f: the admin's file is accepted" hardenctl integrity accept /etc/modprobe.d/vmtest-admin.conf
+mkpkg 3 >/dev/null
+printf '#!/bin/sh\nrm -f /etc/modprobe.d/vmtest-admin.conf\n' > /var/tmp/pkg-3/DEBIAN/postinst
+chmod 755 /var/tmp/pkg-3/DEBIAN/postinst
+dpkg-deb --build /var/tmp/pkg-3 /var/tmp/vmtest-hello_3.deb >/dev/null
+seen=$(wc -l < /var/tmp/integrity-signals.txt)
+since() { tail -n "+$((seen + 1))" /var/tmp/integrity-signals.txt; }
+check "f: a package whose script removes an admin's file installs" dpkg -i /var/tmp/vmtest-hello_3.deb
+check "f: ... that removal is alerted, not accepted from dpkg" wait_for 30 bash -c "$(declare -f since); seen=$seen; since | grep -q /etc/modprobe.d/vmtest-admin.conf"
+check "f: ... while the package's own new version raised nothing" bash -c "$(declare -f since); seen=$seen; ! since | grep -q /usr/bin/vmtest-hello && ! hardenctl integrity status | grep -q /usr/bin/vmtest-hello"
+check "f: removing the package (dpkg -r) is accepted: its files and its lists" bash -c 'dpkg -r vmtest-hello >/dev/null && sleep 1 && ! hardenctl integrity status | grep -q vmtest-hello'
+# dpkg's md5sums edited outside a dpkg run: reported in set dpkg, and they vouch for nothing
+echo "0123456789abcdef0123456789abcdef  usr/bin/true" >> /var/lib/dpkg/info/coreutils.md5sums
+check "f: dpkg's md5sums edited outside a dpkg run are a violation (set dpkg)" wait_for 30 bash -c 'hardenctl integrity status | grep -E "coreutils.md5sums +modified +dpkg"'
+sed -i '$d' /var/lib/dpkg/info/coreutils.md5sums
 kill "$mon" 2>/dev/null
 hardenctl integrity events -n 20 > "$H/results/integrity-events.txt" 2>&1
 # last in phase 1 (a restarted daemon rescans: nothing above must race with that)

@@ -134,16 +134,22 @@ impl Integrity {
     }
 
     /// dpkg is about to change files (its pre-invoke hook): violations are still recorded,
-    /// but their alerts wait for AcceptFromDpkg (at most an hour), so that what dpkg vouches
-    /// for raises none.
+    /// but their alerts wait for AcceptFromDpkg (at most an hour from the first call; asking
+    /// again does not extend it), so that what dpkg vouches for raises none. Takes the
+    /// snapshot of dpkg's database (`admin_dir` "" = /var/lib/dpkg) removals are judged by.
     async fn dpkg_hold(
         &self,
+        admin_dir: String,
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<()> {
         auth::require_root(conn, &hdr, &self.pillars.services, "DpkgHold").await?;
-        self.pillars.integrity.dpkg_hold();
-        Ok(())
+        let admin = (!admin_dir.is_empty()).then(|| PathBuf::from(admin_dir));
+        self.pillars
+            .integrity
+            .dpkg_hold(admin)
+            .await
+            .map_err(failed)
     }
 
     /// Accepts the violations whose content matches dpkg's md5sums (`admin_dir` "" =

@@ -2,41 +2,63 @@
 //! what dpkg vouches for — always all or nothing (the baseline in memory is the one on disk).
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use super::publish::MAX_HOLD;
-use super::{Inner, IntegrityService, joined};
-use crate::integrity::dpkg::{DPKG_ADMIN, DpkgDb, md5_file};
-use crate::integrity::entry::{Kind, compare};
+use super::{Inner, IntegrityService, baseline_path, joined};
+use crate::integrity::db;
+use crate::integrity::dpkg::{DPKG_ADMIN, DpkgDb, HoldSnapshot, vouch};
+use crate::integrity::entry::Entry;
 use crate::integrity::key::MacKey;
 use crate::integrity::log::Event;
-use crate::integrity::monitor::{Update, read_entry, read_staged};
-use crate::integrity::{Attrs, ChangeKind, IntegrityError, Violation};
+use crate::integrity::monitor::{Staged, Update, read_staged};
+use crate::integrity::{IntegrityError, Violation};
 
 impl Inner {
-    /// Reads `paths`, takes them into the baseline and stores it; when storing fails the
-    /// baseline in memory goes back to what it was. Runs on a blocking thread.
+    /// Reads `paths`, takes them into the baseline and stores it (see [`Inner::commit_read`]).
     fn commit_accept(
         &self,
         paths: &[PathBuf],
         key: &MacKey,
     ) -> Result<Vec<Update>, IntegrityError> {
         let staged = self.state().monitor.stage(paths)?;
-        let read = read_staged(staged)?;
-        let (saved, updates, b) = {
+        self.commit_read(read_staged(staged)?, key)
+    }
+
+    /// Takes exactly the entries in `read` into the baseline and stores it; when storing
+    /// fails the baseline in memory goes back to what it was. No copy of the baseline is
+    /// made: the entries replaced are kept to undo, and the encoding (CPU only) happens
+    /// under the lock, the write outside it. Whatever changed on disk since the entries
+    /// were read is then judged against the new baseline (raised, never absorbed).
+    fn commit_read(
+        &self,
+        read: Vec<(Staged, Option<Entry>)>,
+        key: &MacKey,
+    ) -> Result<Vec<Update>, IntegrityError> {
+        let paths: Vec<PathBuf> = read.iter().map(|(st, _)| st.path.clone()).collect();
+        let (undo, mut updates, bytes) = {
             let mut s = self.state();
-            let saved = s.monitor.baseline.clone();
-            let updates = s.monitor.commit(read);
-            (saved, updates, s.monitor.baseline.clone())
+            let (undo, updates) = s.monitor.commit(read);
+            let bytes = s.monitor.baseline.as_ref().map(|b| db::encode(b, key));
+            (undo, updates, bytes)
         };
-        if let Some(b) = b
-            && let Err(e) = self.store(&b, key)
-        {
+        let stored = match bytes {
+            None => Ok(()),
+            Some(Ok(bytes)) => db::write_encoded(&baseline_path(&self.cfg().dir), &bytes),
+            Some(Err(e)) => Err(e),
+        };
+        if let Err(e) = stored {
             // not on disk, so not in memory either
-            self.state().monitor.revert(saved, paths);
+            self.state().monitor.undo(undo);
+            for p in &paths {
+                let _ = self.judge(p);
+            }
             return Err(e);
+        }
+        for p in &paths {
+            updates.extend(self.judge(p));
         }
         Ok(updates)
     }
@@ -66,29 +88,83 @@ impl IntegrityService {
     }
 
     /// dpkg is about to run (its pre-invoke hook): hold alerts until `accept_from_dpkg`, at
-    /// most [`MAX_HOLD`] after the hold began — calling it again does not extend it.
-    pub fn dpkg_hold(&self) {
-        let mut s = self.inner.state();
-        if s.monitor.baseline.is_none() {
-            return; // nothing is compared yet, so nothing to hold
-        }
+    /// most [`MAX_HOLD`] after the hold began — calling it again does not extend it, nor
+    /// does it retake the snapshot of dpkg's database (`admin`, default /var/lib/dpkg) that
+    /// removals and dpkg's own info files are judged by.
+    pub async fn dpkg_hold(&self, admin: Option<PathBuf>) -> Result<(), IntegrityError> {
+        let admin = admin.unwrap_or_else(|| PathBuf::from(DPKG_ADMIN));
         let now = Instant::now();
-        let active = s.hold_until.is_some_and(|t| now < t);
-        s.hold_until = Some(hold_deadline(s.hold_until, now));
-        if active {
-            tracing::info!("integrity: dpkg is running; the hold in place keeps its deadline");
-        } else {
-            tracing::info!("integrity: dpkg is running; alerts wait for `accept --from-dpkg`");
+        {
+            let mut s = self.inner.state();
+            if s.monitor.baseline.is_none() {
+                return Ok(()); // nothing is compared yet, so nothing to hold
+            }
+            if s.hold_until.is_some_and(|t| now < t) {
+                tracing::info!("integrity: dpkg is running; the hold in place keeps its deadline");
+                return Ok(());
+            }
+            s.hold_until = Some(hold_deadline(s.hold_until, now));
+            s.hold_snapshot = None;
+        }
+        tracing::info!("integrity: dpkg is running; alerts wait for `accept --from-dpkg`");
+        let inner = self.inner.clone();
+        let snap = joined(
+            tokio::task::spawn_blocking(move || {
+                let (keys, violations) = {
+                    let s = inner.state();
+                    let keys: HashSet<Vec<u8>> = s
+                        .monitor
+                        .baseline
+                        .as_ref()
+                        .map(|b| b.entries.keys().cloned().collect())
+                        .unwrap_or_default();
+                    let v: Vec<PathBuf> = s
+                        .monitor
+                        .violations()
+                        .map(|v| crate::integrity::pathname::from_wire(&v.path))
+                        .collect();
+                    (keys, v)
+                };
+                HoldSnapshot::take(
+                    &admin,
+                    |p| keys.contains(p),
+                    violations.iter().map(PathBuf::as_path),
+                )
+                .map_err(|source| IntegrityError::Io {
+                    path: admin.join("info"),
+                    source,
+                })
+            })
+            .await,
+        );
+        match snap {
+            Ok(snap) => {
+                for pkg in snap.tainted() {
+                    tracing::warn!(
+                        message_id = crate::api::message_ids::INTEGRITY_VIOLATION,
+                        "integrity: dpkg's files of package {pkg} differ from the baseline as this dpkg run begins: nothing it installs is accepted"
+                    );
+                }
+                self.inner.state().hold_snapshot = Some(snap);
+                Ok(())
+            }
+            Err(e) => {
+                // the hold stays (alerts wait, removals are refused): fail closed
+                tracing::warn!("integrity: dpkg hold without a snapshot of dpkg's database: {e}");
+                Err(e)
+            }
         }
     }
 
-    /// Ends a dpkg hold, alerting whatever is still a violation (also when the acceptance
-    /// itself failed: a hold never outlives the dpkg run that asked for it), and journaling
-    /// every change that was made and reverted while it lasted (`accepted` were accepted).
+    /// Ends a dpkg hold, alerting whatever is a violation now (also when the acceptance
+    /// itself failed: a hold never outlives the dpkg run that asked for it; an accepted path
+    /// written again after it was read is one), and journaling every change that was made
+    /// and reverted while it lasted (`accepted` were accepted).
     fn release_hold(&self, accepted: &[String]) {
         let accepted: HashSet<String> = accepted.iter().cloned().collect();
         let held = {
             let mut s = self.inner.state();
+            s.hold_snapshot = None;
             if s.hold_until.take().is_none() {
                 return;
             }
@@ -97,13 +173,26 @@ impl IntegrityService {
         let inner = self.inner.clone();
         // publish blocks on the signal channel: not on the async runtime's threads
         std::thread::spawn(move || {
-            let (still, reverted): (Vec<Violation>, Vec<Violation>) = {
+            let (still, reverted) = {
                 let s = inner.state();
-                let current: HashSet<&str> =
-                    s.monitor.violations().map(|v| v.path.as_str()).collect();
-                held.into_iter()
-                    .filter(|v| !accepted.contains(&v.path))
-                    .partition(|v| current.contains(v.path.as_str()))
+                let current: std::collections::HashMap<&str, &Violation> = s
+                    .monitor
+                    .violations()
+                    .map(|v| (v.path.as_str(), v))
+                    .collect();
+                let mut seen = HashSet::new();
+                let (mut still, mut reverted) = (Vec::new(), Vec::new());
+                for v in held {
+                    if !seen.insert(v.path.clone()) {
+                        continue;
+                    }
+                    match current.get(v.path.as_str()) {
+                        Some(now) => still.push((*now).clone()),
+                        None if accepted.contains(&v.path) => {}
+                        None => reverted.push(v),
+                    }
+                }
+                (still, reverted)
             };
             for v in &reverted {
                 // a change undone before dpkg finished still happened: never silent
@@ -145,27 +234,51 @@ impl IntegrityService {
             tokio::task::spawn_blocking(move || {
                 // dpkg has finished writing: let the watcher judge every event it caused first
                 inner.drain_events();
-                let admin = admin.unwrap_or_else(|| PathBuf::from(DPKG_ADMIN));
+                let hold = inner.state().hold_snapshot.clone();
+                let admin = match (admin, &hold) {
+                    (Some(a), Some(h)) if a != h.admin => {
+                        return Err(IntegrityError::Invalid(format!(
+                            "the dpkg hold began for the admin directory {}, not {}",
+                            h.admin.display(),
+                            a.display()
+                        )));
+                    }
+                    (Some(a), _) => a,
+                    (None, Some(h)) => h.admin.clone(),
+                    (None, None) => PathBuf::from(DPKG_ADMIN),
+                };
                 let dpkg = DpkgDb::load(&admin).map_err(|source| IntegrityError::Io {
                     path: admin.clone(),
                     source,
                 })?;
                 let violations: Vec<Violation> =
                     inner.state().monitor.violations().cloned().collect();
-                let (mut accepted, mut refused) = (Vec::new(), Vec::new());
+                let (mut accepted, mut refused, mut read) = (Vec::new(), Vec::new(), Vec::new());
                 for v in violations {
-                    let p = PathBuf::from(&v.path);
-                    match dpkg_verdict(&dpkg, &inner, &p, &v) {
-                        Ok(()) => accepted.push(v),
+                    let p = crate::integrity::pathname::from_wire(&v.path);
+                    let (staged, base) = {
+                        let s = inner.state();
+                        let staged = s.monitor.stage(std::slice::from_ref(&p));
+                        (staged, s.monitor.recorded(&p).0)
+                    };
+                    let Some(st) = staged.ok().and_then(|mut st| st.pop()) else {
+                        refused.push((v.path, "no longer in any watch set".into()));
+                        continue;
+                    };
+                    match vouch(&dpkg, hold.as_ref(), &p, base.as_ref(), &st.attrs, v.kind) {
+                        Ok(entry) => {
+                            read.push((st, entry));
+                            accepted.push(v);
+                        }
                         Err(why) => refused.push((v.path, why)),
                     }
                 }
-                let paths: Vec<PathBuf> =
-                    accepted.iter().map(|v| PathBuf::from(&v.path)).collect();
-                let updates = if paths.is_empty() {
+                #[cfg(test)]
+                tests::pause_point(&read);
+                let updates = if read.is_empty() {
                     Vec::new()
                 } else {
-                    inner.commit_accept(&paths, &key)?
+                    inner.commit_read(read, &key)?
                 };
                 for v in &accepted {
                     inner.log_event(Event {
@@ -184,51 +297,6 @@ impl IntegrityService {
     }
 }
 
-/// Whether dpkg vouches for the change at `p`: its content matches the md5sum of the package
-/// that owns it, and nothing dpkg does not record (mode, owner, xattrs) changed.
-fn dpkg_verdict(dpkg: &DpkgDb, inner: &Inner, p: &Path, v: &Violation) -> Result<(), String> {
-    let (base, attrs) = inner.state().monitor.recorded(p);
-    let cur = read_entry(p, &attrs).ok().flatten();
-    let Some(cur) = cur else {
-        // removed: dpkg removed it if no installed package lists it any more
-        return if dpkg.lists(p) {
-            Err("removed, but an installed package still ships it".into())
-        } else {
-            Ok(())
-        };
-    };
-    match cur.kind {
-        Kind::File => {}
-        Kind::Dir if dpkg.lists(p) && v.kind == ChangeKind::Added => return Ok(()),
-        _ => {
-            return Err(format!(
-                "a {:?} (dpkg records checksums of regular files only)",
-                cur.kind
-            ));
-        }
-    }
-    let Some((pkg, sum)) = dpkg.md5sum(p) else {
-        return Err("no installed package has a checksum for it".into());
-    };
-    let actual = md5_file(p).map_err(|e| e.to_string())?;
-    if &actual != sum {
-        return Err(format!(
-            "content does not match package {pkg} (md5 {} expected {})",
-            hex::encode(actual),
-            hex::encode(sum)
-        ));
-    }
-    if let Some(b) = base {
-        let perms = Attrs::from_names(["mode", "owner", "xattrs", "type"]).unwrap_or(Attrs::ALL);
-        if let Some((_, e, a)) = compare(&b, &cur, &perms) {
-            return Err(format!(
-                "content is {pkg}'s, but {a} (was {e}): dpkg does not vouch for permissions"
-            ));
-        }
-    }
-    Ok(())
-}
-
 /// The deadline of a hold asked for at `now`: an active hold keeps its own (repeated calls
 /// do not extend it), otherwise `now + MAX_HOLD`.
 fn hold_deadline(current: Option<Instant>, now: Instant) -> Instant {
@@ -241,6 +309,89 @@ fn hold_deadline(current: Option<Instant>, now: Instant) -> Instant {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::IntegrityConfig;
+    use crate::integrity::{Attrs, Severity, WatchSet};
+    use sha2::Digest;
+    use std::sync::Mutex;
+
+    type Hook = Box<dyn FnOnce() + Send>;
+    /// Runs once, between dpkg's verdict and the commit: where the attacker writes.
+    static PAUSE: Mutex<Option<Hook>> = Mutex::new(None);
+
+    pub(super) fn pause_point(_read: &[(Staged, Option<Entry>)]) {
+        let hook = PAUSE.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(h) = hook {
+            h();
+        }
+    }
+
+    fn md5_hex(b: &[u8]) -> String {
+        hex::encode(md5::Md5::digest(b))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_after_dpkgs_content_was_checked_is_never_taken_into_the_baseline() {
+        let d = tempfile::tempdir().unwrap();
+        let files = d.path().join("files");
+        std::fs::create_dir_all(&files).unwrap();
+        let p = files.join("pkgfile");
+        std::fs::write(&p, "version 1\n").unwrap();
+        let cfg = IntegrityConfig {
+            dir: d.path().join("state"),
+            sets: vec![WatchSet {
+                name: "t".into(),
+                paths: vec![files.clone()],
+                recursive: true,
+                exclude: vec![],
+                exclude_files: vec![],
+                attrs: Attrs::ALL,
+                severity: Severity::High,
+            }],
+            ..IntegrityConfig::default()
+        };
+        let admin = d.path().join("dpkg");
+        std::fs::create_dir_all(admin.join("info")).unwrap();
+        let rel = p.strip_prefix("/").unwrap().display().to_string();
+        std::fs::write(
+            admin.join("info/demo.md5sums"),
+            format!("{}  {rel}\n", md5_hex(b"version 2\n")),
+        )
+        .unwrap();
+        std::fs::write(admin.join("info/demo.list"), format!("{}\n", p.display())).unwrap();
+        let svc = IntegrityService::new(&cfg).unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+        svc.start(None, tx).await;
+        svc.init().await.unwrap();
+        svc.dpkg_hold(Some(admin.clone())).await.unwrap();
+        std::fs::write(&p, "version 2\n").unwrap();
+        svc.scan().await.unwrap();
+        assert_eq!(svc.violations().len(), 1);
+        // the attacker writes once dpkg's md5 has been compared, before the baseline is stored
+        let q = p.clone();
+        *PAUSE.lock().unwrap() = Some(Box::new(move || {
+            std::fs::write(&q, "version 3: not the package's\n").unwrap()
+        }));
+        let (accepted, refused) = svc.accept_from_dpkg(Some(admin)).await.unwrap();
+        assert!(PAUSE.lock().unwrap().is_none(), "the pause point ran");
+        assert_eq!(accepted, vec![p.display().to_string()]);
+        assert!(refused.is_empty(), "{refused:?}");
+        // stored: exactly what dpkg vouched for, not what is on disk now
+        let (stored, _) = svc.inner.state().monitor.recorded(&p);
+        let want: [u8; 32] = sha2::Sha256::digest(b"version 2\n").into();
+        assert_eq!(stored.unwrap().sha256, Some(want));
+        // and the attacker's write is a violation, alerted when the hold ends
+        let v = svc.violations();
+        assert_eq!(v.len(), 1, "{v:?}");
+        let bad = hex::encode(sha2::Sha256::digest(b"version 3: not the package's\n"));
+        assert!(v[0].actual.contains(&bad), "{v:?}");
+        let sig = tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
+            .await
+            .expect("an alert for the write")
+            .unwrap();
+        assert_eq!(sig.path, p.display().to_string());
+        assert!(sig.actual.contains(&bad));
+        svc.stop();
+    }
 
     #[test]
     fn a_hold_is_never_extended_by_asking_again() {

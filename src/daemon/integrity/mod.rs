@@ -51,6 +51,8 @@ struct State {
     /// but their alerts wait, so that what dpkg vouches for never raises one. Expires.
     hold_until: Option<Instant>,
     held: Vec<Violation>,
+    /// dpkg's database as the hold began (removals and dpkg's own files are judged by it).
+    hold_snapshot: Option<crate::integrity::dpkg::HoldSnapshot>,
 }
 
 struct Inner {
@@ -130,6 +132,7 @@ impl IntegrityService {
                     flush: Vec::new(),
                     hold_until: None,
                     held: Vec::new(),
+                    hold_snapshot: None,
                 }),
                 log: Mutex::new(None),
                 busy: tokio::sync::Mutex::new(()),

@@ -56,6 +56,7 @@ impl Inner {
                 Some(t) if Instant::now() < t => return true,
                 Some(_) => {
                     s.hold_until = None;
+                    s.hold_snapshot = None;
                     Some(std::mem::take(&mut s.held))
                 }
                 None => None,

@@ -13,7 +13,7 @@ use crate::integrity::watch::{Watcher, max_user_watches};
 
 impl Inner {
     /// Reads `path` (outside the lock) and judges it (under it).
-    fn judge(&self, path: &std::path::Path) -> Vec<Update> {
+    pub(super) fn judge(&self, path: &std::path::Path) -> Vec<Update> {
         let Some((_, attrs)) = self.state().monitor.target(path) else {
             return Vec::new();
         };
