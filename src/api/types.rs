@@ -369,7 +369,7 @@ impl From<QuoteInfo> for QuoteBundle {
     }
 }
 
-/// The integrity monitor: `(ssuuttsuttbttt)`.
+/// The integrity monitor: `(ssuuttsuttbtttt)`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Type)]
 pub struct IntegrityInfo {
     pub state: IntegrityState,
@@ -393,6 +393,9 @@ pub struct IntegrityInfo {
     pub scan_files: u64,
     pub scan_total: u64,
     pub scan_bytes: u64,
+    /// The baseline's generation (every baseline written counts one); with key `tpm` it
+    /// equals the TPM's monotonic counter, so an older one put back is `tampered`.
+    pub generation: u64,
 }
 
 impl IntegrityInfo {
@@ -412,6 +415,7 @@ impl IntegrityInfo {
             scan_files: 0,
             scan_total: 0,
             scan_bytes: 0,
+            generation: 0,
         }
     }
 }

@@ -36,13 +36,14 @@ fn print_status(out: &Output, i: &IntegrityInfo) {
                 "none".into()
             } else {
                 format!(
-                    "{} paths, made {}, protected by a {} key",
+                    "{} paths, made {}, generation {}, protected by a {}",
                     i.entries,
                     when(i.baseline_created),
+                    i.generation,
                     if i.key == "tpm" {
-                        "TPM-sealed"
+                        "TPM-sealed key and the TPM's counter (no rollback)"
                     } else {
-                        "root-only file"
+                        "root-only key file (no rollback protection)"
                     }
                 )
             },

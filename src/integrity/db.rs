@@ -3,7 +3,7 @@
 //! ```text
 //! offset  size  field
 //! 0       8     magic "HDINTDB\0"
-//! 8       2     format version (1), little-endian
+//! 8       2     format version (2), little-endian
 //! 10      1     key kind: 1 = root-only key file, 2 = key sealed in the TPM
 //! 11      1     reserved (0)
 //! 12      8     payload length, little-endian
@@ -28,7 +28,7 @@ use super::entry::Entry;
 use super::key::{KeySource, MacKey};
 
 const MAGIC: &[u8; 8] = b"HDINTDB\0";
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
 const HEADER: usize = 20;
 const TAG: usize = 32;
 
@@ -41,6 +41,9 @@ pub struct Baseline {
     pub sets: Vec<String>,
     /// Path bytes → (set index, entry).
     pub entries: BTreeMap<Vec<u8>, (u16, Entry)>,
+    /// Counts every baseline written on this device; with a TPM-sealed key it must equal
+    /// the TPM's monotonic counter (an older generation put back is a rollback).
+    pub generation: u64,
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> IntegrityError + '_ {
@@ -96,8 +99,13 @@ pub fn decode(path: &Path, bytes: &[u8], key: &MacKey) -> Result<Baseline, Integ
     }
     let version = u16::from_le_bytes([bytes[8], bytes[9]]);
     if version != VERSION {
+        let remedy = if version < VERSION {
+            ": written by an older hardend without a generation; make a new one with `hardenctl integrity init`"
+        } else {
+            ""
+        };
         return Err(format(format!(
-            "format version {version}; this hardend reads version {VERSION}"
+            "format version {version}; this hardend reads version {VERSION}{remedy}"
         )));
     }
     let kind = KeySource::from_byte(bytes[10])
@@ -193,6 +201,7 @@ mod tests {
             created: 1,
             sets: vec!["etc".into()],
             entries: BTreeMap::new(),
+            generation: 7,
         };
         b.entries.insert(
             b"/etc/passwd".to_vec(),

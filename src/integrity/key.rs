@@ -163,6 +163,12 @@ impl MacKey {
             .unwrap_or_else(|_| unreachable!("HMAC takes any key length"))
     }
 
+    /// A secret derived from the key for `label` (the TPM counter's authValue): only who
+    /// holds the key knows it.
+    pub fn derive(&self, label: &[u8]) -> [u8; 32] {
+        self.mac(label)
+    }
+
     pub fn mac(&self, data: &[u8]) -> [u8; 32] {
         let mut m = self.hmac();
         m.update(data);

@@ -57,6 +57,16 @@ pub enum IntegrityError {
         wanted: &'static str,
         have: String,
     },
+    #[error(
+        "{}: baseline generation {found}, but the TPM's monotonic counter is at {counter}: {why}; it is not used. Investigate, then `hardenctl integrity init`",
+        path.display()
+    )]
+    Rollback {
+        path: PathBuf,
+        found: u64,
+        counter: u64,
+        why: &'static str,
+    },
     #[error("no baseline yet in {}: `hardenctl integrity init`", .0.display())]
     NoBaseline(PathBuf),
     #[error("TPM: {0}")]

@@ -222,6 +222,7 @@ impl Monitor {
             created: now(),
             sets: self.sets.iter().map(|(s, _)| s.name.clone()).collect(),
             entries: BTreeMap::new(),
+            generation: 0,
         };
         for (i, entries) in scans.into_iter().enumerate() {
             for (k, e) in entries {

@@ -15,6 +15,7 @@ pub mod ek;
 pub mod ekcert;
 pub mod enroll;
 pub mod identity;
+pub mod nv;
 pub mod public;
 pub mod quote;
 pub mod seal;

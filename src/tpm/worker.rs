@@ -174,9 +174,32 @@ impl TpmWorker {
         F: FnMut(&mut Tpm) -> Result<T, TpmError> + Send + 'static,
     {
         let (done, result) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(move |tcti| {
-            let _ = done.send(with_retry(tcti, f));
-        });
+        self.enqueue(
+            priority,
+            Box::new(move |tcti| {
+                let _ = done.send(with_retry(tcti, f));
+            }),
+        )?;
+        result.await.map_err(|_| TpmError::WorkerGone)?
+    }
+
+    /// [`run`](Self::run) for a blocking thread (never on the async runtime's threads).
+    pub fn run_blocking<T, F>(&self, f: F) -> Result<T, TpmError>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut Tpm) -> Result<T, TpmError> + Send + 'static,
+    {
+        let (done, result) = std::sync::mpsc::channel();
+        self.enqueue(
+            Priority::Privileged,
+            Box::new(move |tcti| {
+                let _ = done.send(with_retry(tcti, f));
+            }),
+        )?;
+        result.recv().map_err(|_| TpmError::WorkerGone)?
+    }
+
+    fn enqueue(&self, priority: Priority, job: Job) -> Result<(), TpmError> {
         {
             let mut q = locked(&self.shared);
             if q.closed {
@@ -194,7 +217,7 @@ impl TpmWorker {
             }
         }
         self.shared.ready.notify_one();
-        result.await.map_err(|_| TpmError::WorkerGone)?
+        Ok(())
     }
 }
 

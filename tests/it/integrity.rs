@@ -713,6 +713,98 @@ fn with_a_tpm_the_baseline_key_is_sealed_and_never_bypassed() {
     assert!(!s.state.path().join("mac-key").exists());
 }
 
+/// The offline attacker (the disk edited while the device is off, no TPM owner
+/// authorization): an older baseline generation put back, the sealed key swapped for a key
+/// file of their own, a TPM that does not answer at init. Each ends `tampered` or refused.
+#[test]
+fn with_a_tpm_a_rollback_or_a_key_file_put_in_offline_is_tampered() {
+    let sw = crate::common::swtpm::Swtpm::start();
+    let keys = tempfile::tempdir().unwrap();
+    let identity = |tcti: &str| {
+        format!(
+            "[identity]\ntcti = \"{tcti}\"\ndir = \"{}\"\n",
+            keys.path().display()
+        )
+    };
+    // a TPM that does not answer at init: refused, and no key file made instead
+    let dead = "swtpm:host=127.0.0.1,port=9";
+    let mut s = Setup::start_with(&identity(dead), |t| {
+        fs::write(t.join("f"), "one\n").unwrap();
+    });
+    let out = s.ctl(&["integrity", "init"]);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(!s.state.path().join("mac-key").exists());
+    assert!(!s.state.path().join("baseline.db").exists());
+    let cfg = s.d.path("hardend.toml");
+    let text = fs::read_to_string(&cfg).unwrap();
+    let with_tpm = text.replace(dead, &sw.tcti());
+    fs::write(&cfg, &with_tpm).unwrap();
+    s.restart();
+    ok(s.ctl(&["integrity", "init"]));
+    let g1 = s.status()["status"]["generation"].as_u64().unwrap();
+    assert!(g1 > 0);
+    fs::write(s.p("f"), "two (a security update)\n").unwrap();
+    s.wait_for("the change", 10, |st| st["status"]["violations"] == 1);
+    ok(s.ctl(&["integrity", "accept", s.p("f").to_str().unwrap()]));
+    assert_eq!(s.status()["status"]["generation"], g1 + 1);
+    s.restart();
+    assert_eq!(s.status()["status"]["state"], "ok");
+
+    // rollback: the previous generation copied over the current one (and the old file back)
+    let db = s.state.path().join("baseline.db");
+    let current = fs::read(&db).unwrap();
+    fs::copy(s.state.path().join("baseline.db.prev"), &db).unwrap();
+    fs::write(s.p("f"), "one\n").unwrap();
+    s.restart();
+    let st = s.status();
+    assert_eq!(st["status"]["state"], "tampered", "{st}");
+    let detail = st["status"]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(&format!(
+            "baseline generation {g1}, but the TPM's monotonic counter is at {}",
+            g1 + 1
+        )) && detail.contains("rollback"),
+        "{st}"
+    );
+    fs::write(&db, &current).unwrap();
+    s.restart();
+    assert_eq!(
+        s.status()["status"]["state"],
+        "violations",
+        "the old file is seen again"
+    );
+
+    // downgrade: the sealed key deleted, a key file and a file-keyed baseline made with the
+    // TPM configured away, then the TPM configuration restored
+    for f in ["mac-key.sealed.pub", "mac-key.sealed.priv"] {
+        fs::remove_file(s.state.path().join(f)).unwrap();
+    }
+    fs::write(&cfg, text.replace(dead, "none")).unwrap();
+    s.restart();
+    ok(s.ctl(&["integrity", "init"]));
+    assert_eq!(s.status()["status"]["key"], "file");
+    fs::write(&cfg, &with_tpm).unwrap();
+    s.restart();
+    let st = s.status();
+    assert_eq!(st["status"]["state"], "tampered", "{st}");
+    assert!(
+        st["status"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("a TPM is configured and there is no sealed key"),
+        "{st}"
+    );
+    // and a new sealed key is refused while the TPM still holds the old key's counter
+    let out = s.ctl(&["integrity", "init"]);
+    assert!(!out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("the sealed key is gone while the TPM still holds hardend's baseline counter"),
+        "{err}"
+    );
+    assert!(!s.state.path().join("mac-key.sealed.priv").exists());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn during_a_dpkg_run_only_what_dpkg_does_not_vouch_for_is_alerted() {
     let s = Setup::start_with("", |t| {

@@ -451,9 +451,14 @@ fn every_command_prints_the_documented_document() {
     let _ = follow.kill();
     let _ = follow.wait();
     r.doc("integrity events --follow", line.as_bytes(), Some(0));
-    r.out("integrity dpkg-hold", &j(&["integrity", "dpkg-hold"]), &[0]);
     let admin = tempfile::tempdir().unwrap();
     fs::create_dir_all(admin.path().join("info")).unwrap();
+    let admin_dir = admin.path().to_str().unwrap();
+    r.out(
+        "integrity dpkg-hold",
+        &j(&["integrity", "dpkg-hold", "--dpkg-admin", admin_dir]),
+        &[0],
+    );
     r.out(
         "integrity accept --from-dpkg",
         &j(&[

@@ -15,6 +15,24 @@ hardenctl identity quote --nonce 5eed0001 > /var/tmp/quote.json
 check "d: a quote after the reboot verifies against the key enrolled before it" \
     hardenctl identity verify-quote /var/tmp/quote.json --nonce 5eed0001 --ak "$H/results/enroll.json"
 check "d: the integrity baseline is trusted after the reboot" bash -c 'hardenctl integrity status | grep -Eq "^state +(ok|violations)"'
+# the offline downgrade: the sealed key deleted and the TPM configured away, so that a key
+# file would be made; the TPM's own counter (NV 0x01484401) says the baseline was sealed
+idir=/var/lib/hardend/integrity
+check "d: the baseline key is TPM-sealed" bash -c 'hardenctl --json integrity status | grep -q "\"key\": *\"tpm\""'
+systemctl stop hardend
+cp -a /etc/hardend/hardend.toml /var/tmp/hardend.toml.bak
+mkdir -p /var/tmp/sealed && cp -a "$idir"/mac-key.sealed.* /var/tmp/sealed/
+rm -f "$idir"/mac-key.sealed.*
+printf '[identity]\ntcti = "none"\n' >> /etc/hardend/hardend.toml
+systemctl start hardend
+check "d: no TPM configured and the sealed key gone: tampered, the TPM still holds the counter" \
+    wait_for 30 bash -c 'hardenctl integrity status | grep -q "holds hardend.s baseline counter"'
+check "d: ... and no key file is made by init" bash -c '! hardenctl integrity init && [ ! -e '"$idir"'/mac-key ]'
+systemctl stop hardend
+cp -a /var/tmp/hardend.toml.bak /etc/hardend/hardend.toml
+cp -a /var/tmp/sealed/mac-key.sealed.* "$idir"/
+systemctl start hardend
+check "d: restored: the baseline is trusted again" wait_for 30 bash -c 'hardenctl integrity status | grep -Eq "^state +(ok|violations)"'
 
 # --- remove and purge --------------------------------------------------------------------------
 check "remove: dpkg -r hardend" dpkg -r hardend

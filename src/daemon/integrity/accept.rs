@@ -38,11 +38,16 @@ impl Inner {
         key: &MacKey,
     ) -> Result<Vec<Update>, IntegrityError> {
         let paths: Vec<PathBuf> = read.iter().map(|(st, _)| st.path.clone()).collect();
-        let (undo, mut updates, bytes) = {
+        let generation = self.next_generation(key, false)?;
+        let (undo, mut updates, bytes, before) = {
             let mut s = self.state();
             let (undo, updates) = s.monitor.commit(read);
-            let bytes = s.monitor.baseline.as_ref().map(|b| db::encode(b, key));
-            (undo, updates, bytes)
+            let before = s.monitor.baseline.as_ref().map_or(0, |b| b.generation);
+            let bytes = s.monitor.baseline.as_mut().map(|b| {
+                b.generation = generation;
+                db::encode(b, key)
+            });
+            (undo, updates, bytes, before)
         };
         let stored = match bytes {
             None => Ok(()),
@@ -51,12 +56,20 @@ impl Inner {
         };
         if let Err(e) = stored {
             // not on disk, so not in memory either
-            self.state().monitor.undo(undo);
+            {
+                let mut s = self.state();
+                s.monitor.undo(undo);
+                if let Some(b) = s.monitor.baseline.as_mut() {
+                    b.generation = before;
+                }
+            }
             for p in &paths {
                 let _ = self.judge(p);
             }
             return Err(e);
         }
+        self.generation_written(key, generation);
+        self.refresh_counts();
         for p in &paths {
             updates.extend(self.judge(p));
         }

@@ -10,9 +10,11 @@
 //! * `publish.rs` — journal, event log and signal for every change; dpkg holds;
 //! * `scans.rs` — init, full scans, rescans of one set;
 //! * `watcher.rs` — the inotify thread;
-//! * `accept.rs` — acceptance by the admin and from dpkg.
+//! * `accept.rs` — acceptance by the admin and from dpkg;
+//! * `protect.rs` — the baseline's key and its generation (the TPM's monotonic counter).
 
 mod accept;
+mod protect;
 mod publish;
 mod scans;
 mod watcher;
@@ -26,7 +28,7 @@ use crate::api::{IntegrityInfo, IntegrityState};
 use crate::config::IntegrityConfig;
 use crate::daemon::lock;
 use crate::integrity::db;
-use crate::integrity::key::{KeySource, MacKey};
+use crate::integrity::key::MacKey;
 use crate::integrity::log::{Event, EventLog};
 use crate::integrity::monitor::Monitor;
 use crate::integrity::scan::Progress;
@@ -163,48 +165,6 @@ impl IntegrityService {
             .unwrap_or_default()
     }
 
-    /// The key protecting the baseline. With `create`, a missing key is made: sealed in
-    /// the TPM when one answers, else a root-only file. A sealed key is never bypassed.
-    async fn key(&self, create: bool) -> Result<Arc<MacKey>, IntegrityError> {
-        let (dir, tpm) = {
-            let s = self.inner.state();
-            (s.cfg.dir.clone(), s.tpm.clone())
-        };
-        let sealed = MacKey::sealed_exists(&dir);
-        let k = match (&tpm, sealed, create) {
-            (Some(w), true, _) | (Some(w), false, true) => {
-                let d = dir.clone();
-                match w.run(move |tpm| Ok(MacKey::sealed(tpm, &d))).await {
-                    Ok(r) => r?,
-                    Err(e) if !sealed => {
-                        tracing::warn!(
-                            "integrity: the TPM cannot seal the baseline key ({e}); using a root-only key file"
-                        );
-                        MacKey::file(&dir)?
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            (None, true, _) => {
-                return Err(IntegrityError::KeyMismatch {
-                    path: dir.join("mac-key.sealed.priv"),
-                    wanted: KeySource::Tpm.name(),
-                    have: "no TPM is configured".into(),
-                });
-            }
-            _ => MacKey::file(&dir)?,
-        };
-        let k = Arc::new(k);
-        let mut s = self.inner.state();
-        s.key = Some(k.clone());
-        s.info.key = match k.source {
-            KeySource::Tpm => "tpm",
-            KeySource::File => "file",
-        }
-        .into();
-        Ok(k)
-    }
-
     fn current_key(&self) -> Result<Arc<MacKey>, IntegrityError> {
         let s = self.inner.state();
         s.key
@@ -236,7 +196,17 @@ impl IntegrityService {
         let path = baseline_path(&cfg.dir);
         let loaded = if path.exists() {
             match self.key(false).await {
-                Ok(k) => db::load(&path, &k),
+                Ok(k) => {
+                    let (inner, p) = (self.inner.clone(), path.clone());
+                    joined(
+                        tokio::task::spawn_blocking(move || {
+                            let b = db::load(&p, &k)?;
+                            inner.check_generation(&p, &k, &b)?;
+                            Ok(b)
+                        })
+                        .await,
+                    )
+                }
                 Err(e) => Err(e),
             }
         } else {

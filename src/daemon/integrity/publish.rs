@@ -112,12 +112,11 @@ impl Inner {
     pub(super) fn refresh_counts(&self) {
         let mut s = self.state();
         let n = s.monitor.violation_count() as u32;
-        let (entries, created) = s
-            .monitor
-            .baseline
-            .as_ref()
-            .map_or((0, 0), |b| (b.entries.len() as u32, b.created));
+        let (entries, created, generation) = s.monitor.baseline.as_ref().map_or((0, 0, 0), |b| {
+            (b.entries.len() as u32, b.created, b.generation)
+        });
         let i = &mut s.info;
+        i.generation = generation;
         i.violations = n;
         i.entries = entries;
         i.baseline_created = created;
@@ -139,9 +138,9 @@ impl Inner {
     /// otherwise. Reported everywhere; nothing is compared against it.
     pub(super) async fn tampered(&self, path: &Path, e: &IntegrityError) {
         let state = match e {
-            IntegrityError::Tampered { .. } | IntegrityError::KeyMismatch { .. } => {
-                IntegrityState::Tampered
-            }
+            IntegrityError::Tampered { .. }
+            | IntegrityError::KeyMismatch { .. }
+            | IntegrityError::Rollback { .. } => IntegrityState::Tampered,
             _ => IntegrityState::Error,
         };
         tracing::error!(message_id = INTEGRITY_TAMPERED, path = %path.display(), "integrity baseline not trusted: {e}");

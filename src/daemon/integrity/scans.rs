@@ -118,10 +118,13 @@ impl IntegrityService {
         let _g = self.inner.busy.lock().await;
         let key = self.key(true).await?;
         let inner = self.inner.clone();
+        let k2 = key.clone();
         let b = joined(
             tokio::task::spawn_blocking(move || {
                 let scans = inner.scan_all(false)?;
-                Ok(inner.state().monitor.new_baseline(scans))
+                let mut b = inner.state().monitor.new_baseline(scans);
+                b.generation = inner.next_generation(&k2, true)?;
+                Ok(b)
             })
             .await,
         )?;
@@ -130,6 +133,7 @@ impl IntegrityService {
         joined(
             tokio::task::spawn_blocking(move || {
                 inner.store(&b, &key)?;
+                inner.generation_written(&key, b.generation);
                 let cleared = {
                     let mut s = inner.state();
                     let cleared = s.monitor.set_baseline(Some(b));

@@ -60,12 +60,15 @@ impl Swtpm {
             .stderr(Stdio::null())
             .spawn()
             .expect("swtpm (apt-get install swtpm)");
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
+        // a loaded machine (a VM beside the tests) can take seconds to start it
+        let ready = (0..1000).any(|_| {
+            let up = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+            if !up {
+                std::thread::sleep(Duration::from_millis(10));
             }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+            up
+        });
+        assert!(ready, "swtpm did not listen on port {port} within 10 s");
         Swtpm {
             _dir: dir,
             child,
