@@ -3,7 +3,9 @@
 //!    limited to sha256 on the same tree (warm page cache, median of 3 each, ratio printed);
 //! 2. change-to-signal latency: a file written in a watched tree until the daemon's
 //!    IntegrityViolation signal arrives (median of 50);
-//! 3. idle CPU of the daemon while it watches (no polling: CPU time over 10 s).
+//! 3. idle CPU of the daemon while it watches (no polling: CPU time over 10 s);
+//! 4. `accept` of one path in a baseline of 200,000 paths: time (median of 5) and the
+//!    daemon's peak RSS during it against its RSS before (VmHWM reset through clear_refs).
 //!
 //! Run with `scripts/bench` (installs aide).
 
@@ -156,8 +158,67 @@ fn latency_and_idle() {
     );
 }
 
+fn status_kb(pid: u32, field: &str) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    s.lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+fn accept_in_a_large_baseline(n: usize) {
+    let tree = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    for d in 0..n / 1000 {
+        let dir = tree.path().join(format!("d{d}"));
+        std::fs::create_dir(&dir).unwrap();
+        for i in 0..1000 {
+            std::fs::write(dir.join(format!("f{i}")), format!("{d} {i}\n")).unwrap();
+        }
+    }
+    let bus = common::TestBus::start();
+    let d = common::TestDaemon::start(
+        &bus,
+        "",
+        &format!(
+            "[integrity]\ndir = \"{}\"\n[[integrity.watch]]\nname = \"t\"\npaths = [\"{}\"]\n",
+            state.path().display(),
+            tree.path().display()
+        ),
+    );
+    assert!(d.ctl(&["integrity", "init"]).status.success());
+    let pid = d.child.as_ref().unwrap().id();
+    let f = tree.path().join("d0/f0");
+    let (mut times, mut peaks) = (Vec::new(), Vec::new());
+    let mut before = 0;
+    for round in 0..5 {
+        std::fs::write(&f, format!("round {round}\n")).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        before = status_kb(pid, "VmRSS:");
+        std::fs::write(format!("/proc/{pid}/clear_refs"), "5").unwrap();
+        let t = Instant::now();
+        assert!(
+            d.ctl(&["integrity", "accept", f.to_str().unwrap()])
+                .status
+                .success()
+        );
+        times.push(t.elapsed());
+        peaks.push(status_kb(pid, "VmHWM:"));
+    }
+    let peak = peaks.iter().max().copied().unwrap_or_default();
+    println!(
+        "accept of 1 path at {n} baseline paths: median {:.0} ms; daemon RSS {:.1} MiB before, peak {:.1} MiB during ({:.2}x)",
+        median(times).as_secs_f64() * 1e3,
+        before as f64 / 1024.0,
+        peak as f64 / 1024.0,
+        peak as f64 / before as f64
+    );
+}
+
 fn main() {
     let root = std::env::var("BENCH_INTEGRITY_ROOT").unwrap_or_else(|_| "/usr".into());
     baseline_vs_aide(&root);
     latency_and_idle();
+    accept_in_a_large_baseline(200_000);
 }

@@ -1139,3 +1139,81 @@ fn after_an_accepted_directory_rename_changes_under_the_new_name_are_seen_live()
         s.violations()
     );
 }
+
+/// The daemon under both attacks for 60 s: nobody appends to a watched file it owns one byte
+/// at a time (it never holds still for a read), and a character device (1:5, endless if it
+/// were read) is swapped in and out at a watched path. Scan and Accept keep completing (each
+/// bounded by `timeout`: a hang fails the test), and the daemon is alive at the end.
+#[test]
+fn sixty_seconds_of_a_growing_file_and_a_device_swap_hang_and_kill_nothing() {
+    if !is_root() {
+        eprintln!("skipped: needs root (mknod, setpriv)");
+        return;
+    }
+    let mut s = Setup::start_with("", |t| {
+        fs::set_permissions(t, fs::Permissions::from_mode(0o755)).unwrap();
+        fs::write(t.join("grows"), "0").unwrap();
+        fs::write(t.join("swapped"), "a regular file\n").unwrap();
+        fs::write(t.join("accepted"), "v0\n").unwrap();
+    });
+    sh(&format!("chown nobody: {}", s.p("grows").display()));
+    ok(s.ctl(&["integrity", "init"]));
+    let grower = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "sh",
+            "-c",
+        ])
+        .arg(format!(
+            "while :; do printf x >> '{}'; done",
+            s.p("grows").display()
+        ))
+        .spawn()
+        .unwrap();
+    let swapper = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "while :; do rm -f '{p}'; mknod '{p}' c 1 5; rm -f '{p}'; echo r > '{p}'; done",
+            p = s.p("swapped").display()
+        ))
+        .spawn()
+        .unwrap();
+    let bounded = |args: &[&str]| {
+        Command::new("timeout")
+            .arg("60")
+            .arg(crate::common::hardenctl())
+            .args(args)
+            .env("HARDEND_BUS", &s.bus.address)
+            .output()
+            .unwrap()
+    };
+    let end = std::time::Instant::now() + Duration::from_secs(60);
+    let (mut scans, mut accepts) = (0, 0);
+    while std::time::Instant::now() < end {
+        let out = bounded(&["integrity", "scan"]);
+        assert!(
+            matches!(out.status.code(), Some(0 | 3)),
+            "scan: {out:?}\n{}",
+            s.d.log()
+        );
+        scans += 1;
+        fs::write(s.p("accepted"), format!("v{accepts}\n")).unwrap();
+        let out = bounded(&["integrity", "accept", s.p("accepted").to_str().unwrap()]);
+        assert!(out.status.success(), "accept: {out:?}\n{}", s.d.log());
+        accepts += 1;
+    }
+    for mut c in [grower, swapper] {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    let st = s.status();
+    assert!(
+        st["status"]["state"] == "ok" || st["status"]["state"] == "violations",
+        "{st}"
+    );
+    let alive = s.d.child.as_mut().unwrap().try_wait().unwrap().is_none();
+    assert!(alive, "the daemon exited\n{}", s.d.log());
+    eprintln!("{scans} scans and {accepts} accepts completed under attack");
+}
