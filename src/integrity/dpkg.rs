@@ -17,6 +17,32 @@ pub struct DpkgDb {
     md5: HashMap<Vec<u8>, (String, [u8; 16])>,
     /// every path any installed package lists
     listed: HashSet<Vec<u8>>,
+    /// `.list` files that could not be read (then no removal is accepted)
+    unreadable: Vec<String>,
+}
+
+/// dpkg's files are read as untrusted input: at most this large.
+const MAX_INFO_FILE: u64 = 64 << 20;
+
+/// One file of dpkg's `info/` directory: a regular file (no link followed, no FIFO or
+/// device opened for reading), at most [`MAX_INFO_FILE`], read as its lstat described it.
+fn read_info_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    let bad = |what: String| std::io::Error::other(format!("{}: {what}", path.display()));
+    let m = fs::symlink_metadata(path)?;
+    if !m.file_type().is_file() {
+        return Err(bad("not a regular file".into()));
+    }
+    if m.len() > MAX_INFO_FILE {
+        return Err(bad(format!(
+            "{} bytes, more than dpkg ever writes",
+            m.len()
+        )));
+    }
+    let mut out = Vec::with_capacity(m.len() as usize);
+    match super::entry::read_open(path, &m, &mut |b| out.extend_from_slice(b))? {
+        Some(_) => Ok(out),
+        None => Err(bad("changed while it was read".into())),
+    }
 }
 
 /// dpkg's admin directory.
@@ -26,12 +52,22 @@ impl DpkgDb {
     pub fn load(admin: &Path) -> std::io::Result<DpkgDb> {
         let mut md5 = HashMap::new();
         let mut listed = HashSet::new();
+        let mut unreadable = Vec::new();
         for e in fs::read_dir(admin.join("info"))?.flatten() {
             let name = e.file_name();
             let name = name.to_string_lossy();
-            if let Some(pkg) = name.strip_suffix(".md5sums") {
-                let pkg = pkg.split(':').next().unwrap_or(pkg).to_string();
-                let text = fs::read(e.path())?;
+            if name.ends_with(".md5sums") {
+                let Some(pkg) = info_package(e.file_name().as_bytes()) else {
+                    continue;
+                };
+                let text = match read_info_file(&e.path()) {
+                    Ok(t) => t,
+                    Err(err) => {
+                        // its package vouches for nothing
+                        tracing::warn!("integrity: dpkg's md5sums not used: {err}");
+                        continue;
+                    }
+                };
                 for line in text.split(|b| *b == b'\n') {
                     // "<32 hex>  <path relative to />"
                     if line.len() < 35 || &line[32..34] != b"  " {
@@ -48,7 +84,14 @@ impl DpkgDb {
                     md5.insert(p, (pkg.clone(), sum));
                 }
             } else if name.ends_with(".list") {
-                let text = fs::read(e.path())?;
+                let text = match read_info_file(&e.path()) {
+                    Ok(t) => t,
+                    Err(err) => {
+                        tracing::warn!("integrity: dpkg's list not read: {err}");
+                        unreadable.push(name.into_owned());
+                        continue;
+                    }
+                };
                 for line in text.split(|b| *b == b'\n') {
                     if !line.is_empty() {
                         listed.insert(line.to_vec());
@@ -56,7 +99,11 @@ impl DpkgDb {
                 }
             }
         }
-        Ok(DpkgDb { md5, listed })
+        Ok(DpkgDb {
+            md5,
+            listed,
+            unreadable,
+        })
     }
 
     /// The package and md5sum dpkg recorded for `path`.
@@ -100,13 +147,19 @@ pub struct HoldSnapshot {
     listed: HashSet<Vec<u8>>,
     /// Packages whose `info/` files were violations when the hold began.
     tainted: HashSet<String>,
+    /// Violations were dropped (the in-memory cap) when the hold began: which info files
+    /// differed is not known, so dpkg's database vouches for nothing in this run.
+    pub overflowed: bool,
 }
 
 /// The package an `info/` file belongs to: `python3.11:amd64.md5sums` → `python3.11`.
+/// (Lossy for names that are not UTF-8, the same way everywhere: an info file cannot
+/// vouch under one name and escape its taint under another.)
 fn info_package(file: &[u8]) -> Option<String> {
-    let name = std::str::from_utf8(file).ok()?;
+    let name = String::from_utf8_lossy(file);
     let (pkg, _suffix) = name.rsplit_once('.')?;
-    Some(pkg.split(':').next().unwrap_or(pkg).to_string())
+    let pkg = pkg.split(':').next().unwrap_or(pkg);
+    (!pkg.is_empty()).then(|| pkg.to_string())
 }
 
 impl HoldSnapshot {
@@ -122,7 +175,14 @@ impl HoldSnapshot {
             if !e.file_name().as_bytes().ends_with(b".list") {
                 continue;
             }
-            let text = fs::read(e.path())?;
+            let text = match read_info_file(&e.path()) {
+                Ok(t) => t,
+                Err(err) => {
+                    // its paths are not in the snapshot: their removal is refused
+                    tracing::warn!("integrity: dpkg hold: list not read: {err}");
+                    continue;
+                }
+            };
             for line in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
                 if in_baseline(line) {
                     listed.insert(line.to_vec());
@@ -143,6 +203,7 @@ impl HoldSnapshot {
             admin: admin.to_path_buf(),
             listed,
             tainted,
+            overflowed: false,
         })
     }
 
@@ -154,6 +215,24 @@ impl HoldSnapshot {
     pub fn tainted(&self) -> impl Iterator<Item = &str> {
         self.tainted.iter().map(String::as_str)
     }
+}
+
+/// What a new path grants that dpkg does not vouch for: setuid or setgid, file capabilities,
+/// write access for everyone (a directory without the sticky bit), an owner other than root.
+fn privileged(e: &Entry) -> Option<String> {
+    if e.mode & 0o6000 != 0 {
+        return Some(format!("a setuid or setgid bit (mode {:04o})", e.mode));
+    }
+    if e.xattrs.iter().any(|(n, _)| n == "security.capability") {
+        return Some("file capabilities (security.capability)".into());
+    }
+    if e.mode & 0o002 != 0 && !(e.kind == Kind::Dir && e.mode & 0o1000 != 0) {
+        return Some(format!("write access for everyone (mode {:04o})", e.mode));
+    }
+    if e.uid != 0 {
+        return Some(format!("owner uid {}", e.uid));
+    }
+    None
 }
 
 /// Whether dpkg vouches for the change at `path` (recorded as `base`, a violation of kind
@@ -180,8 +259,10 @@ pub fn vouch(
     if let Some(h) = hold
         && let Ok(rest) = path.strip_prefix(h.admin.join("info"))
     {
-        let pkg = info_package(rest.as_os_str().as_bytes()).unwrap_or_default();
-        if h.tainted.contains(&pkg) {
+        let Some(pkg) = info_package(rest.as_os_str().as_bytes()) else {
+            return Err("not a file dpkg names after a package".into());
+        };
+        if h.overflowed || h.tainted.contains(&pkg) {
             return Err(format!(
                 "dpkg's record of {pkg} already differed from the baseline before this dpkg run began"
             ));
@@ -194,7 +275,12 @@ pub fn vouch(
                 "removed, but no dpkg hold began before this run: a removal is accepted only for a path a package listed when dpkg started".into(),
             );
         };
-        return if db.lists(path) {
+        return if !db.unreadable.is_empty() {
+            Err(format!(
+                "removed, but dpkg's lists could not all be read ({}): no removal is accepted",
+                db.unreadable.join(", ")
+            ))
+        } else if db.lists(path) {
             Err("removed, but an installed package still ships it".into())
         } else if !h.listed(path) {
             Err("removed, but no package listed it when this dpkg run began".into())
@@ -204,7 +290,14 @@ pub fn vouch(
     };
     match cur.kind {
         Kind::File => {}
-        Kind::Dir if db.lists(path) && kind == ChangeKind::Added => return Ok(Some(cur)),
+        Kind::Dir if db.lists(path) && kind == ChangeKind::Added => {
+            return match privileged(&cur) {
+                Some(what) => Err(format!(
+                    "a new directory a package lists, but {what}: dpkg does not vouch for permissions"
+                )),
+                None => Ok(Some(cur)),
+            };
+        }
         _ => {
             return Err(format!(
                 "a {:?} (dpkg records checksums of regular files only)",
@@ -215,6 +308,9 @@ pub fn vouch(
     let Some((pkg, sum)) = db.md5sum(path) else {
         return Err("no installed package has a checksum for it".into());
     };
+    if hold.is_some_and(|h| h.overflowed) {
+        return Err("too many violations to know whether dpkg's md5sums were changed before this run: not trusted".into());
+    }
     if hold.is_some_and(|h| h.tainted.contains(pkg)) {
         return Err(format!(
             "package {pkg}'s md5sums differed from the baseline before this dpkg run began: not trusted"
@@ -228,6 +324,15 @@ pub fn vouch(
             "content does not match package {pkg} (md5 {} expected {})",
             hex::encode(actual),
             hex::encode(sum)
+        ));
+    }
+    if base.is_none()
+        && let Some(what) = privileged(&cur)
+    {
+        // a new file: nothing to compare with, so what it could grant is judged (a package's
+        // own bytes put back with a setuid bit or a capability are not dpkg's doing)
+        return Err(format!(
+            "content is {pkg}'s, but the new file has {what}: dpkg does not vouch for permissions"
         ));
     }
     if let Some(b) = base {
@@ -397,5 +502,100 @@ mod tests {
             )
             .is_ok()
         );
+    }
+
+    #[test]
+    fn a_new_file_with_the_packages_bytes_but_a_setuid_bit_is_not_dpkgs() {
+        let d = tempfile::tempdir().unwrap();
+        let admin = d.path().join("admin");
+        fs::create_dir_all(admin.join("info")).unwrap();
+        let f = d.path().join("pkexec");
+        fs::write(&f, "the package's own bytes\n").unwrap();
+        let rel = f.strip_prefix("/").unwrap().display().to_string();
+        let sum = hex::encode(Md5::digest(b"the package's own bytes\n"));
+        fs::write(
+            admin.join("info/policykit.md5sums"),
+            format!("{sum}  {rel}\n"),
+        )
+        .unwrap();
+        let db = DpkgDb::load(&admin).unwrap();
+        let hold = HoldSnapshot::take(&admin, |_| true, std::iter::empty()).unwrap();
+        let added = |mode| {
+            fs::set_permissions(&f, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
+            vouch(&db, Some(&hold), &f, None, &Attrs::ALL, ChangeKind::Added)
+        };
+        let e = added(0o4755).unwrap_err();
+        assert!(e.contains("setuid or setgid bit (mode 4755)"), "{e}");
+        let e = added(0o666).unwrap_err();
+        assert!(e.contains("write access for everyone"), "{e}");
+        assert!(
+            added(0o755).is_ok(),
+            "the same file without the bit is dpkg's"
+        );
+    }
+
+    #[test]
+    fn hostile_files_in_dpkgs_database_neither_block_nor_vouch() {
+        let d = tempfile::tempdir().unwrap();
+        let admin = d.path().join("admin");
+        let info = admin.join("info");
+        fs::create_dir_all(&info).unwrap();
+        let c = std::ffi::CString::new(info.join("fifo.list").as_os_str().as_bytes()).unwrap();
+        // SAFETY: a NUL-terminated path; mkfifo touches no other memory.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        std::os::unix::fs::symlink("/dev/zero", info.join("zero.md5sums")).unwrap();
+        fs::create_dir(info.join("dir.list")).unwrap();
+        // neither a FIFO without a writer nor an endless device is read: both return at once
+        let db = DpkgDb::load(&admin).unwrap();
+        assert_eq!(db.unreadable.len(), 2, "{:?}", db.unreadable);
+        let hold = HoldSnapshot::take(&admin, |_| true, std::iter::empty()).unwrap();
+        // a list could not be read: no removal is accepted at all
+        let gone = d.path().join("gone");
+        fs::write(&gone, "x\n").unwrap();
+        let base = file_entry(&gone);
+        fs::remove_file(&gone).unwrap();
+        let e = vouch(
+            &db,
+            Some(&hold),
+            &gone,
+            Some(&base),
+            &Attrs::ALL,
+            ChangeKind::Removed,
+        )
+        .unwrap_err();
+        assert!(e.contains("could not all be read"), "{e}");
+        // an md5sums file whose name is not UTF-8 is tainted under the name it vouches with
+        let odd = info.join(std::ffi::OsStr::from_bytes(b"x\xff.md5sums"));
+        let f = d.path().join("tool");
+        fs::write(&f, "trojan\n").unwrap();
+        let rel = f.strip_prefix("/").unwrap().display().to_string();
+        fs::write(
+            &odd,
+            format!("{}  {rel}\n", hex::encode(Md5::digest(b"trojan\n"))),
+        )
+        .unwrap();
+        let hold = HoldSnapshot::take(&admin, |_| true, std::iter::once(odd.as_path())).unwrap();
+        let db = DpkgDb::load(&admin).unwrap();
+        let base = file_entry(&f);
+        let e = vouch(
+            &db,
+            Some(&hold),
+            &f,
+            Some(&base),
+            &Attrs::ALL,
+            ChangeKind::Modified,
+        )
+        .unwrap_err();
+        assert!(e.contains("md5sums differed"), "{e}");
+        let e = vouch(
+            &db,
+            Some(&hold),
+            &odd,
+            None,
+            &Attrs::ALL,
+            ChangeKind::Modified,
+        )
+        .unwrap_err();
+        assert!(e.contains("already differed"), "{e}");
     }
 }

@@ -82,6 +82,11 @@ impl MacKey {
         dir.join(SEALED_PUB).exists() || dir.join(SEALED_PRIV).exists()
     }
 
+    /// Whether both halves of a sealed key are in `dir`.
+    pub fn sealed_complete(dir: &Path) -> bool {
+        dir.join(SEALED_PUB).exists() && dir.join(SEALED_PRIV).exists()
+    }
+
     /// The root-only file key in `dir`, created when there is none. Refused when a sealed key
     /// exists (no downgrade from the TPM to a file).
     pub fn file(dir: &Path) -> Result<MacKey, IntegrityError> {

@@ -67,6 +67,11 @@ pub enum IntegrityError {
         counter: u64,
         why: &'static str,
     },
+    #[error(
+        "{}: the baseline is gone, but {why}: it was deleted (an offline edit?) — not a device without a baseline. Investigate, then `hardenctl integrity init`",
+        path.display()
+    )]
+    Missing { path: PathBuf, why: String },
     #[error("no baseline yet in {}: `hardenctl integrity init`", .0.display())]
     NoBaseline(PathBuf),
     #[error("TPM: {0}")]

@@ -82,15 +82,44 @@ fn close(tpm: &mut Tpm, h: NvIndexHandle) {
     let _ = tpm.ctx.tr_close(&mut o);
 }
 
-/// Whether a counter is defined at `index` (no authorization needed).
+/// What is defined at an index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Index {
+    Absent,
+    /// A counter with the attributes hardend defines.
+    Hardends,
+    /// Something else (defined by another user of the owner hierarchy).
+    Foreign,
+}
+
+/// What is defined at `index` (no authorization needed).
+pub fn index(tpm: &mut Tpm, index: u32) -> Result<Index, TpmError> {
+    let Some(h) = open(tpm, index)? else {
+        return Ok(Index::Absent);
+    };
+    let r = tpm
+        .ctx
+        .execute_without_session(|c| c.nv_read_public(h))
+        .map_err(tpm_err("read the NV index's public area"));
+    close(tpm, h);
+    let (found, _) = r?;
+    Ok(if is_hardends(&found, &public(index)?) {
+        Index::Hardends
+    } else {
+        Index::Foreign
+    })
+}
+
+/// Whether anything is defined at `index`.
 pub fn exists(tpm: &mut Tpm, index: u32) -> Result<bool, TpmError> {
-    match open(tpm, index)? {
-        Some(h) => {
-            close(tpm, h);
-            Ok(true)
-        }
-        None => Ok(false),
-    }
+    Ok(self::index(tpm, index)? != Index::Absent)
+}
+
+fn is_hardends(found: &NvPublic, want: &NvPublic) -> bool {
+    // the TPM's state bits (written, read/write locked) are not what was defined
+    const STATE: u32 = (1 << 29) | (1 << 28) | (1 << 11);
+    let defined = |p: &NvPublic| u32::try_from(p.attributes()).ok().map(|a| a & !STATE);
+    defined(found) == defined(want) && found.data_size() == 8
 }
 
 /// The counter at `index` read with `secret` as its authValue. An index whose attributes are
@@ -105,11 +134,7 @@ pub fn read(tpm: &mut Tpm, index: u32, secret: &[u8]) -> Result<Counter, TpmErro
             .ctx
             .execute_without_session(|c| c.nv_read_public(h))
             .map_err(tpm_err("read the NV counter's public area"))?;
-        let want = public(index)?;
-        // the TPM's state bits (written, read/write locked) are not what was defined
-        const STATE: u32 = (1 << 29) | (1 << 28) | (1 << 11);
-        let defined = |p: &NvPublic| u32::try_from(p.attributes()).ok().map(|a| a & !STATE);
-        if defined(&found) != defined(&want) || found.data_size() != 8 {
+        if !is_hardends(&found, &public(index)?) {
             return Err(TpmError::Format(format!(
                 "NV index 0x{index:08x} is not hardend's counter (attributes {:?}, {} bytes)",
                 found.attributes(),

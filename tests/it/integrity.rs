@@ -1217,3 +1217,26 @@ fn sixty_seconds_of_a_growing_file_and_a_device_swap_hang_and_kill_nothing() {
     assert!(alive, "the daemon exited\n{}", s.d.log());
     eprintln!("{scans} scans and {accepts} accepts completed under attack");
 }
+
+/// Offline: the baseline and its previous generation deleted so that the next `init` takes
+/// the attacker's files in. The key is still there, so this is a deleted baseline
+/// (`tampered`), not a device that never had one.
+#[test]
+fn a_deleted_baseline_is_tampered_not_missing() {
+    let mut s = Setup::start_with("", |t| fs::write(t.join("f"), "one\n").unwrap());
+    ok(s.ctl(&["integrity", "init"]));
+    ok(s.ctl(&["integrity", "init"])); // a .prev too
+    for f in ["baseline.db", "baseline.db.prev"] {
+        fs::remove_file(s.state.path().join(f)).unwrap();
+    }
+    s.restart();
+    let st = s.status();
+    assert_eq!(st["status"]["state"], "tampered", "{st}");
+    assert!(
+        st["status"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("the baseline is gone, but its key"),
+        "{st}"
+    );
+}

@@ -107,7 +107,7 @@ impl IntegrityService {
     pub async fn dpkg_hold(&self, admin: Option<PathBuf>) -> Result<(), IntegrityError> {
         let admin = admin.unwrap_or_else(|| PathBuf::from(DPKG_ADMIN));
         let now = Instant::now();
-        {
+        let (deadline, stale) = {
             let mut s = self.inner.state();
             if s.monitor.baseline.is_none() {
                 return Ok(()); // nothing is compared yet, so nothing to hold
@@ -116,37 +116,53 @@ impl IntegrityService {
                 tracing::info!("integrity: dpkg is running; the hold in place keeps its deadline");
                 return Ok(());
             }
-            s.hold_until = Some(hold_deadline(s.hold_until, now));
+            let deadline = hold_deadline(s.hold_until, now);
+            s.hold_until = Some(deadline);
             s.hold_snapshot = None;
-        }
+            // an expired hold not released yet: its alerts go out now, not an hour later
+            (deadline, std::mem::take(&mut s.held))
+        };
         tracing::info!("integrity: dpkg is running; alerts wait for `accept --from-dpkg`");
         let inner = self.inner.clone();
         let snap = joined(
             tokio::task::spawn_blocking(move || {
-                let (keys, violations) = {
+                if !stale.is_empty() {
+                    tracing::warn!(
+                        "integrity: the previous dpkg hold expired; releasing its alerts"
+                    );
+                    inner.publish_now(stale);
+                }
+                // what happened before dpkg started is judged first: an md5sums edit made
+                // just before the hook must taint its package
+                inner.drain_events();
+                let (violations, overflowed) = {
                     let s = inner.state();
-                    let keys: HashSet<Vec<u8>> = s
-                        .monitor
-                        .baseline
-                        .as_ref()
-                        .map(|b| b.entries.keys().cloned().collect())
-                        .unwrap_or_default();
                     let v: Vec<PathBuf> = s
                         .monitor
                         .violations()
                         .map(|v| crate::integrity::pathname::from_wire(&v.path))
                         .collect();
-                    (keys, v)
+                    (v, s.monitor.dropped > 0)
                 };
-                HoldSnapshot::take(
+                let in_baseline = |p: &[u8]| {
+                    inner
+                        .state()
+                        .monitor
+                        .baseline
+                        .as_ref()
+                        .is_some_and(|b| b.entries.contains_key(p))
+                };
+                let mut snap = HoldSnapshot::take(
                     &admin,
-                    |p| keys.contains(p),
+                    in_baseline,
                     violations.iter().map(PathBuf::as_path),
                 )
                 .map_err(|source| IntegrityError::Io {
                     path: admin.join("info"),
                     source,
-                })
+                })?;
+                snap.overflowed = overflowed;
+                Ok(snap)
             })
             .await,
         );
@@ -158,7 +174,11 @@ impl IntegrityService {
                         "integrity: dpkg's files of package {pkg} differ from the baseline as this dpkg run begins: nothing it installs is accepted"
                     );
                 }
-                self.inner.state().hold_snapshot = Some(snap);
+                let mut s = self.inner.state();
+                // only for the hold it was taken for (an acceptance may have ended it)
+                if s.hold_until == Some(deadline) {
+                    s.hold_snapshot = Some(snap);
+                }
                 Ok(())
             }
             Err(e) => {
@@ -185,43 +205,7 @@ impl IntegrityService {
         };
         let inner = self.inner.clone();
         // publish blocks on the signal channel: not on the async runtime's threads
-        std::thread::spawn(move || {
-            let (still, reverted) = {
-                let s = inner.state();
-                let current: std::collections::HashMap<&str, &Violation> = s
-                    .monitor
-                    .violations()
-                    .map(|v| (v.path.as_str(), v))
-                    .collect();
-                let mut seen = HashSet::new();
-                let (mut still, mut reverted) = (Vec::new(), Vec::new());
-                for v in held {
-                    if !seen.insert(v.path.clone()) {
-                        continue;
-                    }
-                    match current.get(v.path.as_str()) {
-                        Some(now) => still.push((*now).clone()),
-                        None if accepted.contains(&v.path) => {}
-                        None => reverted.push(v),
-                    }
-                }
-                (still, reverted)
-            };
-            for v in &reverted {
-                // a change undone before dpkg finished still happened: never silent
-                tracing::warn!(
-                    message_id = crate::api::message_ids::INTEGRITY_VIOLATION,
-                    path = %v.path,
-                    kind = v.kind.as_str(),
-                    "integrity: {} was changed ({}) during a dpkg run and changed back before it ended",
-                    v.path,
-                    v.kind.as_str()
-                );
-                inner.log_event(Event::of_violation("violation", v));
-                inner.log_event(Event::about("cleared", v.path.clone()));
-            }
-            inner.publish(still.into_iter().map(Update::Raised).collect());
-        });
+        std::thread::spawn(move || inner.release(held, &accepted));
     }
 
     /// Accepts the violations dpkg vouches for; returns (accepted paths, refused with why).

@@ -210,7 +210,13 @@ impl IntegrityService {
                 Err(e) => Err(e),
             }
         } else {
-            Err(IntegrityError::NoBaseline(path.clone()))
+            match self.baseline_was_made().await {
+                Some(why) => Err(IntegrityError::Missing {
+                    path: path.clone(),
+                    why,
+                }),
+                None => Err(IntegrityError::NoBaseline(path.clone())),
+            }
         };
         match loaded {
             Ok(b) => {

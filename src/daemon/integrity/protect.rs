@@ -55,13 +55,27 @@ impl IntegrityService {
             }
             (Some(w), _) => {
                 let d = dir.clone();
+                if sealed && !MacKey::sealed_complete(&dir) {
+                    return Err(IntegrityError::KeyMismatch {
+                        path: sealed_path(&dir),
+                        wanted: KeySource::Tpm.name(),
+                        have: "one of mac-key.sealed.pub and mac-key.sealed.priv is missing (never re-sealed over the other): restore it, or move both away and run init".into(),
+                    });
+                }
                 w.run(move |tpm| {
-                    if !MacKey::sealed_exists(&d) && nv::exists(tpm, BASELINE_COUNTER)? {
-                        return Ok(Err(IntegrityError::KeyMismatch {
-                            path: sealed_path(&d),
-                            wanted: KeySource::Tpm.name(),
-                            have: format!("the sealed key is gone while the TPM still holds hardend's baseline counter (NV 0x{BASELINE_COUNTER:08x}): someone deleted it. If that was you, remove the counter (`tpm2_nvundefine 0x{BASELINE_COUNTER:08x}`, owner authorization) and run init again"),
-                        }));
+                    if !MacKey::sealed_exists(&d) {
+                        let have = match nv::index(tpm, BASELINE_COUNTER)? {
+                            nv::Index::Absent => None,
+                            nv::Index::Hardends => Some(format!("the sealed key is gone while the TPM still holds hardend's baseline counter (NV 0x{BASELINE_COUNTER:08x}): someone deleted it. If that was you, remove the counter (`tpm2_nvundefine 0x{BASELINE_COUNTER:08x}`, owner authorization) and run init again")),
+                            nv::Index::Foreign => Some(format!("NV index 0x{BASELINE_COUNTER:08x}, where hardend keeps its baseline counter, holds something else (defined by another user of the owner hierarchy: set an owner password). Remove it (`tpm2_nvundefine 0x{BASELINE_COUNTER:08x}`) and run init again")),
+                        };
+                        if let Some(have) = have {
+                            return Ok(Err(IntegrityError::KeyMismatch {
+                                path: sealed_path(&d),
+                                wanted: KeySource::Tpm.name(),
+                                have,
+                            }));
+                        }
                     }
                     Ok(MacKey::sealed(tpm, &d))
                 })
@@ -94,6 +108,33 @@ impl IntegrityService {
         }
         .into();
         Ok(k)
+    }
+}
+
+impl IntegrityService {
+    /// With no baseline on disk: whether one was made here before (then it was deleted):
+    /// its key is there, or the TPM holds hardend's counter.
+    pub(super) async fn baseline_was_made(&self) -> Option<String> {
+        let (dir, tpm) = {
+            let s = self.inner.state();
+            (s.cfg.dir.clone(), s.tpm.clone())
+        };
+        if MacKey::sealed_exists(&dir) || dir.join("mac-key").exists() {
+            return Some(format!("its key in {} is not", dir.display()));
+        }
+        match tpm {
+            Some(w) => match w.run(|tpm| nv::exists(tpm, BASELINE_COUNTER)).await {
+                Ok(true) => Some(format!(
+                    "the TPM holds hardend's baseline counter (NV 0x{BASELINE_COUNTER:08x})"
+                )),
+                Ok(false) => None,
+                Err(e) => {
+                    tracing::warn!("integrity: cannot ask the TPM for hardend's counter: {e}");
+                    None
+                }
+            },
+            None => probe_counter().await,
+        }
     }
 }
 
@@ -140,14 +181,19 @@ impl Inner {
             }),
             (KeySource::Tpm, Some(w)) => {
                 let secret = counter_secret(key);
-                let n =
-                    w.run_blocking(move |tpm| match nv::read(tpm, BASELINE_COUNTER, &secret)? {
-                        Counter::Value(n) => Ok(Some(n)),
-                        Counter::Absent if init => {
-                            nv::define(tpm, BASELINE_COUNTER, &secret).map(Some)
-                        }
-                        Counter::Absent => Ok(None),
-                    })?;
+                // a counter left behind the baseline in memory (an increment that failed) is
+                // moved first, or nothing is written: two baselines never share a generation
+                let n = w.run_blocking(move |tpm| {
+                    let mut n = match nv::read(tpm, BASELINE_COUNTER, &secret)? {
+                        Counter::Value(n) => n,
+                        Counter::Absent if init => nv::define(tpm, BASELINE_COUNTER, &secret)?,
+                        Counter::Absent => return Ok(None),
+                    };
+                    while n < current {
+                        n = nv::increment(tpm, BASELINE_COUNTER, &secret)?;
+                    }
+                    Ok(Some(n))
+                })?;
                 match n {
                     Some(n) => Ok(n + 1),
                     None => Err(IntegrityError::Rollback {

@@ -66,9 +66,65 @@ impl Inner {
             tracing::warn!(
                 "integrity: the dpkg hold expired without `accept --from-dpkg`; releasing its alerts"
             );
-            self.publish(held.into_iter().map(Update::Raised).collect());
+            self.publish_now(held);
         }
         false
+    }
+
+    /// Ends holding `held` (an expired hold: nothing was accepted). See [`Inner::release`].
+    pub(super) fn publish_now(&self, held: Vec<Violation>) {
+        self.release(held, &std::collections::HashSet::new());
+    }
+
+    /// What was held while dpkg ran goes out: a path that is a violation now is alerted as
+    /// it is now (once); every other held state is journaled and logged (`violation` then
+    /// `cleared`) — a change undone before the end, or an intermediate state of a path that
+    /// was then accepted (all but its last held state). Nothing held is ever silent.
+    pub(super) fn release(
+        &self,
+        held: Vec<Violation>,
+        accepted: &std::collections::HashSet<String>,
+    ) {
+        let mut by_path: Vec<(String, Vec<Violation>)> = Vec::new();
+        for v in held {
+            match by_path.iter_mut().find(|(p, _)| *p == v.path) {
+                Some((_, states)) => states.push(v),
+                None => by_path.push((v.path.clone(), vec![v])),
+            }
+        }
+        let (still, undone) = {
+            let s = self.state();
+            let now: std::collections::HashMap<&str, &Violation> = s
+                .monitor
+                .violations()
+                .map(|v| (v.path.as_str(), v))
+                .collect();
+            let (mut still, mut undone) = (Vec::new(), Vec::new());
+            for (path, mut states) in by_path {
+                if let Some(c) = now.get(path.as_str()) {
+                    still.push(Update::Raised((*c).clone()));
+                } else {
+                    if accepted.contains(&path) {
+                        states.pop(); // the state that was accepted
+                    }
+                    undone.extend(states);
+                }
+            }
+            (still, undone)
+        };
+        for v in &undone {
+            tracing::warn!(
+                message_id = INTEGRITY_VIOLATION,
+                path = %v.path,
+                kind = v.kind.as_str(),
+                "integrity: {} was changed ({}) during a dpkg run and changed again before it ended",
+                v.path,
+                v.kind.as_str()
+            );
+            self.log_event(Event::of_violation("violation", v));
+            self.log_event(Event::about("cleared", v.path.clone()));
+        }
+        self.publish(still);
     }
 
     /// Journal, event log and signal for every update. Called on blocking threads only:
@@ -140,7 +196,8 @@ impl Inner {
         let state = match e {
             IntegrityError::Tampered { .. }
             | IntegrityError::KeyMismatch { .. }
-            | IntegrityError::Rollback { .. } => IntegrityState::Tampered,
+            | IntegrityError::Rollback { .. }
+            | IntegrityError::Missing { .. } => IntegrityState::Tampered,
             _ => IntegrityState::Error,
         };
         tracing::error!(message_id = INTEGRITY_TAMPERED, path = %path.display(), "integrity baseline not trusted: {e}");

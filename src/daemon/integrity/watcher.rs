@@ -49,6 +49,9 @@ impl Inner {
         }
         self.update_watch_counts(&w);
         while !stop.load(Ordering::Relaxed) {
+            // a hold's deadline is checked on every turn: a stream of events that change
+            // nothing must not keep the held alerts back past it
+            let _ = self.holding();
             let waiting = !self.state().flush.is_empty();
             let timeout = Duration::from_millis(if waiting { 5 } else { 500 });
             match w.wait(timeout) {
@@ -58,7 +61,6 @@ impl Inner {
                     for tx in waiters {
                         let _ = tx.send(());
                     }
-                    let _ = self.holding(); // expiry
                 }
                 Ok(Some(batch)) => {
                     for (set, reason) in &batch.rescan {
