@@ -22,6 +22,7 @@ pub mod config;
 pub mod daemon;
 pub mod integrity;
 pub mod proof;
+pub mod sbom;
 pub mod systemd;
 pub mod tpm;
 pub mod verity;

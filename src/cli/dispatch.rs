@@ -114,6 +114,7 @@ pub fn run(args: Args) -> ExitCode {
             super::manager::release(&out, &args.bus, &unit, no_restart)
         }
         Command::Reload => super::manager::reload(&out, &args.bus),
+        Command::Sbom { root, output } => super::sbom::run(&root, output.as_deref()),
         Command::Doctor { root, config } => super::doctor::run(
             &out,
             &super::doctor::Target {

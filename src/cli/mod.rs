@@ -10,6 +10,7 @@ pub mod integrity;
 pub mod json;
 pub mod manager;
 pub mod profile;
+pub mod sbom;
 pub mod verity;
 
 pub use dispatch::{run, run_matched};

@@ -81,6 +81,18 @@ pub enum Command {
         #[arg(long, default_value = crate::config::DEFAULT_CONFIG)]
         config: PathBuf,
     },
+    /// The device's software bill of materials: a CycloneDX 1.6 JSON document from dpkg's
+    /// records (every installed package with purl, supplier, declared licences, the .deb's
+    /// SHA-512 when apt's cache has it, the dependency graph) and the device as its subject.
+    /// Offline; the document is printed (or written to --output) as is, also with --json.
+    Sbom {
+        /// The system mounted here instead of this one.
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
+        /// Write the document to this file (atomically) instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
     /// Run a command confined by a profile, in the foreground (the same code path as
     /// hardend-exec). A summary of what is enforced goes to stderr.
     Exec {

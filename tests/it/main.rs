@@ -22,5 +22,6 @@ mod mount_view;
 mod profiles;
 mod redteam;
 mod root_service;
+mod sbom;
 mod tpm;
 mod verity;
