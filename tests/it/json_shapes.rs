@@ -451,6 +451,7 @@ fn every_command_prints_the_documented_document() {
     let _ = follow.kill();
     let _ = follow.wait();
     r.doc("integrity events --follow", line.as_bytes(), Some(0));
+    r.out("sbom", &j(&["sbom"]), &[0]);
     let admin = tempfile::tempdir().unwrap();
     fs::create_dir_all(admin.path().join("info")).unwrap();
     let admin_dir = admin.path().to_str().unwrap();
