@@ -26,3 +26,4 @@ pub mod sbom;
 pub mod systemd;
 pub mod tpm;
 pub mod verity;
+pub mod vulns;

@@ -25,3 +25,4 @@ mod root_service;
 mod sbom;
 mod tpm;
 mod verity;
+mod vulns;

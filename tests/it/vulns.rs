@@ -1,0 +1,161 @@
+//! Debian version order against the real peers: libapt (python3-apt's
+//! `apt_pkg.version_compare`) on 100,000 generated pairs, and `dpkg --compare-versions`
+//! itself on 2,000 of them.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::cmp::Ordering;
+use std::io::Write;
+use std::process::Command;
+
+use hardend::vulns::version::compare;
+
+/// xorshift64*: deterministic, so a failure is reproducible.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
+        xs[(self.next() % xs.len() as u64) as usize]
+    }
+}
+
+/// A version shaped like Debian's: epochs, `~`, `+debNuM`, `+bN`, letters against digits,
+/// leading zeros, dfsg suffixes.
+fn version(r: &mut Rng) -> String {
+    let mut v = String::new();
+    if r.next() % 5 == 0 {
+        v.push_str(r.pick(&["1:", "2:", "0:", "10:"]));
+    }
+    let parts = 1 + r.next() % 4;
+    for i in 0..parts {
+        if i > 0 {
+            v.push_str(r.pick(&[".", ".", ".", "+", "~", "a"]));
+        }
+        v.push_str(r.pick(&[
+            "0", "1", "2", "9", "10", "010", "12", "36", "2025b", "1a", "rc1", "dfsg", "b",
+        ]));
+    }
+    if r.next() % 4 != 0 {
+        v.push('-');
+        v.push_str(r.pick(&["1", "2", "0", "9", "1.1", "10"]));
+        v.push_str(r.pick(&[
+            "",
+            "",
+            "+b1",
+            "+b2",
+            "~deb12u1",
+            "+deb12u1",
+            "+deb12u10",
+            "~bpo12+1",
+            "ubuntu1",
+            "~",
+        ]));
+    }
+    v
+}
+
+/// A pair: half of them one small edit apart (the interesting neighbourhood).
+fn pairs(n: usize) -> Vec<(String, String)> {
+    let mut r = Rng(0x9e37_79b9_7f4a_7c15);
+    (0..n)
+        .map(|i| {
+            let a = version(&mut r);
+            let b = if i % 2 == 0 {
+                version(&mut r)
+            } else {
+                let edit = r.pick(&["~", "+b1", "a", "0", ".0", "-1", "~rc1", "+"]);
+                match r.next() % 3 {
+                    0 => format!("{a}{edit}"),
+                    1 => a.replacen('.', edit, 1),
+                    _ => a.replacen('-', &format!("{edit}-"), 1),
+                }
+            };
+            (a, b)
+        })
+        .collect()
+}
+
+fn sign(o: Ordering) -> i32 {
+    match o {
+        Ordering::Less => -1,
+        Ordering::Equal => 0,
+        Ordering::Greater => 1,
+    }
+}
+
+#[test]
+fn the_version_order_is_libapts_on_100000_generated_pairs() {
+    let ps = pairs(100_000);
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    for (a, b) in &ps {
+        writeln!(f, "{a} {b}").unwrap();
+    }
+    f.flush().unwrap();
+    // Debian's python (python3-apt lives there, not in another interpreter on PATH)
+    let out = Command::new("/usr/bin/python3")
+        .arg("-c")
+        .arg(
+            "import sys, apt_pkg\napt_pkg.init_system()\nfor l in open(sys.argv[1]):\n    a, b = l.split()\n    c = apt_pkg.version_compare(a, b)\n    print((c > 0) - (c < 0))\n",
+        )
+        .arg(f.path())
+        .output()
+        .expect("/usr/bin/python3 (apt-get install python3-apt)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let theirs: Vec<i32> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    assert_eq!(theirs.len(), ps.len());
+    let differ: Vec<_> = ps
+        .iter()
+        .zip(&theirs)
+        .filter(|((a, b), t)| sign(compare(a, b)) != **t)
+        .take(10)
+        .collect();
+    assert!(differ.is_empty(), "differ from libapt: {differ:?}");
+    let less = theirs.iter().filter(|t| **t < 0).count();
+    let eq = theirs.iter().filter(|t| **t == 0).count();
+    assert!(
+        less > 10_000 && eq > 100,
+        "a useful mix: {less} less, {eq} equal"
+    );
+}
+
+#[test]
+fn the_version_order_is_dpkgs_on_2000_pairs() {
+    let ps: Vec<_> = pairs(100_000).into_iter().step_by(50).collect();
+    assert_eq!(ps.len(), 2000);
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    for (a, b) in &ps {
+        writeln!(f, "{a} {b}").unwrap();
+    }
+    f.flush().unwrap();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("while read a b; do if dpkg --compare-versions \"$a\" lt \"$b\"; then echo -1; elif dpkg --compare-versions \"$a\" eq \"$b\"; then echo 0; else echo 1; fi; done < \"$1\"")
+        .arg("sh")
+        .arg(f.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let theirs: Vec<i32> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    assert_eq!(theirs.len(), ps.len());
+    for ((a, b), t) in ps.iter().zip(&theirs) {
+        assert_eq!(sign(compare(a, b)), *t, "{a} vs {b}: dpkg says {t}");
+    }
+}
