@@ -12,6 +12,7 @@ pub mod manager;
 pub mod profile;
 pub mod sbom;
 pub mod verity;
+pub mod vulns;
 
 pub use dispatch::{run, run_matched};
 

@@ -93,6 +93,26 @@ pub enum Command {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
+    /// Known vulnerabilities of the installed packages: a feed in the Debian security
+    /// tracker's JSON, used only when its detached Ed25519 signature verifies, matched by
+    /// source package and version for this release. Exit 3 when a fix is available.
+    Vulns {
+        /// The feed (security tracker JSON).
+        #[arg(long)]
+        feed: PathBuf,
+        /// Its detached signature (default: FEED.sig).
+        #[arg(long)]
+        signature: Option<PathBuf>,
+        /// The Ed25519 public key (PEM) the feed must be signed with.
+        #[arg(long, default_value = "/etc/hardend/feed-key.pem")]
+        key: PathBuf,
+        /// The system mounted here instead of this one.
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
+        /// The release codename to match (default: VERSION_CODENAME from os-release).
+        #[arg(long)]
+        release: Option<String>,
+    },
     /// Run a command confined by a profile, in the foreground (the same code path as
     /// hardend-exec). A summary of what is enforced goes to stderr.
     Exec {

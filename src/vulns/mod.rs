@@ -1,6 +1,10 @@
 //! Known vulnerabilities of the installed packages (the matching half of the CRA's
-//! vulnerability handling). So far: dpkg's version order.
+//! vulnerability handling).
 //!
-//! * `version.rs` — Debian version comparison, as dpkg and libapt do it.
+//! * `version.rs` — Debian version comparison, as dpkg and libapt do it;
+//! * `feed.rs` — the security tracker's JSON, used only with a valid detached signature;
+//! * `matching.rs` — installed source packages against the feed, outcomes kept apart.
 
+pub mod feed;
+pub mod matching;
 pub mod version;

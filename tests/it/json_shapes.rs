@@ -452,6 +452,50 @@ fn every_command_prints_the_documented_document() {
     let _ = follow.wait();
     r.doc("integrity events --follow", line.as_bytes(), Some(0));
     r.out("sbom", &j(&["sbom"]), &[0]);
+    let feed_dir = tempfile::tempdir().unwrap();
+    let fp = |f: &str| feed_dir.path().join(f).to_str().unwrap().to_string();
+    fs::write(
+        fp("feed.json"),
+        r#"{"openssl": {"CVE-1": {"releases": {"bookworm": {"status": "resolved", "fixed_version": "99:1", "urgency": "high"}}}, "CVE-2": {"releases": {"bookworm": {"status": "open", "urgency": "low"}}}}}"#,
+    )
+    .unwrap();
+    for args in [
+        vec!["genpkey", "-algorithm", "ed25519", "-out", &fp("k.pem")],
+        vec!["pkey", "-in", &fp("k.pem"), "-pubout", "-out", &fp("k.pub")],
+        vec![
+            "pkeyutl",
+            "-sign",
+            "-rawin",
+            "-inkey",
+            &fp("k.pem"),
+            "-in",
+            &fp("feed.json"),
+            "-out",
+            &fp("feed.json.sig"),
+        ],
+    ] {
+        assert!(
+            Command::new("openssl")
+                .args(&args)
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+    let sbom_root = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/sbom-root");
+    r.out(
+        "vulns",
+        &j(&[
+            "vulns",
+            "--feed",
+            &fp("feed.json"),
+            "--key",
+            &fp("k.pub"),
+            "--root",
+            sbom_root,
+        ]),
+        &[3],
+    );
     let admin = tempfile::tempdir().unwrap();
     fs::create_dir_all(admin.path().join("info")).unwrap();
     let admin_dir = admin.path().to_str().unwrap();

@@ -159,3 +159,150 @@ fn the_version_order_is_dpkgs_on_2000_pairs() {
         assert_eq!(sign(compare(a, b)), *t, "{a} vs {b}: dpkg says {t}");
     }
 }
+
+/// A feed the size of the tracker's (about 7,000 source packages, 70,000 CVEs, four releases
+/// each, descriptions included), with known entries for sources of the fixed image.
+fn synthetic_feed() -> String {
+    let mut r = Rng(42);
+    let mut out = String::from("{");
+    let rel = |status: &str, fixed: Option<&str>, urgency: &str, nodsa: bool| {
+        let mut s = format!("{{\"status\": \"{status}\", \"urgency\": \"{urgency}\"");
+        if let Some(f) = fixed {
+            s.push_str(&format!(", \"fixed_version\": \"{f}\""));
+        }
+        if nodsa {
+            s.push_str(", \"nodsa\": \"Minor issue\", \"nodsa_reason\": \"\"");
+        }
+        s.push_str(", \"repositories\": {\"bookworm\": \"1.0-1\"}}");
+        s
+    };
+    for s in 0..7000 {
+        out.push_str(&format!("\"synthetic-src-{s}\": {{"));
+        for c in 0..10 {
+            let v = version(&mut r);
+            out.push_str(&format!(
+                "\"CVE-2024-{s}{c:02}\": {{\"description\": \"A synthetic flaw in the parser of component {s} that lets a remote attacker do things.\", \"scope\": \"remote\", \"releases\": {{\"bullseye\": {}, \"bookworm\": {}, \"trixie\": {}, \"sid\": {}}}}}{}",
+                rel("resolved", Some(&v), "medium", false),
+                rel("resolved", Some(&v), "medium", false),
+                rel("open", None, "low", false),
+                rel("open", None, "low", false),
+                if c < 9 { ", " } else { "" }
+            ));
+        }
+        out.push_str("}, ");
+    }
+    // the fixed image has libssl3 3.0.19-1~deb12u2 (source openssl), tar 1.34+dfsg-1.2+deb12u1
+    out.push_str(&format!(
+        "\"openssl\": {{\"CVE-A\": {{\"releases\": {{\"bookworm\": {}}}}}, \"CVE-B\": {{\"releases\": {{\"bookworm\": {}}}}}, \"CVE-C\": {{\"releases\": {{\"bookworm\": {}}}}}, \"CVE-D\": {{\"releases\": {{\"trixie\": {}}}}}}}, ",
+        rel("resolved", Some("3.0.19-1~deb12u3"), "high", false),
+        rel("resolved", Some("3.0.19-1~deb12u1"), "high", false),
+        rel("open", None, "low", true),
+        rel("open", None, "high", false),
+    ));
+    out.push_str(&format!(
+        "\"tar\": {{\"CVE-E\": {{\"releases\": {{\"bookworm\": {}}}}}, \"CVE-F\": {{\"releases\": {{\"bookworm\": {}}}}}}}}}",
+        rel("resolved", Some("0"), "unimportant", false),
+        rel("open", None, "not yet assigned", false),
+    ));
+    out
+}
+
+fn openssl(args: &[&str]) {
+    let o = Command::new("openssl").args(args).output().unwrap();
+    assert!(o.status.success(), "openssl {args:?}: {o:?}");
+}
+
+#[test]
+fn a_signed_feed_is_matched_and_a_changed_or_foreign_one_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let p = |f: &str| d.path().join(f).to_str().unwrap().to_string();
+    let feed = synthetic_feed();
+    assert!(feed.len() > 40_000_000, "full size: {} bytes", feed.len());
+    std::fs::write(p("feed.json"), &feed).unwrap();
+    for k in ["key", "other"] {
+        openssl(&[
+            "genpkey",
+            "-algorithm",
+            "ed25519",
+            "-out",
+            &p(&format!("{k}.pem")),
+        ]);
+        openssl(&[
+            "pkey",
+            "-in",
+            &p(&format!("{k}.pem")),
+            "-pubout",
+            "-out",
+            &p(&format!("{k}.pub.pem")),
+        ]);
+    }
+    openssl(&[
+        "pkeyutl",
+        "-sign",
+        "-rawin",
+        "-inkey",
+        &p("key.pem"),
+        "-in",
+        &p("feed.json"),
+        "-out",
+        &p("feed.json.sig"),
+    ]);
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/sbom-root");
+    let run = |key: &str| {
+        Command::new(crate::common::hardenctl())
+            .args([
+                "--json",
+                "vulns",
+                "--feed",
+                &p("feed.json"),
+                "--key",
+                &p(key),
+                "--root",
+                root,
+            ])
+            .output()
+            .unwrap()
+    };
+    let o = run("key.pub.pem");
+    assert_eq!(o.status.code(), Some(3), "a fix is available: {o:?}");
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(doc["release"], "bookworm");
+    let c = &doc["counts"];
+    assert_eq!(
+        (
+            &c["fix_available"],
+            &c["open"],
+            &c["no_dsa"],
+            &c["fixed"],
+            &c["not_affected"]
+        ),
+        (&1.into(), &1.into(), &1.into(), &1.into(), &1.into()),
+        "{doc}"
+    );
+    let f = &doc["findings"][0];
+    assert_eq!(
+        (f["cve"].as_str(), f["source"].as_str()),
+        (Some("CVE-A"), Some("openssl"))
+    );
+    assert_eq!(f["fixed_version"], "3.0.19-1~deb12u3");
+    assert_eq!(f["packages"][0], "libssl3");
+    // signed by another key: refused before anything is parsed
+    let o = run("other.pub.pem");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("does not verify"),
+        "{o:?}"
+    );
+    // one byte changed
+    let mut bytes = feed.into_bytes();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x01;
+    std::fs::write(p("feed.json"), &bytes).unwrap();
+    let o = run("key.pub.pem");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stdout)
+            .contains("the feed was changed or signed by another key"),
+        "{o:?}"
+    );
+}

@@ -1,0 +1,86 @@
+//! `hardenctl vulns`: the signed feed against the installed packages.
+
+use std::path::PathBuf;
+
+use super::{CliError, Exit, Output, columns};
+use crate::sbom::status;
+use crate::vulns::feed::load_verified;
+use crate::vulns::matching::{Verdict, matches};
+
+pub struct Args {
+    pub feed: PathBuf,
+    pub signature: Option<PathBuf>,
+    pub key: PathBuf,
+    pub root: PathBuf,
+    pub release: Option<String>,
+}
+
+fn codename(root: &std::path::Path) -> Option<String> {
+    let text = std::fs::read_to_string(root.join("etc/os-release")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("VERSION_CODENAME="))
+        .map(|v| v.trim_matches('"').to_string())
+        .filter(|v| !v.is_empty())
+}
+
+pub fn run(out: &Output, a: &Args) -> Result<Exit, CliError> {
+    let sig = a.signature.clone().unwrap_or_else(|| {
+        let mut s = a.feed.as_os_str().to_owned();
+        s.push(".sig");
+        PathBuf::from(s)
+    });
+    let release = match &a.release {
+        Some(r) => r.clone(),
+        None => codename(&a.root).ok_or_else(|| {
+            CliError::Input(format!(
+                "{}: no VERSION_CODENAME; name the release with --release",
+                a.root.join("etc/os-release").display()
+            ))
+        })?,
+    };
+    let feed = load_verified(&a.feed, &sig, &a.key).map_err(|e| CliError::Input(e.to_string()))?;
+    let packages = status::load(&a.root.join("var/lib/dpkg/status"))
+        .map_err(|e| CliError::Input(e.to_string()))?;
+    let (findings, counts) = matches(&packages, &feed, &release);
+    if out.json {
+        out.json(&serde_json::json!({
+            "release": release,
+            "counts": counts,
+            "findings": findings,
+        }));
+    } else {
+        println!(
+            "{release}: {} with a fix available, {} open, {} open without advisory (no-dsa); {} fixed, {} not affecting this release",
+            counts.fix_available, counts.open, counts.no_dsa, counts.fixed, counts.not_affected
+        );
+        let mut rows = vec![vec![
+            "CVE".to_string(),
+            "SOURCE".into(),
+            "INSTALLED".into(),
+            "STATE".into(),
+            "FIXED IN".into(),
+            "URGENCY".into(),
+        ]];
+        for f in findings
+            .iter()
+            .filter(|f| f.verdict == Verdict::FixAvailable)
+        {
+            rows.push(vec![
+                f.cve.clone(),
+                f.source.clone(),
+                f.installed.clone(),
+                out.paint("fix-available", Some(false)),
+                f.fixed_version.clone().unwrap_or_default(),
+                f.urgency.clone(),
+            ]);
+        }
+        if rows.len() > 1 {
+            print!("{}", columns(&rows));
+        }
+    }
+    Ok(if counts.fix_available > 0 {
+        Exit::Bad
+    } else {
+        Exit::Ok
+    })
+}
