@@ -38,10 +38,11 @@ pub fn run(out: &Output, a: &Args) -> Result<Exit, CliError> {
             ))
         })?,
     };
-    let feed = load_verified(&a.feed, &sig, &a.key).map_err(|e| CliError::Input(e.to_string()))?;
+    let feed = load_verified(&a.feed, &sig, &a.key, &release)
+        .map_err(|e| CliError::Input(e.to_string()))?;
     let packages = status::load(&a.root.join("var/lib/dpkg/status"))
         .map_err(|e| CliError::Input(e.to_string()))?;
-    let (findings, counts) = matches(&packages, &feed, &release);
+    let (findings, counts) = matches(&packages, &feed);
     if out.json {
         out.json(&serde_json::json!({
             "release": release,

@@ -58,17 +58,60 @@ pub struct Release {
     pub nodsa: Option<String>,
 }
 
-/// One CVE of one source package (only what matching needs is kept).
+/// One CVE of one source package: only what matching needs, for the release asked for
+/// (descriptions and other releases are skipped while parsing, never held in memory).
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct Cve {
-    #[serde(default)]
-    pub releases: HashMap<String, Release>,
-    #[serde(default)]
-    pub scope: Option<String>,
+    #[serde(default, rename = "releases", deserialize_with = "wanted_release")]
+    pub release: Option<Release>,
 }
 
-/// source package → CVE id → what the tracker says.
+/// source package → CVE id → what the tracker says for the release.
 pub type Feed = HashMap<String, HashMap<String, Cve>>;
+
+thread_local! {
+    /// The release [`parse`] keeps (set for the duration of one parse on this thread).
+    static WANTED: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+fn wanted_release<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Release>, D::Error> {
+    struct V;
+    impl<'de> serde::de::Visitor<'de> for V {
+        type Value = Option<Release>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a map of releases")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut m: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut found = None;
+            while let Some(k) = m.next_key::<std::borrow::Cow<'de, str>>()? {
+                if WANTED.with(|w| *w.borrow() == k) {
+                    found = Some(m.next_value::<Release>()?);
+                } else {
+                    m.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+            Ok(found)
+        }
+    }
+    d.deserialize_map(V)
+}
+
+/// Parses tracker JSON keeping `release` only.
+pub fn parse(data: &[u8], release: &str) -> Result<Feed, serde_json::Error> {
+    WANTED.with(|w| *w.borrow_mut() = release.to_string());
+    let r = serde_json::from_slice::<Feed>(data);
+    WANTED.with(|w| w.borrow_mut().clear());
+    let mut feed = r?;
+    // CVEs that do not concern the release are dropped
+    for cves in feed.values_mut() {
+        cves.retain(|_, c| c.release.is_some());
+    }
+    feed.retain(|_, cves| !cves.is_empty());
+    Ok(feed)
+}
 
 fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>, FeedError> {
     let io = |source| FeedError::Io {
@@ -89,7 +132,12 @@ fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>, FeedError> {
 
 /// Reads the feed at `feed`, verifies `sig` over its bytes with the Ed25519 public key
 /// (PEM) at `key`, and only then parses it.
-pub fn load_verified(feed: &Path, sig: &Path, key: &Path) -> Result<Feed, FeedError> {
+pub fn load_verified(
+    feed: &Path,
+    sig: &Path,
+    key: &Path,
+    release: &str,
+) -> Result<Feed, FeedError> {
     let pem = read_capped(key, 64 << 10)?;
     let bad_key = |what: String| FeedError::Key {
         path: key.to_path_buf(),
@@ -112,7 +160,7 @@ pub fn load_verified(feed: &Path, sig: &Path, key: &Path) -> Result<Feed, FeedEr
             key: key.to_path_buf(),
         });
     }
-    serde_json::from_slice(&data).map_err(|e| FeedError::Format {
+    parse(&data, release).map_err(|e| FeedError::Format {
         path: feed.to_path_buf(),
         what: e.to_string(),
     })

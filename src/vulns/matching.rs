@@ -51,7 +51,8 @@ pub struct Counts {
 }
 
 /// Matches `packages` against `feed` for `release` (a codename: `bookworm`).
-pub fn matches(packages: &[Package], feed: &Feed, release: &str) -> (Vec<Finding>, Counts) {
+/// `feed` holds one release's states (see [`super::feed::parse`]).
+pub fn matches(packages: &[Package], feed: &Feed) -> (Vec<Finding>, Counts) {
     // source → (installed source version, binaries); one source version per source (the
     // highest, should two binaries disagree during an upgrade)
     let mut sources: BTreeMap<&str, (&str, Vec<String>)> = BTreeMap::new();
@@ -71,7 +72,7 @@ pub fn matches(packages: &[Package], feed: &Feed, release: &str) -> (Vec<Finding
             continue;
         };
         for (id, cve) in cves {
-            let Some(r) = cve.releases.get(release) else {
+            let Some(r) = &cve.release else {
                 continue;
             };
             let fixed = r.fixed_version.as_deref().filter(|v| !v.is_empty());
@@ -120,7 +121,7 @@ mod tests {
     fn matched_by_source_version_and_release_with_the_four_outcomes_apart() {
         let status = "Package: libssl3\nStatus: install ok installed\nVersion: 3.0.11-1~deb12u2+b1\nSource: openssl (3.0.11-1~deb12u2)\nArchitecture: amd64\n\nPackage: openssl\nStatus: install ok installed\nVersion: 3.0.11-1~deb12u2\nArchitecture: amd64\n";
         let pkgs = parse(Path::new("status"), status).unwrap();
-        let feed: Feed = serde_json::from_str(r#"{
+        let feed = crate::vulns::feed::parse(br#"{
           "openssl": {
             "CVE-1": {"releases": {"bookworm": {"status": "resolved", "fixed_version": "3.0.13-1~deb12u1", "urgency": "high"}}},
             "CVE-2": {"releases": {"bookworm": {"status": "resolved", "fixed_version": "3.0.11-1~deb12u2", "urgency": "medium"}}},
@@ -130,8 +131,8 @@ mod tests {
             "CVE-6": {"releases": {"trixie": {"status": "open", "urgency": "high"}}}
           },
           "other-source": {"CVE-7": {"releases": {"bookworm": {"status": "open"}}}}
-        }"#).unwrap();
-        let (f, c) = matches(&pkgs, &feed, "bookworm");
+        }"#, "bookworm").unwrap();
+        let (f, c) = matches(&pkgs, &feed);
         let got: Vec<(&str, Verdict)> = f.iter().map(|x| (x.cve.as_str(), x.verdict)).collect();
         assert_eq!(
             got,
