@@ -306,3 +306,163 @@ fn a_signed_feed_is_matched_and_a_changed_or_foreign_one_is_refused() {
         "{o:?}"
     );
 }
+
+/// The fixed image's installed sources with their source versions (from its status file).
+fn image_sources() -> Vec<(String, String, Vec<String>)> {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/sbom-root");
+    let pkgs = hardend::sbom::status::load(&std::path::Path::new(root).join("var/lib/dpkg/status"))
+        .unwrap();
+    let mut by: std::collections::BTreeMap<String, (String, Vec<String>)> = Default::default();
+    for p in pkgs {
+        let e = by
+            .entry(p.source.clone())
+            .or_insert((p.source_version.clone(), Vec::new()));
+        e.1.push(p.name);
+    }
+    by.into_iter().map(|(s, (v, b))| (s, v, b)).collect()
+}
+
+#[test]
+fn the_affected_set_is_debsecans_on_the_same_data() {
+    let mut r = Rng(7);
+    // one tracker state per CVE, derived from the installed source version so that every
+    // order case occurs: newer fix (with ~, +debNuM, an epoch), the installed version
+    // itself, an older one, open, no-dsa, not affected
+    let mut feed = serde_json::Map::new();
+    let mut ds_vulns = Vec::new();
+    let mut ds_pkgs = Vec::new();
+    let mut ds_bins = Vec::new();
+    for (src, ver, bins) in image_sources() {
+        let mut cves = serde_json::Map::new();
+        for i in 0..12 {
+            let name = format!(
+                "CVE-2025-{}{i:02}",
+                src.len() * 100 + (r.next() % 90) as usize
+            );
+            let fixed = match r.next() % 9 {
+                0 => Some(format!("{ver}+deb12u99")),
+                1 => Some(format!("{ver}~1")),
+                2 => Some(ver.clone()),
+                3 => Some(format!("1:{ver}")),
+                4 => Some(version(&mut r)),
+                5 => Some(ver.replacen('.', ".9", 1)),
+                6 => Some("0".to_string()),
+                _ => None,
+            };
+            let nodsa = fixed.is_none() && r.next() % 2 == 0;
+            let mut rel = serde_json::json!({
+                "status": if fixed.is_some() { "resolved" } else { "open" },
+                "urgency": "medium",
+            });
+            if let Some(f) = &fixed {
+                rel["fixed_version"] = f.clone().into();
+            }
+            if nodsa {
+                rel["nodsa"] = "Minor issue".into();
+            }
+            cves.insert(
+                name.clone(),
+                serde_json::json!({ "releases": { "bookworm": rel } }),
+            );
+            // the same state in debsecan's format (what the tracker serves it)
+            match fixed.as_deref() {
+                Some("0") => continue,
+                Some(f) => {
+                    ds_pkgs.push(format!("{src},{},SM F,{f},", ds_vulns.len()));
+                }
+                None => ds_pkgs.push(format!("{src},{},SM  ,,", ds_vulns.len())),
+            }
+            ds_vulns.push(format!("{name},,synthetic"));
+        }
+        feed.insert(src.clone(), cves.into());
+        ds_bins.push(format!("{src},{}", bins.join(" ")));
+    }
+    let d = tempfile::tempdir().unwrap();
+    let p = |f: &str| d.path().join(f).to_str().unwrap().to_string();
+    std::fs::write(p("feed.json"), serde_json::to_vec(&feed).unwrap()).unwrap();
+    let text = format!(
+        "VERSION 1\n{}\n\n{}\n\n{}\n\n",
+        ds_vulns.join("\n"),
+        ds_pkgs.join("\n"),
+        ds_bins.join("\n")
+    );
+    std::fs::create_dir(p("debsecan")).unwrap();
+    std::fs::write(p("debsecan/bookworm.txt"), &text).unwrap();
+    // debsecan reads zlib data (as the tracker serves it)
+    let z = Command::new("/usr/bin/python3")
+        .args(["-c", "import sys, zlib; open(sys.argv[2], 'wb').write(zlib.compress(open(sys.argv[1], 'rb').read()))"])
+        .arg(p("debsecan/bookworm.txt"))
+        .arg(p("debsecan/bookworm"))
+        .status()
+        .unwrap();
+    assert!(z.success());
+    openssl(&["genpkey", "-algorithm", "ed25519", "-out", &p("k.pem")]);
+    openssl(&["pkey", "-in", &p("k.pem"), "-pubout", "-out", &p("k.pub")]);
+    openssl(&[
+        "pkeyutl",
+        "-sign",
+        "-rawin",
+        "-inkey",
+        &p("k.pem"),
+        "-in",
+        &p("feed.json"),
+        "-out",
+        &p("feed.json.sig"),
+    ]);
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/sbom-root");
+    let ours = Command::new(crate::common::hardenctl())
+        .args([
+            "--json",
+            "vulns",
+            "--feed",
+            &p("feed.json"),
+            "--key",
+            &p("k.pub"),
+            "--root",
+            root,
+        ])
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&ours.stdout).unwrap();
+    let mut mine = std::collections::BTreeSet::new();
+    for f in doc["findings"].as_array().unwrap() {
+        for b in f["packages"].as_array().unwrap() {
+            mine.insert((
+                f["cve"].as_str().unwrap().to_string(),
+                b.as_str().unwrap().to_string(),
+                f["verdict"] == "fix-available",
+            ));
+        }
+    }
+    let out = Command::new("debsecan")
+        .args(["--suite", "bookworm", "--format", "summary", "--status"])
+        .arg(format!("{root}/var/lib/dpkg/status"))
+        .arg("--source")
+        .arg(format!("file://{}/", p("debsecan")))
+        .output()
+        .expect("debsecan (apt-get install debsecan)");
+    assert!(out.status.success(), "{out:?}");
+    // "CVE-… PACKAGE (fixed, medium urgency)"
+    let theirs: std::collections::BTreeSet<(String, String, bool)> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut w = l.split_whitespace();
+            let cve = w.next().unwrap().to_string();
+            let pkg = w.next().unwrap().to_string();
+            (cve, pkg, l.contains("(fixed"))
+        })
+        .collect();
+    assert!(theirs.len() > 30, "a useful set: {theirs:?}");
+    assert!(theirs.iter().any(|t| t.2) && theirs.iter().any(|t| !t.2));
+    assert_eq!(
+        mine.difference(&theirs).collect::<Vec<_>>(),
+        Vec::<&(String, String, bool)>::new(),
+        "ours but not debsecan's"
+    );
+    assert_eq!(
+        theirs.difference(&mine).collect::<Vec<_>>(),
+        Vec::<&(String, String, bool)>::new(),
+        "debsecan's but not ours"
+    );
+}
