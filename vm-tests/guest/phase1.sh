@@ -379,6 +379,9 @@ check "f: dpkg's md5sums edited outside a dpkg run are a violation (set dpkg)" w
 sed -i '$d' /var/lib/dpkg/info/coreutils.md5sums
 kill "$mon" 2>/dev/null
 hardenctl integrity events -n 20 > "$H/results/integrity-events.txt" 2>&1
+# the guest's software bill of materials (validated against the schema on the host)
+check "sbom: hardenctl sbom of the guest names every installed package" bash -c \
+    'hardenctl sbom -o '"$H"'/results/guest.cdx.json && [ "$(grep -c "\"bom-ref\": \"pkg:deb/debian/" '"$H"'/results/guest.cdx.json)" -eq "$(dpkg-query -W -f="\${db:Status-Status}\n" | grep -c "^installed$")" ]' 
 # last in phase 1 (a restarted daemon rescans: nothing above must race with that)
 systemctl stop hardend
 check "f: doctor: a stopped daemon is a problem" doctor_says daemon "systemctl start hardend"
