@@ -121,6 +121,7 @@ pub fn run(args: Args) -> ExitCode {
             key,
             root,
             release,
+            format,
         } => super::vulns::run(
             &out,
             &super::vulns::Args {
@@ -129,6 +130,7 @@ pub fn run(args: Args) -> ExitCode {
                 key,
                 root,
                 release,
+                format,
             },
         ),
         Command::Doctor { root, config } => super::doctor::run(

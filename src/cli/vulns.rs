@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use super::{CliError, Exit, Output, columns};
 use crate::sbom::status;
-use crate::vulns::feed::load_verified;
+use crate::vulns::feed::{Format, load_verified};
 use crate::vulns::matching::{Verdict, matches};
 
 pub struct Args {
@@ -13,12 +13,13 @@ pub struct Args {
     pub key: PathBuf,
     pub root: PathBuf,
     pub release: Option<String>,
+    pub format: Format,
 }
 
-fn codename(root: &std::path::Path) -> Option<String> {
+fn os_release(root: &std::path::Path, key: &str) -> Option<String> {
     let text = std::fs::read_to_string(root.join("etc/os-release")).ok()?;
     text.lines()
-        .find_map(|l| l.strip_prefix("VERSION_CODENAME="))
+        .find_map(|l| l.strip_prefix(key))
         .map(|v| v.trim_matches('"').to_string())
         .filter(|v| !v.is_empty())
 }
@@ -31,14 +32,21 @@ pub fn run(out: &Output, a: &Args) -> Result<Exit, CliError> {
     });
     let release = match &a.release {
         Some(r) => r.clone(),
-        None => codename(&a.root).ok_or_else(|| {
-            CliError::Input(format!(
-                "{}: no VERSION_CODENAME; name the release with --release",
-                a.root.join("etc/os-release").display()
-            ))
-        })?,
+        None => {
+            let key = match a.format {
+                Format::Tracker => "VERSION_CODENAME=",
+                Format::Osv => "VERSION_ID=",
+            };
+            os_release(&a.root, key).ok_or_else(|| {
+                CliError::Input(format!(
+                    "{}: no {}; name the release with --release",
+                    a.root.join("etc/os-release").display(),
+                    key.trim_end_matches('=')
+                ))
+            })?
+        }
     };
-    let feed = load_verified(&a.feed, &sig, &a.key, &release)
+    let feed = load_verified(&a.feed, &sig, &a.key, a.format, &release)
         .map_err(|e| CliError::Input(e.to_string()))?;
     let packages = status::load(&a.root.join("var/lib/dpkg/status"))
         .map_err(|e| CliError::Input(e.to_string()))?;

@@ -109,9 +109,13 @@ pub enum Command {
         /// The system mounted here instead of this one.
         #[arg(long, default_value = "/")]
         root: PathBuf,
-        /// The release codename to match (default: VERSION_CODENAME from os-release).
+        /// The release to match: a codename for the tracker's format, the version number
+        /// for OSV (default: VERSION_CODENAME or VERSION_ID from os-release).
         #[arg(long)]
         release: Option<String>,
+        /// The feed's format.
+        #[arg(long, value_enum, default_value = "tracker")]
+        format: crate::vulns::feed::Format,
     },
     /// Run a command confined by a profile, in the foreground (the same code path as
     /// hardend-exec). A summary of what is enforced goes to stderr.

@@ -38,7 +38,7 @@ pub enum FeedError {
         sig: PathBuf,
         key: PathBuf,
     },
-    #[error("{}: not the security tracker's JSON: {what}", path.display())]
+    #[error("{}: not a feed in the format given: {what}", path.display())]
     Format { path: PathBuf, what: String },
 }
 
@@ -56,6 +56,10 @@ pub struct Release {
     pub urgency: String,
     #[serde(default)]
     pub nodsa: Option<String>,
+    /// The first affected version (OSV `introduced`; the tracker has none: every version
+    /// before the fix).
+    #[serde(default)]
+    pub introduced: Option<String>,
 }
 
 /// One CVE of one source package: only what matching needs, for the release asked for
@@ -130,12 +134,106 @@ fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>, FeedError> {
     Ok(out)
 }
 
+/// Which format a feed is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// The Debian security tracker's JSON.
+    Tracker,
+    /// A JSON array of OSV records (osv.dev's Debian ecosystem, `Debian:12`).
+    Osv,
+}
+
+#[derive(Deserialize)]
+struct OsvRecord {
+    id: String,
+    #[serde(default)]
+    affected: Vec<OsvAffected>,
+}
+
+#[derive(Deserialize)]
+struct OsvAffected {
+    package: OsvPackage,
+    #[serde(default)]
+    ranges: Vec<OsvRange>,
+    #[serde(default)]
+    ecosystem_specific: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct OsvPackage {
+    ecosystem: String,
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct OsvRange {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    events: Vec<HashMap<String, String>>,
+}
+
+/// OSV records (a JSON array) → the same per-release [`Feed`]: the package is the source
+/// package (osv.dev's Debian records name sources), `Debian:<debian_version>` selects the
+/// release, an ECOSYSTEM range's `fixed` is the fixed version (none: open) and `introduced`
+/// (other than 0) the first affected version.
+pub fn parse_osv(data: &[u8], debian_version: &str) -> Result<Feed, serde_json::Error> {
+    let records: Vec<OsvRecord> = serde_json::from_slice(data)?;
+    let ecosystem = format!("Debian:{debian_version}");
+    let mut feed = Feed::new();
+    for r in records {
+        for a in r
+            .affected
+            .iter()
+            .filter(|a| a.package.ecosystem == ecosystem)
+        {
+            let events = a
+                .ranges
+                .iter()
+                .filter(|g| g.kind == "ECOSYSTEM")
+                .flat_map(|g| g.events.iter());
+            let (mut introduced, mut fixed) = (None, None);
+            for e in events {
+                if let Some(v) = e.get("introduced").filter(|v| v.as_str() != "0") {
+                    introduced = Some(v.clone());
+                }
+                if let Some(v) = e.get("fixed") {
+                    fixed = Some(v.clone());
+                }
+            }
+            let urgency = a
+                .ecosystem_specific
+                .as_ref()
+                .and_then(|v| v.get("urgency"))
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_string();
+            let release = Release {
+                status: if fixed.is_some() { "resolved" } else { "open" }.into(),
+                fixed_version: fixed,
+                urgency,
+                nodsa: None,
+                introduced,
+            };
+            feed.entry(a.package.name.clone()).or_default().insert(
+                r.id.clone(),
+                Cve {
+                    release: Some(release),
+                },
+            );
+        }
+    }
+    Ok(feed)
+}
+
 /// Reads the feed at `feed`, verifies `sig` over its bytes with the Ed25519 public key
 /// (PEM) at `key`, and only then parses it.
+/// `release` is the codename for the tracker, the version number (`12`) for OSV.
 pub fn load_verified(
     feed: &Path,
     sig: &Path,
     key: &Path,
+    format: Format,
     release: &str,
 ) -> Result<Feed, FeedError> {
     let pem = read_capped(key, 64 << 10)?;
@@ -160,7 +258,11 @@ pub fn load_verified(
             key: key.to_path_buf(),
         });
     }
-    parse(&data, release).map_err(|e| FeedError::Format {
+    let parsed = match format {
+        Format::Tracker => parse(&data, release),
+        Format::Osv => parse_osv(&data, release),
+    };
+    parsed.map_err(|e| FeedError::Format {
         path: feed.to_path_buf(),
         what: e.to_string(),
     })

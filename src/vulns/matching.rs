@@ -81,6 +81,15 @@ pub fn matches(packages: &[Package], feed: &Feed) -> (Vec<Finding>, Counts) {
                     counts.not_affected += 1;
                     continue;
                 }
+                // before the first affected version: the flaw is not in it
+                _ if r
+                    .introduced
+                    .as_deref()
+                    .is_some_and(|i| compare(ver, i) == Ordering::Less) =>
+                {
+                    counts.not_affected += 1;
+                    continue;
+                }
                 ("resolved", Some(f)) if compare(ver, f) == Ordering::Less => Verdict::FixAvailable,
                 ("resolved", _) => {
                     counts.fixed += 1;

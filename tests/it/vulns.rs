@@ -466,3 +466,115 @@ fn the_affected_set_is_debsecans_on_the_same_data() {
         "debsecan's but not ours"
     );
 }
+
+#[test]
+fn osv_records_give_the_same_findings_as_the_tracker_with_introduced_versions_honoured() {
+    let d = tempfile::tempdir().unwrap();
+    let p = |f: &str| d.path().join(f).to_str().unwrap().to_string();
+    let rec = |id: &str, pkg: &str, eco: &str, events: &str, urgency: &str| {
+        format!(
+            r#"{{"id": "{id}", "aliases": ["CVE-x"], "affected": [{{"package": {{"ecosystem": "{eco}", "name": "{pkg}", "purl": "pkg:deb/debian/{pkg}?arch=source"}}, "ranges": [{{"type": "ECOSYSTEM", "events": [{events}]}}], "ecosystem_specific": {{"urgency": "{urgency}"}}}}]}}"#
+        )
+    };
+    // the fixed image: libssl3 from openssl 3.0.19-1~deb12u2, tar 1.34+dfsg-1.2+deb12u1
+    let records = [
+        rec(
+            "DEBIAN-CVE-A",
+            "openssl",
+            "Debian:12",
+            r#"{"introduced": "0"}, {"fixed": "3.0.19-1~deb12u3"}"#,
+            "high",
+        ),
+        rec(
+            "DEBIAN-CVE-B",
+            "openssl",
+            "Debian:12",
+            r#"{"introduced": "0"}, {"fixed": "3.0.19-1~deb12u1"}"#,
+            "high",
+        ),
+        rec(
+            "DEBIAN-CVE-C",
+            "openssl",
+            "Debian:12",
+            r#"{"introduced": "0"}"#,
+            "low",
+        ),
+        rec(
+            "DEBIAN-CVE-D",
+            "openssl",
+            "Debian:13",
+            r#"{"introduced": "0"}"#,
+            "high",
+        ),
+        // introduced after the installed version: not in it
+        rec(
+            "DEBIAN-CVE-E",
+            "tar",
+            "Debian:12",
+            r#"{"introduced": "1.35-1"}"#,
+            "medium",
+        ),
+        rec(
+            "DEBIAN-CVE-F",
+            "tar",
+            "Debian:12",
+            r#"{"introduced": "1.30-1"}, {"fixed": "1.34+dfsg-1.2+deb12u2"}"#,
+            "medium",
+        ),
+    ];
+    std::fs::write(p("osv.json"), format!("[{}]", records.join(", "))).unwrap();
+    openssl(&["genpkey", "-algorithm", "ed25519", "-out", &p("k.pem")]);
+    openssl(&["pkey", "-in", &p("k.pem"), "-pubout", "-out", &p("k.pub")]);
+    openssl(&[
+        "pkeyutl",
+        "-sign",
+        "-rawin",
+        "-inkey",
+        &p("k.pem"),
+        "-in",
+        &p("osv.json"),
+        "-out",
+        &p("osv.json.sig"),
+    ]);
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/sbom-root");
+    let o = Command::new(crate::common::hardenctl())
+        .args([
+            "--json",
+            "vulns",
+            "--format",
+            "osv",
+            "--feed",
+            &p("osv.json"),
+            "--key",
+            &p("k.pub"),
+            "--root",
+            root,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3), "{o:?}");
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(doc["release"], "12");
+    let got: Vec<(String, String)> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["cve"].as_str().unwrap().into(),
+                f["verdict"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, String)> = [
+        ("DEBIAN-CVE-A", "fix-available"),
+        ("DEBIAN-CVE-F", "fix-available"),
+        ("DEBIAN-CVE-C", "open"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(got, want, "{doc}");
+    assert_eq!(doc["counts"]["not_affected"], 1, "CVE-E introduced later");
+    assert_eq!(doc["counts"]["fixed"], 1, "CVE-B");
+}
