@@ -14,15 +14,25 @@ pub struct Swtpm {
 }
 
 /// Two adjacent free ports: the swtpm TCTI talks to PORT and its control channel PORT+1.
+/// Two adjacent free ports (tcti-swtpm finds the control port at port + 1), handed out once
+/// per test process and below Linux's ephemeral range (32768–60999): a port taken from the
+/// ephemeral range could be given to an outgoing connection — there are many, to the other
+/// TPMs — between this check and swtpm's bind, and then the TPM half-works.
 pub fn two_free_ports() -> (u16, u16) {
-    for _ in 0..100 {
-        let a = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = a.local_addr().unwrap().port();
-        if port < u16::MAX && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    // another test process (a bench, a second cargo test) starts elsewhere in the range
+    let base = 20_000 + (std::process::id() % 300) as u16 * 40;
+    for _ in 0..2000 {
+        let off = NEXT.fetch_add(2, Ordering::Relaxed) % 12_000;
+        let port = 20_000 + (base - 20_000 + off) % 12_000;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && TcpListener::bind(("127.0.0.1", port + 1)).is_ok()
+        {
             return (port, port + 1);
         }
     }
-    panic!("no two adjacent free ports");
+    panic!("no two adjacent free ports below 32000");
 }
 
 impl Swtpm {
