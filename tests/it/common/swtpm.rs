@@ -70,21 +70,40 @@ impl Swtpm {
             .stderr(Stdio::null())
             .spawn()
             .expect("swtpm (apt-get install swtpm)");
-        // a loaded machine (a VM beside the tests) can take seconds to start it
+        // a loaded machine (a VM beside the tests, the suite starting) can take seconds to
+        // start it; tcti-swtpm needs both the server and the control port, and swtpm may
+        // listen on one a while before the other
         let ready = (0..1000).any(|_| {
-            let up = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+            let up = [port, ctrl]
+                .iter()
+                .all(|p| std::net::TcpStream::connect(("127.0.0.1", *p)).is_ok());
             if !up {
                 std::thread::sleep(Duration::from_millis(10));
             }
             up
         });
-        assert!(ready, "swtpm did not listen on port {port} within 10 s");
-        Swtpm {
+        assert!(
+            ready,
+            "swtpm did not listen on ports {port} and {ctrl} within 10 s"
+        );
+        let sw = Swtpm {
             _dir: dir,
             child,
             port,
             ctrl,
-        }
+        };
+        // and answers through the TSS itself: listening is not yet serving
+        let mut last = String::new();
+        let serving = (0..100).any(|_| match hardend::tpm::identity::Tpm::connect(&sw.tcti()) {
+            Ok(_) => true,
+            Err(e) => {
+                last = e.to_string();
+                std::thread::sleep(Duration::from_millis(100));
+                false
+            }
+        });
+        assert!(serving, "swtpm on port {port} does not answer: {last}");
+        sw
     }
 
     pub fn tcti(&self) -> String {
