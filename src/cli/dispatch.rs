@@ -115,24 +115,7 @@ pub fn run(args: Args) -> ExitCode {
         }
         Command::Reload => super::manager::reload(&out, &args.bus),
         Command::Sbom { root, output } => super::sbom::run(&root, output.as_deref()),
-        Command::Vulns {
-            feed,
-            signature,
-            key,
-            root,
-            release,
-            format,
-        } => super::vulns::run(
-            &out,
-            &super::vulns::Args {
-                feed,
-                signature,
-                key,
-                root,
-                release,
-                format,
-            },
-        ),
+        Command::Vulns(v) => super::vulns::run(&out, &v),
         Command::Doctor { root, config } => super::doctor::run(
             &out,
             &super::doctor::Target {

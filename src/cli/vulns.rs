@@ -7,14 +7,7 @@ use crate::sbom::status;
 use crate::vulns::feed::{Format, load_verified};
 use crate::vulns::matching::{Verdict, matches};
 
-pub struct Args {
-    pub feed: PathBuf,
-    pub signature: Option<PathBuf>,
-    pub key: PathBuf,
-    pub root: PathBuf,
-    pub release: Option<String>,
-    pub format: Format,
-}
+pub use crate::cmdline::hardenctl::VulnsArgs as Args;
 
 fn os_release(root: &std::path::Path, key: &str) -> Option<String> {
     let text = std::fs::read_to_string(root.join("etc/os-release")).ok()?;

@@ -96,27 +96,7 @@ pub enum Command {
     /// Known vulnerabilities of the installed packages: a feed in the Debian security
     /// tracker's JSON, used only when its detached Ed25519 signature verifies, matched by
     /// source package and version for this release. Exit 3 when a fix is available.
-    Vulns {
-        /// The feed (security tracker JSON).
-        #[arg(long)]
-        feed: PathBuf,
-        /// Its detached signature (default: FEED.sig).
-        #[arg(long)]
-        signature: Option<PathBuf>,
-        /// The Ed25519 public key (PEM) the feed must be signed with.
-        #[arg(long, default_value = "/etc/hardend/feed-key.pem")]
-        key: PathBuf,
-        /// The system mounted here instead of this one.
-        #[arg(long, default_value = "/")]
-        root: PathBuf,
-        /// The release to match: a codename for the tracker's format, the version number
-        /// for OSV (default: VERSION_CODENAME or VERSION_ID from os-release).
-        #[arg(long)]
-        release: Option<String>,
-        /// The feed's format.
-        #[arg(long, value_enum, default_value = "tracker")]
-        format: crate::vulns::feed::Format,
-    },
+    Vulns(VulnsArgs),
     /// Run a command confined by a profile, in the foreground (the same code path as
     /// hardend-exec). A summary of what is enforced goes to stderr.
     Exec {
@@ -343,6 +323,30 @@ pub enum ProfileCmd {
 
 fn parse_ek(s: &str) -> Result<crate::tpm::ek::EkAlgorithm, String> {
     s.parse().map_err(|e: crate::tpm::TpmError| e.to_string())
+}
+
+/// `hardenctl vulns`: where the feed, its signature and key are and what to match it against.
+#[derive(clap::Args, Debug)]
+pub struct VulnsArgs {
+    /// The feed (security tracker JSON).
+    #[arg(long)]
+    pub feed: PathBuf,
+    /// Its detached signature (default: FEED.sig).
+    #[arg(long)]
+    pub signature: Option<PathBuf>,
+    /// The Ed25519 public key (PEM) the feed must be signed with.
+    #[arg(long, default_value = "/etc/hardend/feed-key.pem")]
+    pub key: PathBuf,
+    /// The system mounted here instead of this one.
+    #[arg(long, default_value = "/")]
+    pub root: PathBuf,
+    /// The release to match: a codename for the tracker's format, the version number
+    /// for OSV (default: VERSION_CODENAME or VERSION_ID from os-release).
+    #[arg(long)]
+    pub release: Option<String>,
+    /// The feed's format.
+    #[arg(long, value_enum, default_value = "tracker")]
+    pub format: crate::vulns::feed::Format,
 }
 
 #[cfg(test)]
