@@ -11,6 +11,9 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+#[path = "../tests/it/common/feedkey.rs"]
+mod feedkey;
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -119,23 +122,8 @@ fn main() {
         .status()
         .unwrap();
     assert!(ok.success());
-    for a in [
-        vec!["genpkey", "-algorithm", "ed25519", "-out", &p("k.pem")],
-        vec!["pkey", "-in", &p("k.pem"), "-pubout", "-out", &p("k.pub")],
-        vec![
-            "pkeyutl",
-            "-sign",
-            "-rawin",
-            "-inkey",
-            &p("k.pem"),
-            "-in",
-            &p("feed.json"),
-            "-out",
-            &p("feed.json.sig"),
-        ],
-    ] {
-        assert!(Command::new("openssl").args(&a).status().unwrap().success());
-    }
+    let key = feedkey::FeedKey::new(d.path(), "k");
+    key.sign(d.path().join("feed.json").as_path());
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
     for _ in 0..3 {
         ours.push(timed(with_time(hardenctl).args([
@@ -144,7 +132,7 @@ fn main() {
             "--feed",
             &p("feed.json"),
             "--key",
-            &p("k.pub"),
+            key.public_str(),
             "--release",
             "bookworm",
         ])));

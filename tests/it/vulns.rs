@@ -8,6 +8,7 @@ use std::cmp::Ordering;
 use std::io::Write;
 use std::process::Command;
 
+use crate::common::FeedKey;
 use hardend::vulns::version::compare;
 
 /// xorshift64*: deterministic, so a failure is reproducible.
@@ -207,11 +208,6 @@ fn synthetic_feed() -> String {
     out
 }
 
-fn openssl(args: &[&str]) {
-    let o = Command::new("openssl").args(args).output().unwrap();
-    assert!(o.status.success(), "openssl {args:?}: {o:?}");
-}
-
 #[test]
 fn a_signed_feed_is_matched_and_a_changed_or_foreign_one_is_refused() {
     let d = tempfile::tempdir().unwrap();
@@ -219,34 +215,9 @@ fn a_signed_feed_is_matched_and_a_changed_or_foreign_one_is_refused() {
     let feed = synthetic_feed();
     assert!(feed.len() > 40_000_000, "full size: {} bytes", feed.len());
     std::fs::write(p("feed.json"), &feed).unwrap();
-    for k in ["key", "other"] {
-        openssl(&[
-            "genpkey",
-            "-algorithm",
-            "ed25519",
-            "-out",
-            &p(&format!("{k}.pem")),
-        ]);
-        openssl(&[
-            "pkey",
-            "-in",
-            &p(&format!("{k}.pem")),
-            "-pubout",
-            "-out",
-            &p(&format!("{k}.pub.pem")),
-        ]);
-    }
-    openssl(&[
-        "pkeyutl",
-        "-sign",
-        "-rawin",
-        "-inkey",
-        &p("key.pem"),
-        "-in",
-        &p("feed.json"),
-        "-out",
-        &p("feed.json.sig"),
-    ]);
+    let key = FeedKey::new(d.path(), "key");
+    let other = FeedKey::new(d.path(), "other");
+    key.sign(d.path().join("feed.json").as_path());
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/sbom-root");
     let run = |key: &str| {
         Command::new(crate::common::hardenctl())
@@ -263,7 +234,7 @@ fn a_signed_feed_is_matched_and_a_changed_or_foreign_one_is_refused() {
             .output()
             .unwrap()
     };
-    let o = run("key.pub.pem");
+    let o = run(key.public_str());
     assert_eq!(o.status.code(), Some(3), "a fix is available: {o:?}");
     let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(doc["release"], "bookworm");
@@ -287,7 +258,7 @@ fn a_signed_feed_is_matched_and_a_changed_or_foreign_one_is_refused() {
     assert_eq!(f["fixed_version"], "3.0.19-1~deb12u3");
     assert_eq!(f["packages"][0], "libssl3");
     // signed by another key: refused before anything is parsed
-    let o = run("other.pub.pem");
+    let o = run(other.public_str());
     assert_eq!(o.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&o.stdout).contains("does not verify"),
@@ -298,7 +269,7 @@ fn a_signed_feed_is_matched_and_a_changed_or_foreign_one_is_refused() {
     let at = bytes.len() / 2;
     bytes[at] ^= 0x01;
     std::fs::write(p("feed.json"), &bytes).unwrap();
-    let o = run("key.pub.pem");
+    let o = run(key.public_str());
     assert_eq!(o.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&o.stdout)
@@ -396,19 +367,8 @@ fn the_affected_set_is_debsecans_on_the_same_data() {
         .status()
         .unwrap();
     assert!(z.success());
-    openssl(&["genpkey", "-algorithm", "ed25519", "-out", &p("k.pem")]);
-    openssl(&["pkey", "-in", &p("k.pem"), "-pubout", "-out", &p("k.pub")]);
-    openssl(&[
-        "pkeyutl",
-        "-sign",
-        "-rawin",
-        "-inkey",
-        &p("k.pem"),
-        "-in",
-        &p("feed.json"),
-        "-out",
-        &p("feed.json.sig"),
-    ]);
+    let key = FeedKey::new(d.path(), "k");
+    key.sign(d.path().join("feed.json").as_path());
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/sbom-root");
     let ours = Command::new(crate::common::hardenctl())
         .args([
@@ -417,7 +377,7 @@ fn the_affected_set_is_debsecans_on_the_same_data() {
             "--feed",
             &p("feed.json"),
             "--key",
-            &p("k.pub"),
+            key.public_str(),
             "--root",
             root,
         ])
@@ -523,19 +483,8 @@ fn osv_records_give_the_same_findings_as_the_tracker_with_introduced_versions_ho
         ),
     ];
     std::fs::write(p("osv.json"), format!("[{}]", records.join(", "))).unwrap();
-    openssl(&["genpkey", "-algorithm", "ed25519", "-out", &p("k.pem")]);
-    openssl(&["pkey", "-in", &p("k.pem"), "-pubout", "-out", &p("k.pub")]);
-    openssl(&[
-        "pkeyutl",
-        "-sign",
-        "-rawin",
-        "-inkey",
-        &p("k.pem"),
-        "-in",
-        &p("osv.json"),
-        "-out",
-        &p("osv.json.sig"),
-    ]);
+    let key = FeedKey::new(d.path(), "k");
+    key.sign(d.path().join("osv.json").as_path());
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/sbom-root");
     let o = Command::new(crate::common::hardenctl())
         .args([
@@ -546,7 +495,7 @@ fn osv_records_give_the_same_findings_as_the_tracker_with_introduced_versions_ho
             "--feed",
             &p("osv.json"),
             "--key",
-            &p("k.pub"),
+            key.public_str(),
             "--root",
             root,
         ])

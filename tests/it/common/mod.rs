@@ -3,16 +3,19 @@
 //! * `sandbox.rs`: a scratch directory with profiles, the probe run confined;
 //! * `bus.rs`: a private dbus-daemon;
 //! * `daemon.rs`: hardend on that bus with its own directories;
-//! * `swtpm.rs`: a software TPM (also used by the benchmarks).
+//! * `swtpm.rs`: a software TPM (also used by the benchmarks);
+//! * `feedkey.rs`: an Ed25519 key made and used with `openssl`, to sign feeds.
 #![allow(dead_code, unused_imports)]
 
 mod bus;
 mod daemon;
+pub mod feedkey;
 mod sandbox;
 pub mod swtpm;
 
 pub use bus::TestBus;
 pub use daemon::TestDaemon;
+pub use feedkey::FeedKey;
 pub use sandbox::Sandbox;
 
 use std::fs;
