@@ -14,6 +14,7 @@
 #[path = "../tests/it/common/mod.rs"]
 mod common;
 
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -89,6 +90,21 @@ fn baseline_vs_aide(root: &str) {
     }
 }
 
+/// hardend on BUS watching TREE (its state in STATE), the baseline made.
+fn watching(bus: &common::TestBus, state: &Path, tree: &Path) -> common::TestDaemon {
+    let d = common::TestDaemon::start(
+        bus,
+        "",
+        &format!(
+            "[integrity]\ndir = \"{}\"\n[[integrity.watch]]\nname = \"t\"\npaths = [\"{}\"]\n",
+            state.display(),
+            tree.display()
+        ),
+    );
+    assert!(d.ctl(&["integrity", "init"]).status.success());
+    d
+}
+
 fn latency_and_idle() {
     let tree = tempfile::tempdir().unwrap();
     let state = tempfile::tempdir().unwrap();
@@ -96,16 +112,7 @@ fn latency_and_idle() {
         std::fs::write(tree.path().join(format!("f{i}")), "v0\n").unwrap();
     }
     let bus = common::TestBus::start();
-    let d = common::TestDaemon::start(
-        &bus,
-        "",
-        &format!(
-            "[integrity]\ndir = \"{}\"\n[[integrity.watch]]\nname = \"t\"\npaths = [\"{}\"]\n",
-            state.path().display(),
-            tree.path().display()
-        ),
-    );
-    assert!(d.ctl(&["integrity", "init"]).status.success());
+    let d = watching(&bus, state.path(), tree.path());
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -178,16 +185,7 @@ fn accept_in_a_large_baseline(n: usize) {
         }
     }
     let bus = common::TestBus::start();
-    let d = common::TestDaemon::start(
-        &bus,
-        "",
-        &format!(
-            "[integrity]\ndir = \"{}\"\n[[integrity.watch]]\nname = \"t\"\npaths = [\"{}\"]\n",
-            state.path().display(),
-            tree.path().display()
-        ),
-    );
-    assert!(d.ctl(&["integrity", "init"]).status.success());
+    let d = watching(&bus, state.path(), tree.path());
     let pid = d.child.as_ref().unwrap().id();
     let f = tree.path().join("d0/f0");
     let (mut times, mut peaks) = (Vec::new(), Vec::new());

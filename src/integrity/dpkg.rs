@@ -384,6 +384,27 @@ mod tests {
         Entry::read(p, &mut |_| {}).unwrap()
     }
 
+    /// Writes a trojan to F and an md5sums file SUMS vouching for it.
+    fn trojan_vouched_by(f: &Path, sums: &Path) {
+        fs::write(f, "trojan\n").unwrap();
+        let rel = f.strip_prefix("/").unwrap().display().to_string();
+        fs::write(
+            sums,
+            format!("{}  {rel}\n", hex::encode(Md5::digest(b"trojan\n"))),
+        )
+        .unwrap();
+    }
+
+    /// dpkg's word on P changed during HOLD (BASE: P's baseline entry, if any).
+    fn modified(
+        db: &DpkgDb,
+        hold: &HoldSnapshot,
+        p: &Path,
+        base: Option<&Entry>,
+    ) -> Result<Option<Entry>, String> {
+        vouch(db, Some(hold), p, base, &Attrs::ALL, ChangeKind::Modified)
+    }
+
     #[test]
     fn a_removal_is_dpkgs_only_for_a_path_a_package_listed_when_the_hold_began() {
         let d = tempfile::tempdir().unwrap();
@@ -443,38 +464,16 @@ mod tests {
         let admin = d.path().join("admin");
         fs::create_dir_all(admin.join("info")).unwrap();
         let f = d.path().join("tool");
-        fs::write(&f, "trojan\n").unwrap();
         let sums = admin.join("info/demo.md5sums");
-        let rel = f.strip_prefix("/").unwrap().display().to_string();
         // edited outside any dpkg run to vouch for the trojan: a violation when the hold begins
-        fs::write(
-            &sums,
-            format!("{}  {rel}\n", hex::encode(Md5::digest(b"trojan\n"))),
-        )
-        .unwrap();
+        trojan_vouched_by(&f, &sums);
         let hold = HoldSnapshot::take(&admin, |_| true, std::iter::once(sums.as_path())).unwrap();
         assert_eq!(hold.tainted().collect::<Vec<_>>(), ["demo"]);
         let db = DpkgDb::load(&admin).unwrap();
         let base = file_entry(&f);
-        let e = vouch(
-            &db,
-            Some(&hold),
-            &f,
-            Some(&base),
-            &Attrs::ALL,
-            ChangeKind::Modified,
-        )
-        .unwrap_err();
+        let e = modified(&db, &hold, &f, Some(&base)).unwrap_err();
         assert!(e.contains("package demo's md5sums differed"), "{e}");
-        let e = vouch(
-            &db,
-            Some(&hold),
-            &sums,
-            None,
-            &Attrs::ALL,
-            ChangeKind::Modified,
-        )
-        .unwrap_err();
+        let e = modified(&db, &hold, &sums, None).unwrap_err();
         assert!(e.contains("already differed"), "{e}");
         // another package's info file written during the run: dpkg's bookkeeping
         let other = admin.join("info/python3.11:amd64.list");
@@ -491,17 +490,7 @@ mod tests {
         assert_eq!(got.map(|e| e.size), Some(20));
         // without the taint the same md5sums vouch
         let clean = HoldSnapshot::take(&admin, |_| true, std::iter::empty()).unwrap();
-        assert!(
-            vouch(
-                &db,
-                Some(&clean),
-                &f,
-                Some(&base),
-                &Attrs::ALL,
-                ChangeKind::Modified
-            )
-            .is_ok()
-        );
+        assert!(modified(&db, &clean, &f, Some(&base)).is_ok());
     }
 
     #[test]
@@ -567,35 +556,13 @@ mod tests {
         // an md5sums file whose name is not UTF-8 is tainted under the name it vouches with
         let odd = info.join(std::ffi::OsStr::from_bytes(b"x\xff.md5sums"));
         let f = d.path().join("tool");
-        fs::write(&f, "trojan\n").unwrap();
-        let rel = f.strip_prefix("/").unwrap().display().to_string();
-        fs::write(
-            &odd,
-            format!("{}  {rel}\n", hex::encode(Md5::digest(b"trojan\n"))),
-        )
-        .unwrap();
+        trojan_vouched_by(&f, &odd);
         let hold = HoldSnapshot::take(&admin, |_| true, std::iter::once(odd.as_path())).unwrap();
         let db = DpkgDb::load(&admin).unwrap();
         let base = file_entry(&f);
-        let e = vouch(
-            &db,
-            Some(&hold),
-            &f,
-            Some(&base),
-            &Attrs::ALL,
-            ChangeKind::Modified,
-        )
-        .unwrap_err();
+        let e = modified(&db, &hold, &f, Some(&base)).unwrap_err();
         assert!(e.contains("md5sums differed"), "{e}");
-        let e = vouch(
-            &db,
-            Some(&hold),
-            &odd,
-            None,
-            &Attrs::ALL,
-            ChangeKind::Modified,
-        )
-        .unwrap_err();
+        let e = modified(&db, &hold, &odd, None).unwrap_err();
         assert!(e.contains("already differed"), "{e}");
     }
 }

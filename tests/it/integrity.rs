@@ -662,16 +662,19 @@ fn a_burst_of_20000_changes_is_all_reported_with_bounded_memory() {
     s.restart();
 }
 
+/// The `[identity]` section of a daemon using the TPM at TCTI, its keys in KEYS.
+fn tpm_identity(tcti: &str, keys: &Path) -> String {
+    format!(
+        "[identity]\ntcti = \"{tcti}\"\ndir = \"{}\"\n",
+        keys.display()
+    )
+}
+
 #[test]
 fn with_a_tpm_the_baseline_key_is_sealed_and_never_bypassed() {
     let sw = crate::common::swtpm::Swtpm::start();
     let keys = tempfile::tempdir().unwrap();
-    let identity = |tcti: &str| {
-        format!(
-            "[identity]\ntcti = \"{tcti}\"\ndir = \"{}\"\n",
-            keys.path().display()
-        )
-    };
+    let identity = |tcti: &str| tpm_identity(tcti, keys.path());
     let mut s = Setup::start_with(&identity(&sw.tcti()), |t| {
         fs::write(t.join("f"), "one\n").unwrap();
     });
@@ -720,12 +723,7 @@ fn with_a_tpm_the_baseline_key_is_sealed_and_never_bypassed() {
 fn with_a_tpm_a_rollback_or_a_key_file_put_in_offline_is_tampered() {
     let sw = crate::common::swtpm::Swtpm::start();
     let keys = tempfile::tempdir().unwrap();
-    let identity = |tcti: &str| {
-        format!(
-            "[identity]\ntcti = \"{tcti}\"\ndir = \"{}\"\n",
-            keys.path().display()
-        )
-    };
+    let identity = |tcti: &str| tpm_identity(tcti, keys.path());
     // a TPM that does not answer at init: refused, and no key file made instead
     let dead = "swtpm:host=127.0.0.1,port=9";
     let mut s = Setup::start_with(&identity(dead), |t| {

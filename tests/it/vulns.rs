@@ -90,23 +90,18 @@ fn sign(o: Ordering) -> i32 {
     }
 }
 
-#[test]
-fn the_version_order_is_libapts_on_100000_generated_pairs() {
-    let ps = pairs(100_000);
+/// What PROGRAM (run with the file of pairs as its last argument) says of each pair, one
+/// of -1, 0, 1 per line, checked to answer for every pair.
+fn their_order(ps: &[(String, String)], program: &mut Command) -> Vec<i32> {
     let mut f = tempfile::NamedTempFile::new().unwrap();
-    for (a, b) in &ps {
+    for (a, b) in ps {
         writeln!(f, "{a} {b}").unwrap();
     }
     f.flush().unwrap();
-    // Debian's python (python3-apt lives there, not in another interpreter on PATH)
-    let out = Command::new("/usr/bin/python3")
-        .arg("-c")
-        .arg(
-            "import sys, apt_pkg\napt_pkg.init_system()\nfor l in open(sys.argv[1]):\n    a, b = l.split()\n    c = apt_pkg.version_compare(a, b)\n    print((c > 0) - (c < 0))\n",
-        )
+    let out = program
         .arg(f.path())
         .output()
-        .expect("/usr/bin/python3 (apt-get install python3-apt)");
+        .expect("the reference program");
     assert!(
         out.status.success(),
         "{}",
@@ -118,6 +113,19 @@ fn the_version_order_is_libapts_on_100000_generated_pairs() {
         .map(|l| l.parse().unwrap())
         .collect();
     assert_eq!(theirs.len(), ps.len());
+    theirs
+}
+
+#[test]
+fn the_version_order_is_libapts_on_100000_generated_pairs() {
+    let ps = pairs(100_000);
+    // Debian's python (python3-apt lives there, not in another interpreter on PATH)
+    let theirs = their_order(
+        &ps,
+        Command::new("/usr/bin/python3").arg("-c").arg(
+            "import sys, apt_pkg\napt_pkg.init_system()\nfor l in open(sys.argv[1]):\n    a, b = l.split()\n    c = apt_pkg.version_compare(a, b)\n    print((c > 0) - (c < 0))\n",
+        ),
+    );
     let differ: Vec<_> = ps
         .iter()
         .zip(&theirs)
@@ -137,25 +145,10 @@ fn the_version_order_is_libapts_on_100000_generated_pairs() {
 fn the_version_order_is_dpkgs_on_2000_pairs() {
     let ps: Vec<_> = pairs(100_000).into_iter().step_by(50).collect();
     assert_eq!(ps.len(), 2000);
-    let mut f = tempfile::NamedTempFile::new().unwrap();
-    for (a, b) in &ps {
-        writeln!(f, "{a} {b}").unwrap();
-    }
-    f.flush().unwrap();
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg("while read a b; do if dpkg --compare-versions \"$a\" lt \"$b\"; then echo -1; elif dpkg --compare-versions \"$a\" eq \"$b\"; then echo 0; else echo 1; fi; done < \"$1\"")
-        .arg("sh")
-        .arg(f.path())
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let theirs: Vec<i32> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| l.parse().unwrap())
-        .collect();
-    assert_eq!(theirs.len(), ps.len());
+    let theirs = their_order(
+        &ps,
+        Command::new("sh").arg("-c").arg("while read a b; do if dpkg --compare-versions \"$a\" lt \"$b\"; then echo -1; elif dpkg --compare-versions \"$a\" eq \"$b\"; then echo 0; else echo 1; fi; done < \"$1\"").arg("sh"),
+    );
     for ((a, b), t) in ps.iter().zip(&theirs) {
         assert_eq!(sign(compare(a, b)), *t, "{a} vs {b}: dpkg says {t}");
     }
