@@ -19,6 +19,10 @@ pub const INTEGRITY_VIOLATION: &str = "5b8e2f4a1c7d4e09a3f6b1d2c8e7a940";
 pub const INTEGRITY_TAMPERED: &str = "c1d9e8f7a6b54c3d8e2f1a0b9c8d7e61";
 /// A watch set is rescanned because real-time events were lost (queue overflow, no watches).
 pub const INTEGRITY_RESCAN: &str = "7f3a9c2e4b1d4a8f9e6c5b0a1d2e3f47";
+/// CVEs newly affect installed packages (a new feed, or the packages changed).
+pub const VULNS_FOUND: &str = "8c2e7b4f1a9d4e35b6c0f2a7d9e1b458";
+/// A vulnerability feed was refused (signature, format, size): the last verified one stays.
+pub const VULNS_FEED_REFUSED: &str = "f04a6d2c9b7e4183a5d1c8e6b2f9a037";
 /// The daemon started and owns its bus name.
 pub const DAEMON_READY: &str = "2d9f6a1c7e3b4f08b5c2a9d4e6f7180c";
 
@@ -32,6 +36,8 @@ pub const ALL: &[(&str, &str)] = &[
     ("INTEGRITY_VIOLATION", INTEGRITY_VIOLATION),
     ("INTEGRITY_TAMPERED", INTEGRITY_TAMPERED),
     ("INTEGRITY_RESCAN", INTEGRITY_RESCAN),
+    ("VULNS_FOUND", VULNS_FOUND),
+    ("VULNS_FEED_REFUSED", VULNS_FEED_REFUSED),
     ("DAEMON_READY", DAEMON_READY),
 ];
 

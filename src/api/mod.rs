@@ -12,13 +12,13 @@ pub mod state;
 pub mod types;
 
 pub use errors::CallError;
-pub use proxy::{IdentityProxy, IntegrityProxy, ManagerProxy, VerityProxy};
+pub use proxy::{IdentityProxy, IntegrityProxy, ManagerProxy, VerityProxy, VulnsProxy};
 pub use state::{
-    DaemonState, IdentityState, IntegrityState, Layer, Proof, ServiceState, VerityState,
+    DaemonState, IdentityState, IntegrityState, Layer, Proof, ServiceState, VerityState, VulnsState,
 };
 pub use types::{
     EventInfo, IdentityInfo, IntegrityInfo, ProfileInfo, QuoteInfo, ServiceInfo, StatusInfo,
-    VerityInfo, ViolationInfo,
+    VerityInfo, ViolationInfo, VulnFinding, VulnsInfo,
 };
 
 /// Well-known bus name.
@@ -30,6 +30,7 @@ pub const MANAGER_INTERFACE: &str = "org.hardend1.Manager";
 pub const VERITY_INTERFACE: &str = "org.hardend1.Verity";
 pub const IDENTITY_INTERFACE: &str = "org.hardend1.Identity";
 pub const INTEGRITY_INTERFACE: &str = "org.hardend1.Integrity";
+pub const VULNS_INTERFACE: &str = "org.hardend1.Vulns";
 
 /// Connects to `bus`: `"system"` or a D-Bus address (`unix:path=...`).
 pub async fn connect(bus: &str) -> zbus::Result<zbus::Connection> {

@@ -1,4 +1,4 @@
-//! Client proxies for the four interfaces (zbus generates the code). A method that answers
+//! Client proxies for the five interfaces (zbus generates the code). A method that answers
 //! with one structure returns a 1-tuple: the structure is the reply's single argument. The daemon's
 //! `#[interface]` implementations in `daemon/bus/` serve exactly these; the checked-in
 //! `org.hardend1.xml` and the introspection test keep the two and third-party clients in step.
@@ -7,7 +7,7 @@ use zbus::proxy;
 
 use super::types::{
     DpkgAcceptance, EventInfo, IdentityInfo, IntegrityInfo, ProfileCheck, ProfileInfo, QuoteInfo,
-    ServiceInfo, StatusInfo, VerityInfo, ViolationInfo,
+    ServiceInfo, StatusInfo, VerityInfo, ViolationInfo, VulnFinding, VulnsInfo,
 };
 use crate::tpm::enroll::Enrollment;
 
@@ -133,4 +133,25 @@ pub trait Integrity {
         set: &str,
         severity: &str,
     ) -> zbus::Result<()>;
+}
+
+/// `org.hardend1.Vulns`: the installed packages against the signed vulnerability feed.
+#[proxy(
+    interface = "org.hardend1.Vulns",
+    default_service = "org.hardend1",
+    default_path = "/org/hardend1",
+    gen_blocking = false
+)]
+pub trait Vulns {
+    #[zbus(property(emits_changed_signal = "false"))]
+    fn state(&self) -> zbus::Result<String>;
+    #[zbus(property(emits_changed_signal = "false"))]
+    fn fix_available(&self) -> zbus::Result<u32>;
+    fn status(&self) -> zbus::Result<(VulnsInfo,)>;
+    fn list_findings(&self) -> zbus::Result<Vec<VulnFinding>>;
+    fn evaluate(&self) -> zbus::Result<(VulnsInfo,)>;
+    #[zbus(signal)]
+    fn vulnerabilities_found(&self, findings: Vec<VulnFinding>) -> zbus::Result<()>;
+    #[zbus(signal)]
+    fn feed_refused(&self, feed: &str, reason: &str) -> zbus::Result<()>;
 }

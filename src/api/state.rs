@@ -191,6 +191,34 @@ impl IntegrityState {
 }
 
 state_enum! {
+    /// The vulnerability status of the installed packages against the signed feed.
+    VulnsState {
+        /// The feed verified and matched; nothing installed has a fix waiting.
+        Ok = "ok",
+        /// Installed packages have CVEs fixed in a version the release has: upgrade.
+        FixAvailable = "fix-available",
+        /// The latest feed was refused (signature, format, size); the findings are those
+        /// of the last feed that verified, if any.
+        Refused = "refused",
+        /// The key, the dpkg status or the release cannot be read: nothing is matched.
+        Error = "error",
+        /// `[vulns] feed` is not set.
+        Disabled = "disabled",
+        /// Configured, not evaluated yet.
+        Starting = "starting",
+    }
+}
+
+impl VulnsState {
+    pub fn is_bad(self) -> bool {
+        matches!(
+            self,
+            VulnsState::FixAvailable | VulnsState::Refused | VulnsState::Error
+        )
+    }
+}
+
+state_enum! {
     /// Where the daemon's knowledge of one confinement layer of a process comes from.
     Proof {
         /// Read from the kernel for this process (`/proc`, the installed seccomp program).

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use zbus::zvariant::{Signature, Type};
 
-use super::state::{DaemonState, IdentityState, IntegrityState, ServiceState, VerityState};
+use super::state::{
+    DaemonState, IdentityState, IntegrityState, ServiceState, VerityState, VulnsState,
+};
 use crate::confine::caps::names_of_mask;
 use crate::integrity::log::Event;
 use crate::integrity::{ChangeKind, Severity, Violation};
@@ -15,6 +17,7 @@ use crate::proof::ProcStatus;
 use crate::tpm::quote::QuoteBundle;
 use crate::tpm::status::{Examination, KeyState};
 use crate::verity::runtime::{RootState, VerityCheck};
+use crate::vulns::matching::{Counts, Finding, Verdict};
 
 // The integrity module's own enums travel as their serde strings.
 impl Type for ChangeKind {
@@ -480,3 +483,103 @@ pub type ProfileCheck = (bool, String, Vec<String>);
 
 /// `AcceptFromDpkg`'s answer: the accepted paths and the refused ones with the reason.
 pub type DpkgAcceptance = (Vec<String>, Vec<(String, String)>);
+
+impl Type for Verdict {
+    const SIGNATURE: &'static Signature = &Signature::Str;
+}
+
+/// The vulnerability status: `(ssssstuuuuus)`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct VulnsInfo {
+    pub state: VulnsState,
+    /// The configured feed ("" when disabled).
+    pub feed: String,
+    /// SHA-256 of the feed the findings come from ("" before one verified).
+    pub feed_sha256: String,
+    /// The release matched (a codename for the tracker, a version number for OSV).
+    pub release: String,
+    /// tracker | osv
+    pub format: String,
+    /// When the findings were last computed (seconds since the epoch; 0: never).
+    pub evaluated: u64,
+    pub fix_available: u32,
+    pub open: u32,
+    pub no_dsa: u32,
+    /// CVEs of installed sources fixed in the installed version.
+    pub fixed: u32,
+    /// CVEs the feed marks as not affecting this release or the installed version.
+    pub not_affected: u32,
+    /// Why the state is what it is (the refusal, the error).
+    pub detail: String,
+}
+
+impl VulnsInfo {
+    pub fn new(state: VulnsState) -> Self {
+        VulnsInfo {
+            state,
+            feed: String::new(),
+            feed_sha256: String::new(),
+            release: String::new(),
+            format: String::new(),
+            evaluated: 0,
+            fix_available: 0,
+            open: 0,
+            no_dsa: 0,
+            fixed: 0,
+            not_affected: 0,
+            detail: String::new(),
+        }
+    }
+
+    /// The counts as `hardenctl vulns --feed` reports them.
+    pub fn counts(&self) -> Counts {
+        Counts {
+            fix_available: self.fix_available as usize,
+            open: self.open as usize,
+            no_dsa: self.no_dsa as usize,
+            fixed: self.fixed as usize,
+            not_affected: self.not_affected as usize,
+        }
+    }
+}
+
+/// One CVE affecting an installed source package: `(ssssssas)` (`fixed_version` "" unless
+/// the verdict is fix-available).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct VulnFinding {
+    pub cve: String,
+    pub source: String,
+    pub installed: String,
+    pub verdict: Verdict,
+    pub fixed_version: String,
+    pub urgency: String,
+    pub packages: Vec<String>,
+}
+
+impl From<Finding> for VulnFinding {
+    fn from(f: Finding) -> Self {
+        VulnFinding {
+            cve: f.cve,
+            source: f.source,
+            installed: f.installed,
+            verdict: f.verdict,
+            fixed_version: f.fixed_version.unwrap_or_default(),
+            urgency: f.urgency,
+            packages: f.packages,
+        }
+    }
+}
+
+impl From<VulnFinding> for Finding {
+    fn from(f: VulnFinding) -> Self {
+        Finding {
+            cve: f.cve,
+            source: f.source,
+            installed: f.installed,
+            verdict: f.verdict,
+            fixed_version: (!f.fixed_version.is_empty()).then_some(f.fixed_version),
+            urgency: f.urgency,
+            packages: f.packages,
+        }
+    }
+}

@@ -1,9 +1,10 @@
 //! A connection to the daemon: the bus, the check that `org.hardend1` has an owner, and the
-//! four proxies (from `api`), with bus errors turned into `CliError`s.
+//! five proxies (from `api`), with bus errors turned into `CliError`s.
 
 use super::CliError;
 use crate::api::{
-    BUS_NAME, CallError, IdentityProxy, IntegrityProxy, ManagerProxy, VerityProxy, connect,
+    BUS_NAME, CallError, IdentityProxy, IntegrityProxy, ManagerProxy, VerityProxy, VulnsProxy,
+    connect,
 };
 
 /// A connected client. Calls block on a private single-threaded runtime.
@@ -83,6 +84,11 @@ impl Client {
 
     pub fn integrity(&self) -> Result<IntegrityProxy<'static>, CliError> {
         self.block_on(IntegrityProxy::new(&self.conn))
+            .map_err(|e| CliError::Daemon(e.to_string()))
+    }
+
+    pub fn vulns(&self) -> Result<VulnsProxy<'static>, CliError> {
+        self.block_on(VulnsProxy::new(&self.conn))
             .map_err(|e| CliError::Daemon(e.to_string()))
     }
 }

@@ -58,6 +58,8 @@ fn inapplicable(args: &Args, m: &clap::ArgMatches) -> Option<String> {
             ..
         }) => false,
         Command::Identity(a) => !a.direct && a.tcti.is_none(),
+        Command::Sbom { .. } => false,
+        Command::Vulns(v) => v.feed.is_none(),
         _ => true,
     };
     let uses_profile_path = matches!(&args.command, Command::Exec { .. } | Command::Profile(_));
@@ -115,7 +117,7 @@ pub fn run(args: Args) -> ExitCode {
         }
         Command::Reload => super::manager::reload(&out, &args.bus),
         Command::Sbom { root, output } => super::sbom::run(&root, output.as_deref()),
-        Command::Vulns(v) => super::vulns::run(&out, &v),
+        Command::Vulns(v) => super::vulns::run(&out, &args.bus, &v),
         Command::Doctor { root, config } => super::doctor::run(
             &out,
             &super::doctor::Target {

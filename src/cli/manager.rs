@@ -52,6 +52,7 @@ struct StatusDoc {
     verity: Pillar,
     identity: Pillar,
     integrity: Pillar,
+    vulns: Pillar,
 }
 
 #[derive(Serialize)]
@@ -81,7 +82,7 @@ fn pillar<S: Copy>(
 /// `status`: one screen — the daemon and a line per pillar (services, verity, identity,
 /// integrity), the bad ones first. Exit 3 when the daemon is degraded.
 pub fn status(out: &Output, bus: &str) -> Result<Exit, CliError> {
-    use crate::api::{IdentityState, IntegrityState};
+    use crate::api::{IdentityState, IntegrityState, VulnsState};
     let c = Client::connect(bus)?;
     let m = c.manager()?;
     let (s,) = c.block_on(m.status()).map_err(|e| bus_error(bus, e))?;
@@ -131,6 +132,26 @@ pub fn status(out: &Output, bus: &str) -> Result<Exit, CliError> {
         }
         Err(e) => Pillar::unreadable(e),
     };
+    let vulns = match c.vulns() {
+        Ok(p) => {
+            let n = c.block_on(p.fix_available()).unwrap_or_default();
+            pillar(
+                c.block_on(p.state()),
+                VulnsState::parse,
+                VulnsState::is_bad,
+                |st| match st {
+                    VulnsState::Ok => "no installed package has a fix waiting".into(),
+                    VulnsState::FixAvailable => {
+                        format!("{n} CVE(s) with a fix available: hardenctl vulns")
+                    }
+                    VulnsState::Disabled => "off (no [vulns] feed)".into(),
+                    VulnsState::Starting => "the feed is being read".into(),
+                    _ => "hardenctl vulns says why".into(),
+                },
+            )
+        }
+        Err(e) => Pillar::unreadable(e),
+    };
     let services_bad = s.problems > 0;
     let doc = StatusDoc {
         state: s.state,
@@ -150,6 +171,7 @@ pub fn status(out: &Output, bus: &str) -> Result<Exit, CliError> {
         verity,
         identity,
         integrity,
+        vulns,
     };
     if out.json {
         out.json(&doc);
@@ -185,6 +207,7 @@ fn status_screen(out: &Output, d: &StatusDoc) -> String {
         ("integrity", &d.integrity),
         ("identity", &d.identity),
         ("verity", &d.verity),
+        ("vulns", &d.vulns),
     ];
     // the bad ones first, otherwise in this order
     pillars.sort_by_key(|(_, p)| !p.bad);

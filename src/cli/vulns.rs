@@ -1,60 +1,128 @@
-//! `hardenctl vulns`: the signed feed against the installed packages.
+//! `hardenctl vulns`: the signed feed against the installed packages — the daemon's view of
+//! its own feed, or with `--feed` a feed read and matched here. Both print the same shape.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use super::{CliError, Exit, Output, columns};
+use super::client::{Client, bus_error};
+use super::{CliError, Exit, Output, columns, safe};
+use crate::api::{VulnsInfo, VulnsState};
 use crate::sbom::status;
-use crate::vulns::feed::{Format, load_verified};
-use crate::vulns::matching::{Verdict, matches};
+use crate::vulns::feed::{parse_as, verified_bytes};
+use crate::vulns::matching::{Finding, Verdict, matches};
+use crate::vulns::release;
 
 pub use crate::cmdline::hardenctl::VulnsArgs as Args;
 
-fn os_release(root: &std::path::Path, key: &str) -> Option<String> {
-    let text = std::fs::read_to_string(root.join("etc/os-release")).ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(key))
-        .map(|v| v.trim_matches('"').to_string())
-        .filter(|v| !v.is_empty())
+pub fn run(out: &Output, bus: &str, a: &Args) -> Result<Exit, CliError> {
+    match &a.feed {
+        Some(feed) => here(out, a, feed),
+        None => from_daemon(out, bus, a.evaluate),
+    }
 }
 
-pub fn run(out: &Output, a: &Args) -> Result<Exit, CliError> {
+fn here(out: &Output, a: &Args, feed: &Path) -> Result<Exit, CliError> {
     let sig = a.signature.clone().unwrap_or_else(|| {
-        let mut s = a.feed.as_os_str().to_owned();
+        let mut s = feed.as_os_str().to_owned();
         s.push(".sig");
         PathBuf::from(s)
     });
     let release = match &a.release {
         Some(r) => r.clone(),
-        None => {
-            let key = match a.format {
-                Format::Tracker => "VERSION_CODENAME=",
-                Format::Osv => "VERSION_ID=",
-            };
-            os_release(&a.root, key).ok_or_else(|| {
-                CliError::Input(format!(
-                    "{}: no {}; name the release with --release",
-                    a.root.join("etc/os-release").display(),
-                    key.trim_end_matches('=')
-                ))
-            })?
-        }
+        None => release::of_root(&a.root, a.format)
+            .map_err(|e| CliError::Input(format!("{e} with --release")))?,
     };
-    let feed = load_verified(&a.feed, &sig, &a.key, a.format, &release)
-        .map_err(|e| CliError::Input(e.to_string()))?;
+    let input = |e: crate::vulns::feed::FeedError| CliError::Input(e.to_string());
+    let data = verified_bytes(feed, &sig, &a.key).map_err(input)?;
+    let parsed = parse_as(&data, feed, a.format, &release).map_err(input)?;
     let packages = status::load(&a.root.join("var/lib/dpkg/status"))
         .map_err(|e| CliError::Input(e.to_string()))?;
-    let (findings, counts) = matches(&packages, &feed);
+    let (findings, counts) = matches(&packages, &parsed);
+    let mut info = VulnsInfo::new(if counts.fix_available > 0 {
+        VulnsState::FixAvailable
+    } else {
+        VulnsState::Ok
+    });
+    info.feed = feed.display().to_string();
+    info.feed_sha256 = hex::encode(openssl::sha::sha256(&data));
+    info.release = release;
+    info.format = a.format.as_str().into();
+    info.evaluated = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let n = |c: usize| u32::try_from(c).unwrap_or(u32::MAX);
+    info.fix_available = n(counts.fix_available);
+    info.open = n(counts.open);
+    info.no_dsa = n(counts.no_dsa);
+    info.fixed = n(counts.fixed);
+    info.not_affected = n(counts.not_affected);
+    Ok(print(out, &info, &findings))
+}
+
+fn from_daemon(out: &Output, bus: &str, evaluate: bool) -> Result<Exit, CliError> {
+    let c = Client::connect(bus)?;
+    let p = c.vulns()?;
+    let (info,) = if evaluate {
+        c.block_on(p.evaluate())
+    } else {
+        c.block_on(p.status())
+    }
+    .map_err(|e| bus_error(bus, e))?;
+    let findings: Vec<Finding> = c
+        .block_on(p.list_findings())
+        .map_err(|e| bus_error(bus, e))?
+        .into_iter()
+        .map(Finding::from)
+        .collect();
+    Ok(print(out, &info, &findings))
+}
+
+fn when(t: u64) -> Option<String> {
+    (t > 0).then(|| {
+        humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(t))
+            .to_string()
+    })
+}
+
+fn print(out: &Output, i: &VulnsInfo, findings: &[Finding]) -> Exit {
     if out.json {
         out.json(&serde_json::json!({
-            "release": release,
-            "counts": counts,
+            "state": i.state,
+            "feed": {
+                "path": (!i.feed.is_empty()).then_some(&i.feed),
+                "sha256": (!i.feed_sha256.is_empty()).then_some(&i.feed_sha256),
+                "format": (!i.format.is_empty()).then_some(&i.format),
+                "evaluated": when(i.evaluated),
+            },
+            "detail": (!i.detail.is_empty()).then_some(&i.detail),
+            "release": (!i.release.is_empty()).then_some(&i.release),
+            "counts": i.counts(),
             "findings": findings,
         }));
+    } else if i.state == VulnsState::Disabled {
+        println!("no vulnerability feed is configured ([vulns] feed in hardend.toml)");
     } else {
-        println!(
-            "{release}: {} with a fix available, {} open, {} open without advisory (no-dsa); {} fixed, {} not affecting this release",
-            counts.fix_available, counts.open, counts.no_dsa, counts.fixed, counts.not_affected
-        );
+        if !i.detail.is_empty() {
+            println!(
+                "{}: {}",
+                out.paint(i.state.as_str(), Some(!i.state.is_bad())),
+                safe(&i.detail)
+            );
+        }
+        if i.evaluated > 0 {
+            println!(
+                "{}: {} with a fix available, {} open, {} open without advisory (no-dsa); {} fixed, {} not affecting this release",
+                i.release, i.fix_available, i.open, i.no_dsa, i.fixed, i.not_affected
+            );
+            println!(
+                "feed {} (sha256 {}), matched {}",
+                safe(&i.feed),
+                i.feed_sha256,
+                when(i.evaluated).unwrap_or_default()
+            );
+        } else if i.detail.is_empty() {
+            println!("{}: not evaluated yet", i.state);
+        }
         let mut rows = vec![vec![
             "CVE".to_string(),
             "SOURCE".into(),
@@ -68,21 +136,21 @@ pub fn run(out: &Output, a: &Args) -> Result<Exit, CliError> {
             .filter(|f| f.verdict == Verdict::FixAvailable)
         {
             rows.push(vec![
-                f.cve.clone(),
-                f.source.clone(),
-                f.installed.clone(),
+                safe(&f.cve).into_owned(),
+                safe(&f.source).into_owned(),
+                safe(&f.installed).into_owned(),
                 out.paint("fix-available", Some(false)),
-                f.fixed_version.clone().unwrap_or_default(),
-                f.urgency.clone(),
+                safe(f.fixed_version.as_deref().unwrap_or_default()).into_owned(),
+                safe(&f.urgency).into_owned(),
             ]);
         }
         if rows.len() > 1 {
             print!("{}", columns(&rows));
         }
     }
-    Ok(if counts.fix_available > 0 {
+    if i.state.is_bad() {
         Exit::Bad
     } else {
         Exit::Ok
-    })
+    }
 }

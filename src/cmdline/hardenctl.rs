@@ -93,9 +93,11 @@ pub enum Command {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
-    /// Known vulnerabilities of the installed packages: a feed in the Debian security
-    /// tracker's JSON, used only when its detached Ed25519 signature verifies, matched by
-    /// source package and version for this release. Exit 3 when a fix is available.
+    /// Known vulnerabilities of the installed packages: the daemon's view of its signed
+    /// feed ([vulns] in hardend.toml), or with --feed a feed read here — the Debian security
+    /// tracker's JSON or OSV records, used only when its detached Ed25519 signature
+    /// verifies, matched by source package and version for this release. Exit 3 when a fix
+    /// is available, or the daemon's feed was refused.
     Vulns(VulnsArgs),
     /// Run a command confined by a profile, in the foreground (the same code path as
     /// hardend-exec). A summary of what is enforced goes to stderr.
@@ -328,24 +330,27 @@ fn parse_ek(s: &str) -> Result<crate::tpm::ek::EkAlgorithm, String> {
 /// `hardenctl vulns`: where the feed, its signature and key are and what to match it against.
 #[derive(clap::Args, Debug)]
 pub struct VulnsArgs {
-    /// The feed (security tracker JSON).
+    /// The feed to read here (default: ask the daemon about its own).
     #[arg(long)]
-    pub feed: PathBuf,
+    pub feed: Option<PathBuf>,
+    /// Have the daemon read and match its feed now instead of at its next check (root).
+    #[arg(long, conflicts_with = "feed")]
+    pub evaluate: bool,
     /// Its detached signature (default: FEED.sig).
-    #[arg(long)]
+    #[arg(long, requires = "feed")]
     pub signature: Option<PathBuf>,
     /// The Ed25519 public key (PEM) the feed must be signed with.
-    #[arg(long, default_value = "/etc/hardend/feed-key.pem")]
+    #[arg(long, requires = "feed", default_value = "/etc/hardend/feed-key.pem")]
     pub key: PathBuf,
     /// The system mounted here instead of this one.
-    #[arg(long, default_value = "/")]
+    #[arg(long, requires = "feed", default_value = "/")]
     pub root: PathBuf,
     /// The release to match: a codename for the tracker's format, the version number
     /// for OSV (default: VERSION_CODENAME or VERSION_ID from os-release).
-    #[arg(long)]
+    #[arg(long, requires = "feed")]
     pub release: Option<String>,
     /// The feed's format.
-    #[arg(long, value_enum, default_value = "tracker")]
+    #[arg(long, requires = "feed", value_enum, default_value = "tracker")]
     pub format: crate::vulns::feed::Format,
 }
 

@@ -7,6 +7,7 @@ mod identity;
 mod integrity;
 mod services;
 mod verity;
+mod vulns;
 
 use std::collections::BTreeMap;
 use std::io;
@@ -19,6 +20,7 @@ pub use self::daemon::DaemonConfig;
 pub use self::identity::IdentityConfig;
 pub use self::integrity::IntegrityConfig;
 pub use self::verity::VerityConfig;
+pub use self::vulns::VulnsConfig;
 use crate::source::Source;
 pub use crate::source::SourceError as ConfigError;
 
@@ -37,6 +39,8 @@ struct RawConfig {
     identity: identity::Raw,
     #[serde(default)]
     integrity: integrity::Raw,
+    #[serde(default)]
+    vulns: vulns::Raw,
 }
 
 /// The daemon's configuration with defaults filled in.
@@ -50,6 +54,7 @@ pub struct Config {
     pub verity: VerityConfig,
     pub identity: IdentityConfig,
     pub integrity: IntegrityConfig,
+    pub vulns: VulnsConfig,
 }
 
 impl Config {
@@ -77,6 +82,7 @@ impl Config {
             verity: verity::parse(&src, &raw.verity)?,
             identity: identity::parse(&src, &raw.identity)?,
             integrity: integrity::parse(&src, &raw.integrity)?,
+            vulns: vulns::parse(&src, &raw.vulns)?,
         })
     }
 }

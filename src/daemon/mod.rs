@@ -2,8 +2,9 @@
 //!
 //! * `config/` — hardend.toml, one module per section;
 //! * `services/` — confinement: assignments, verification, confine/release, drop-ins;
-//! * `verity.rs`, `identity.rs`, `integrity/` — the other pillars, each owning its state;
-//! * `status.rs` — the overall state from the four;
+//! * `verity.rs`, `identity.rs`, `integrity/`, `vulns.rs` — the other pillars, each owning
+//!   its state;
+//! * `status.rs` — the overall state from the five;
 //! * `bus/` — the `org.hardend1` interfaces (the only `#[interface]` code) and signals;
 //! * `run.rs` — startup order and the main loop;
 //! * `workers.rs` — bounded blocking workers: no file I/O on the event loop;
@@ -19,6 +20,7 @@ pub mod run;
 pub mod services;
 pub mod status;
 pub mod verity;
+pub mod vulns;
 pub mod workers;
 
 use std::sync::{Mutex, MutexGuard};
@@ -27,6 +29,7 @@ use self::identity::IdentityService;
 use self::integrity::IntegrityService;
 use self::services::ServiceManager;
 use self::verity::VerityService;
+use self::vulns::VulnsService;
 use crate::config::{Config, ConfigError};
 
 /// Locks `m`; a panic elsewhere while it was held does not make the state unreadable (every
@@ -35,7 +38,7 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The daemon's four pillars, each a service owning its own state; this only holds the
+/// The daemon's five pillars, each a service owning its own state; this only holds the
 /// handles and the configuration file they came from.
 pub struct Pillars {
     /// The configuration file (`None`: built-in defaults).
@@ -44,6 +47,7 @@ pub struct Pillars {
     pub verity: VerityService,
     pub identity: IdentityService,
     pub integrity: IntegrityService,
+    pub vulns: VulnsService,
     /// The kernel's Landlock ABI (0: none), read once at startup.
     pub kernel_abi: u8,
 }
@@ -66,6 +70,7 @@ impl Pillars {
         self.services.configure(new.daemon, new.services);
         self.verity.configure(new.verity);
         self.identity.configure(new.identity);
+        self.vulns.configure(new.vulns);
         self.integrity
             .configure(&new.integrity, self.identity.tpm())
             .await;

@@ -16,6 +16,7 @@ use super::identity::IdentityService;
 use super::integrity::IntegrityService;
 use super::services::ServiceManager;
 use super::verity::VerityService;
+use super::vulns::VulnsService;
 use crate::api::BUS_NAME;
 use crate::api::message_ids::{DAEMON_READY, VERITY_CORRUPTION};
 use crate::config::{Config, ConfigError};
@@ -181,6 +182,7 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
         integrity: IntegrityService::new(&config.integrity)?,
         identity: IdentityService::new(config.identity.clone()),
         verity: VerityService::new(config.verity.clone()),
+        vulns: VulnsService::new(config.vulns.clone()),
         services: ServiceManager::new(
             config.daemon.clone(),
             config.services.clone(),
@@ -208,6 +210,20 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
         .integrity
         .start(pillars.identity.tpm(), violations_tx)
         .await;
+
+    // the feed: judged at once, then whenever its files change (its own task: a full feed
+    // takes a second or two, and the main loop must not wait for it)
+    let (p, sig) = (pillars.clone(), emitter.clone());
+    tokio::spawn(async move {
+        let mut first = true;
+        loop {
+            if let Some(ev) = p.vulns.check(first).await {
+                events::vulns_evaluated(&sig, &ev).await;
+                first = false;
+            }
+            tokio::time::sleep(p.vulns.interval()).await;
+        }
+    });
 
     pillars.services.verify_all().await;
     tokio::time::timeout(

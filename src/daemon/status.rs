@@ -1,4 +1,4 @@
-//! The overall state: the worst of the four pillars, with a one-line reason for each bad one.
+//! The overall state: the worst of the five pillars, with a one-line reason for each bad one.
 
 use super::Pillars;
 use crate::api::{DaemonState, ServiceInfo, StatusInfo};
@@ -29,6 +29,17 @@ impl Pillars {
         let id = self.identity.info();
         if id.state.is_bad() {
             detail.push(format!("identity {}: {}", id.state, id.detail));
+        }
+        let vu = self.vulns.info();
+        if vu.state.is_bad() {
+            detail.push(if vu.detail.is_empty() {
+                format!(
+                    "vulnerabilities: {} CVEs with a fix available",
+                    vu.fix_available
+                )
+            } else {
+                format!("vulnerabilities {}: {}", vu.state, vu.detail)
+            });
         }
         if self.kernel_abi == 0 {
             detail.push(

@@ -117,12 +117,25 @@ pub fn parse(data: &[u8], release: &str) -> Result<Feed, serde_json::Error> {
     Ok(feed)
 }
 
+/// Reads at most `cap` bytes of the regular file `path`. A FIFO or device put in its place
+/// is refused without blocking (opened non-blocking, checked before any read).
 fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>, FeedError> {
+    use std::os::unix::fs::OpenOptionsExt;
     let io = |source| FeedError::Io {
         path: path.to_path_buf(),
         source,
     };
-    let f = std::fs::File::open(path).map_err(io)?;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(io)?;
+    if !f.metadata().map_err(io)?.is_file() {
+        return Err(FeedError::Format {
+            path: path.to_path_buf(),
+            what: "not a regular file".into(),
+        });
+    }
     let mut out = Vec::new();
     f.take(cap + 1).read_to_end(&mut out).map_err(io)?;
     if out.len() as u64 > cap {
@@ -141,6 +154,16 @@ pub enum Format {
     Tracker,
     /// A JSON array of OSV records (osv.dev's Debian ecosystem, `Debian:12`).
     Osv,
+}
+
+impl Format {
+    /// The name in hardend.toml and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Tracker => "tracker",
+            Format::Osv => "osv",
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -226,16 +249,9 @@ pub fn parse_osv(data: &[u8], debian_version: &str) -> Result<Feed, serde_json::
     Ok(feed)
 }
 
-/// Reads the feed at `feed`, verifies `sig` over its bytes with the Ed25519 public key
-/// (PEM) at `key`, and only then parses it.
-/// `release` is the codename for the tracker, the version number (`12`) for OSV.
-pub fn load_verified(
-    feed: &Path,
-    sig: &Path,
-    key: &Path,
-    format: Format,
-    release: &str,
-) -> Result<Feed, FeedError> {
+/// The feed's bytes, read once from `feed`, after `sig` verified over exactly these bytes
+/// with the Ed25519 public key (PEM) at `key`.
+pub fn verified_bytes(feed: &Path, sig: &Path, key: &Path) -> Result<Vec<u8>, FeedError> {
     let pem = read_capped(key, 64 << 10)?;
     let bad_key = |what: String| FeedError::Key {
         path: key.to_path_buf(),
@@ -258,12 +274,36 @@ pub fn load_verified(
             key: key.to_path_buf(),
         });
     }
+    Ok(data)
+}
+
+/// Parses verified feed bytes (`path` names them in errors). `release` is the codename for
+/// the tracker, the version number (`12`) for OSV.
+pub fn parse_as(
+    data: &[u8],
+    path: &Path,
+    format: Format,
+    release: &str,
+) -> Result<Feed, FeedError> {
     let parsed = match format {
-        Format::Tracker => parse(&data, release),
-        Format::Osv => parse_osv(&data, release),
+        Format::Tracker => parse(data, release),
+        Format::Osv => parse_osv(data, release),
     };
     parsed.map_err(|e| FeedError::Format {
-        path: feed.to_path_buf(),
+        path: path.to_path_buf(),
         what: e.to_string(),
     })
+}
+
+/// Reads the feed at `feed`, verifies `sig` over its bytes with the key at `key`, and only
+/// then parses it (see [`verified_bytes`], [`parse_as`]).
+pub fn load_verified(
+    feed: &Path,
+    sig: &Path,
+    key: &Path,
+    format: Format,
+    release: &str,
+) -> Result<Feed, FeedError> {
+    let data = verified_bytes(feed, sig, key)?;
+    parse_as(&data, feed, format, release)
 }

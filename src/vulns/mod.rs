@@ -3,8 +3,10 @@
 //!
 //! * `version.rs` — Debian version comparison, as dpkg and libapt do it;
 //! * `feed.rs` — the security tracker's JSON, used only with a valid detached signature;
-//! * `matching.rs` — installed source packages against the feed, outcomes kept apart.
+//! * `matching.rs` — installed source packages against the feed, outcomes kept apart;
+//! * `release.rs` — which release the installed system is.
 
 pub mod feed;
 pub mod matching;
+pub mod release;
 pub mod version;

@@ -253,6 +253,10 @@ fn every_command_prints_the_documented_document() {
     let v = r.out("services", &j(&["services"]), &[0]);
     assert_eq!(v["services"][0]["unit"], "sleeper.service", "{v}");
     r.out("reload", &j(&["reload"]), &[0]);
+    // the daemon's vulnerability state (no feed configured here: disabled; the daemon with a
+    // feed is in tests/it/vulns.rs)
+    let v = r.out("vulns", &j(&["vulns"]), &[0]);
+    assert_eq!(v["state"], "disabled", "{v}");
     r.out("doctor", &j(&["doctor"]), &[0, 3]);
     // no systemd on this bus: the error document (the VM suite confines for real)
     r.out("confine", &j(&["confine", "x.service", "sleeper"]), &[1]);

@@ -520,3 +520,167 @@ fn osv_records_give_the_same_findings_as_the_tracker_with_introduced_versions_ho
     assert_eq!(doc["counts"]["not_affected"], 1, "CVE-E introduced later");
     assert_eq!(doc["counts"]["fixed"], 1, "CVE-B");
 }
+
+/// A small tracker feed for the fixed image's sources: `extra` adds CVEs of openssl.
+fn image_feed(extra: &str) -> String {
+    format!(
+        r#"{{"openssl": {{"CVE-2024-0001": {{"releases": {{"bookworm": {{"status": "resolved", "fixed_version": "3.0.19-1~deb12u1", "urgency": "high"}}}}}}{extra}}},
+            "tar": {{"CVE-2024-0002": {{"releases": {{"bookworm": {{"status": "open", "urgency": "low"}}}}}}}}}}"#
+    )
+}
+
+const NEW_FIXABLE: &str = r#", "CVE-2025-1111": {"releases": {"bookworm": {"status": "resolved", "fixed_version": "3.0.19-1~deb12u3", "urgency": "high"}}}"#;
+
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(data))
+}
+
+/// Waits up to 20 s for the next signal of `stream`.
+async fn next_signal<S: futures_util::Stream + Unpin>(stream: &mut S, what: &str) -> S::Item {
+    use futures_util::StreamExt;
+    tokio::time::timeout(std::time::Duration::from_secs(20), stream.next())
+        .await
+        .unwrap_or_else(|_| panic!("no {what} signal within 20 s"))
+        .unwrap_or_else(|| panic!("the {what} stream ended"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_signals_a_new_cve_and_refuses_a_changed_or_foreign_feed_keeping_what_it_knew() {
+    use hardend::api::VulnsProxy;
+    let d = tempfile::tempdir().unwrap();
+    let feed = d.path().join("feed.json");
+    let key = FeedKey::new(d.path(), "fleet");
+    let other = FeedKey::new(d.path(), "other");
+    std::fs::write(&feed, image_feed("")).unwrap();
+    key.sign(&feed);
+    let bus = crate::common::TestBus::start();
+    let daemon = crate::common::TestDaemon::start(
+        &bus,
+        "",
+        &format!(
+            "[vulns]\nfeed = \"{}\"\nkey = \"{}\"\nroot = \"{}\"\ncheck_interval = \"1s\"\n",
+            feed.display(),
+            key.public_str(),
+            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/sbom-root")
+        ),
+    );
+    let state = || daemon.ctl_json(&["vulns"]);
+    let mut doc = state();
+    for _ in 0..200 {
+        if doc["state"] != "starting" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        doc = state();
+    }
+    // the first feed: CVE-2024-0001 is fixed in the installed openssl, tar's is open
+    assert_eq!(doc["state"], "ok", "{doc}");
+    assert_eq!(doc["release"], "bookworm");
+    assert_eq!(doc["counts"]["open"], 1);
+    assert_eq!(doc["counts"]["fixed"], 1);
+    let v1_sha = sha256_hex(image_feed("").as_bytes());
+    assert_eq!(doc["feed"]["sha256"], v1_sha.as_str());
+
+    let conn = zbus::connection::Builder::address(bus.address.as_str())
+        .unwrap()
+        .build()
+        .await
+        .unwrap();
+    let proxy = VulnsProxy::new(&conn).await.unwrap();
+    let mut found = proxy.receive_vulnerabilities_found().await.unwrap();
+    let mut refused = proxy.receive_feed_refused().await.unwrap();
+
+    // the fleet delivers a feed with a new fixable openssl CVE, the feed first and its
+    // signature a moment later (not atomically): judged as the pair once both are there
+    let v2 = image_feed(NEW_FIXABLE);
+    std::fs::write(&feed, &v2).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    key.sign(&feed);
+    let sig = next_signal(&mut found, "VulnerabilitiesFound").await;
+    let new = sig.args().unwrap().findings().clone();
+    assert_eq!(new.len(), 1, "only what is new: {new:?}");
+    assert_eq!(
+        (
+            new[0].cve.as_str(),
+            new[0].source.as_str(),
+            new[0].fixed_version.as_str()
+        ),
+        ("CVE-2025-1111", "openssl", "3.0.19-1~deb12u3")
+    );
+    assert_eq!(new[0].packages, ["libssl3"]);
+    let out = daemon.ctl(&["--json", "vulns"]);
+    assert_eq!(out.status.code(), Some(3), "a fix is available");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["state"], "fix-available", "{doc}");
+    assert_eq!(doc["feed"]["sha256"], sha256_hex(v2.as_bytes()).as_str());
+    assert!(
+        daemon
+            .log()
+            .contains(hardend::api::message_ids::VULNS_FOUND),
+        "journal entry with VULNS_FOUND: {}",
+        daemon.log()
+    );
+
+    // one byte of the delivered feed changed in place: refused, what it knew stays
+    let mut bytes = v2.clone().into_bytes();
+    let at = v2.find("3.0.19-1~deb12u3").unwrap() + 15;
+    bytes[at] = b'9';
+    std::fs::write(&feed, &bytes).unwrap();
+    let sig = next_signal(&mut refused, "FeedRefused").await;
+    let reason = sig.args().unwrap().reason().to_string();
+    assert!(reason.contains("does not verify"), "{reason}");
+    let doc = state();
+    assert_eq!(doc["state"], "refused", "{doc}");
+    assert_eq!(doc["feed"]["sha256"], sha256_hex(v2.as_bytes()).as_str());
+    assert_eq!(
+        doc["counts"]["fix_available"], 1,
+        "the last verified findings stay"
+    );
+    assert_eq!(doc["findings"][0]["fixed_version"], "3.0.19-1~deb12u3");
+    assert!(
+        daemon
+            .log()
+            .contains(hardend::api::message_ids::VULNS_FEED_REFUSED),
+        "{}",
+        daemon.log()
+    );
+
+    // a feed with another new CVE, signed by a key the device does not trust: refused, and
+    // its CVE is not believed
+    std::fs::write(
+        &feed,
+        image_feed(r#", "CVE-2025-2222": {"releases": {"bookworm": {"status": "open"}}}"#),
+    )
+    .unwrap();
+    other.sign(&feed);
+    let sig = next_signal(&mut refused, "FeedRefused").await;
+    assert!(sig.args().unwrap().reason().contains("does not verify"));
+    let doc = state();
+    assert!(!doc.to_string().contains("CVE-2025-2222"), "{doc}");
+
+    // a FIFO in the feed's place: refused without blocking the daemon
+    std::fs::remove_file(&feed).unwrap();
+    let made = Command::new("mkfifo").arg(&feed).status().unwrap();
+    assert!(made.success());
+    let sig = next_signal(&mut refused, "FeedRefused").await;
+    assert!(
+        sig.args().unwrap().reason().contains("not a regular file"),
+        "{:?}",
+        sig.args().unwrap().reason()
+    );
+    // unchanged files are not judged again: no second alert for the same refusal
+    let again = tokio::time::timeout(std::time::Duration::from_secs(3), {
+        use futures_util::StreamExt;
+        refused.next()
+    })
+    .await;
+    assert!(again.is_err(), "the same refused feed alerted twice");
+    let none = tokio::time::timeout(std::time::Duration::from_millis(100), {
+        use futures_util::StreamExt;
+        found.next()
+    })
+    .await;
+    assert!(none.is_err(), "nothing new was believed");
+    assert_eq!(state()["state"], "refused");
+}

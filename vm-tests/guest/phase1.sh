@@ -382,6 +382,34 @@ hardenctl integrity events -n 20 > "$H/results/integrity-events.txt" 2>&1
 # the guest's software bill of materials (validated against the schema on the host)
 check "sbom: hardenctl sbom of the guest names every installed package" bash -c \
     'hardenctl sbom -o '"$H"'/results/guest.cdx.json && [ "$(grep -c "\"bom-ref\": \"pkg:deb/debian/" '"$H"'/results/guest.cdx.json)" -eq "$(dpkg-query -W -f="\${db:Status-Status}\n" | grep -c "^installed$")" ]' 
+# --- (g) the signed vulnerability feed, on the real system bus and journal --------------------
+install -m 0644 "$H/vulns/fleet.pub.pem" /etc/hardend/feed-key.pem
+deliver() { cp "$H/vulns/$1.json" /var/lib/hardend/feed.json && cp "$H/vulns/$1.json.sig" /var/lib/hardend/feed.json.sig; }
+deliver feed1
+printf '[vulns]\nfeed = "/var/lib/hardend/feed.json"\ncheck_interval = "1s"\n' >> /etc/hardend/hardend.toml
+systemctl reload hardend
+check "g: the daemon matches its signed feed after a reload: bash's open CVE" \
+    wait_for 30 bash -c 'hardenctl --json vulns | grep -q CVE-VMTEST-1'
+stdbuf -oL busctl --system monitor --match "type='signal',interface='org.hardend1.Vulns'" > /var/tmp/vulns-signals.txt 2>&1 &
+vmon=$!
+sleep 1
+deliver feed2
+check "g: a new signed feed raises VulnerabilitiesFound with the new CVE only" \
+    wait_for 30 bash -c 'grep -q CVE-VMTEST-2 /var/tmp/vulns-signals.txt && ! grep -q CVE-VMTEST-1 /var/tmp/vulns-signals.txt'
+check "g: ... with a journal entry (MESSAGE_ID=8c2e7b4f…, CVES)" \
+    bash -c 'journalctl -o verbose MESSAGE_ID=8c2e7b4f1a9d4e35b6c0f2a7d9e1b458 | grep -q "CVES=.*CVE-VMTEST-2"'
+check "g: non-root may read the findings (busctl Vulns.ListFindings as nobody)" \
+    bash -c "$(declare -f nobody); nobody busctl call org.hardend1 /org/hardend1 org.hardend1.Vulns ListFindings | grep -q CVE-VMTEST-2"
+check "g: non-root busctl Vulns.Evaluate: Access denied" denied org.hardend1.Vulns Evaluate
+printf ' ' >> /var/lib/hardend/feed.json
+check "g: the feed changed by one byte raises FeedRefused" wait_for 30 grep -q FeedRefused /var/tmp/vulns-signals.txt
+check "g: ... with a journal error (MESSAGE_ID=f04a6d2c…)" \
+    bash -c 'journalctl -p err MESSAGE_ID=f04a6d2c9b7e4183a5d1c8e6b2f9a037 | grep -q "does not verify"'
+refused_kept() { out=$(hardenctl --json vulns); [ $? = 3 ] && grep -q '"refused"' <<<"$out" && grep -q CVE-VMTEST-2 <<<"$out"; }
+check "g: ... state refused (exit 3), the last verified findings kept" refused_kept
+deliver feed2
+check "g: the signed feed back: state ok" wait_for 30 bash -c 'hardenctl --json vulns | grep -q "\"state\": \"ok\""'
+kill "$vmon" 2>/dev/null
 # last in phase 1 (a restarted daemon rescans: nothing above must race with that)
 systemctl stop hardend
 check "f: doctor: a stopped daemon is a problem" doctor_says daemon "systemctl start hardend"

@@ -3,15 +3,18 @@
 
 use zbus::object_server::SignalEmitter;
 
-use super::{Identity, Integrity, Manager, Verity};
+use super::{Identity, Integrity, Manager, Verity, Vulns};
 use crate::api::message_ids::{
     ENFORCEMENT_CHANGED, IDENTITY_CHANGED, NOT_ENFORCED, VERITY_CORRUPTION, VERITY_UNVERIFIED,
+    VULNS_FEED_REFUSED, VULNS_FOUND,
 };
 use crate::api::{VerityInfo, VerityState};
 use crate::daemon::Pillars;
 use crate::daemon::identity::IdentityChange;
 use crate::daemon::services::Change;
+use crate::daemon::vulns::Evaluation;
 use crate::integrity::Violation;
+use crate::vulns::matching::Verdict;
 
 /// Emits `ServiceEnforcementChanged` and logs the change.
 pub async fn enforcement_changed(emitter: &SignalEmitter<'_>, c: &Change) {
@@ -126,6 +129,60 @@ pub async fn integrity_violation(emitter: &SignalEmitter<'_>, v: &Violation) {
     .await
     {
         tracing::warn!("cannot emit IntegrityViolation: {e}");
+    }
+}
+
+/// After an evaluation of the vulnerability feed: `VulnerabilitiesFound` with the CVEs that
+/// newly affect installed packages, `FeedRefused` for a refused feed, each with its journal
+/// entry (one per evaluation, the CVE ids in the `CVES` field).
+pub async fn vulns_evaluated(emitter: &SignalEmitter<'_>, ev: &Evaluation) {
+    let i = &ev.info;
+    if let Some(why) = &ev.refused {
+        tracing::error!(
+            message_id = VULNS_FEED_REFUSED,
+            feed = %i.feed,
+            "vulnerability feed refused: {why}"
+        );
+        if let Err(e) = Vulns::feed_refused(emitter, &i.feed, why).await {
+            tracing::warn!("cannot emit FeedRefused: {e}");
+        }
+    }
+    if let Some(why) = &ev.error {
+        tracing::error!(feed = %i.feed, "vulnerability status unknown: {why}");
+    }
+    if ev.new.is_empty() {
+        if ev.refused.is_none() && ev.error.is_none() {
+            tracing::info!(
+                feed = %i.feed,
+                feed_sha256 = %i.feed_sha256,
+                "vulnerability feed matched ({}): nothing new; {} with a fix available, {} open, {} no-dsa",
+                i.release, i.fix_available, i.open, i.no_dsa
+            );
+        }
+        return;
+    }
+    let fixable = ev
+        .new
+        .iter()
+        .filter(|f| f.verdict == Verdict::FixAvailable)
+        .count();
+    let ids: Vec<&str> = ev.new.iter().map(|f| f.cve.as_str()).collect();
+    let shown = ids.iter().take(10).copied().collect::<Vec<_>>().join(", ");
+    let more = if ids.len() > 10 {
+        format!(" and {} more", ids.len() - 10)
+    } else {
+        String::new()
+    };
+    tracing::warn!(
+        message_id = VULNS_FOUND,
+        feed = %i.feed,
+        feed_sha256 = %i.feed_sha256,
+        cves = %ids.join(" "),
+        "{} CVEs newly affect installed packages ({fixable} with a fix available): {shown}{more}",
+        ids.len()
+    );
+    if let Err(e) = Vulns::vulnerabilities_found(emitter, ev.new.clone()).await {
+        tracing::warn!("cannot emit VulnerabilitiesFound: {e}");
     }
 }
 

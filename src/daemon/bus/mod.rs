@@ -8,6 +8,7 @@ mod identity;
 mod integrity;
 mod manager;
 mod verity;
+mod vulns;
 
 use std::sync::Arc;
 
@@ -21,8 +22,9 @@ pub use self::identity::Identity;
 pub use self::integrity::Integrity;
 pub use self::manager::Manager;
 pub use self::verity::Verity;
+pub use self::vulns::Vulns;
 
-/// Serves the four interfaces on `conn` (before the name is requested, so that the first
+/// Serves the five interfaces on `conn` (before the name is requested, so that the first
 /// caller finds them) and returns the emitter for the daemon's own signals.
 pub async fn serve(
     conn: &Connection,
@@ -57,6 +59,14 @@ pub async fn serve(
         .at(
             OBJECT_PATH,
             Integrity {
+                pillars: pillars.clone(),
+            },
+        )
+        .await?;
+    server
+        .at(
+            OBJECT_PATH,
+            Vulns {
                 pillars: pillars.clone(),
             },
         )
