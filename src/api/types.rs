@@ -531,6 +531,21 @@ impl VulnsInfo {
         }
     }
 
+    /// A match's counts, and the state they make (`fix-available` when any fix waits).
+    pub fn set_counts(&mut self, c: &Counts) {
+        let n = |c: usize| u32::try_from(c).unwrap_or(u32::MAX);
+        self.fix_available = n(c.fix_available);
+        self.open = n(c.open);
+        self.no_dsa = n(c.no_dsa);
+        self.fixed = n(c.fixed);
+        self.not_affected = n(c.not_affected);
+        self.state = if c.fix_available > 0 {
+            VulnsState::FixAvailable
+        } else {
+            VulnsState::Ok
+        };
+    }
+
     /// The counts as `hardenctl vulns --feed` reports them.
     pub fn counts(&self) -> Counts {
         Counts {

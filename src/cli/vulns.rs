@@ -37,11 +37,8 @@ fn here(out: &Output, a: &Args, feed: &Path) -> Result<Exit, CliError> {
     let packages = status::load(&a.root.join("var/lib/dpkg/status"))
         .map_err(|e| CliError::Input(e.to_string()))?;
     let (findings, counts) = matches(&packages, &parsed);
-    let mut info = VulnsInfo::new(if counts.fix_available > 0 {
-        VulnsState::FixAvailable
-    } else {
-        VulnsState::Ok
-    });
+    let mut info = VulnsInfo::new(VulnsState::Starting);
+    info.set_counts(&counts);
     info.feed = feed.display().to_string();
     info.feed_sha256 = hex::encode(openssl::sha::sha256(&data));
     info.release = release;
@@ -50,12 +47,6 @@ fn here(out: &Output, a: &Args, feed: &Path) -> Result<Exit, CliError> {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let n = |c: usize| u32::try_from(c).unwrap_or(u32::MAX);
-    info.fix_available = n(counts.fix_available);
-    info.open = n(counts.open);
-    info.no_dsa = n(counts.no_dsa);
-    info.fixed = n(counts.fixed);
-    info.not_affected = n(counts.not_affected);
     Ok(print(out, &info, &findings))
 }
 

@@ -17,8 +17,8 @@ use crate::api::{VulnFinding, VulnsInfo, VulnsState};
 use crate::config::VulnsConfig;
 use crate::daemon::lock;
 use crate::daemon::workers::Workers;
-use crate::vulns::feed::{FeedError, parse_as, verified_bytes};
-use crate::vulns::matching::matches;
+use crate::vulns::feed::{parse_as, verified_bytes};
+use crate::vulns::matching::{Verdict, matches};
 use crate::vulns::release;
 
 /// What identifies a file's version without reading it: a replaced file has another inode,
@@ -121,10 +121,8 @@ fn evaluate(cfg: &VulnsConfig, feed: &Path, before: &Inputs) -> Outcome {
             }
         }
         Err(_) if &inputs(cfg, feed) != before => Outcome::Changing,
-        Err(e @ FeedError::Key { .. }) => Outcome::Error(e.to_string()),
-        Err(FeedError::Io { path, source }) if path == cfg.key => {
-            Outcome::Error(format!("{}: {source}", path.display()))
-        }
+        // the device's own key is missing or unusable: nothing can be believed
+        Err(e) if e.path() == cfg.key => Outcome::Error(e.to_string()),
         Err(e) => Outcome::Refused(e.to_string()),
     }
 }
@@ -138,9 +136,27 @@ struct State {
     judged: Option<Inputs>,
     /// The inputs at the previous check: a change is judged once it has settled.
     seen: Option<Inputs>,
-    /// (CVE, source) of the last verified findings (`None`: none yet since the start).
-    known: Option<HashSet<(String, String)>>,
+    /// (CVE, source, verdict) of the last verified findings (`None`: none yet since the
+    /// start): an open CVE that gains a fix is new again.
+    known: Option<HashSet<Key>>,
+    /// Checks in a row that found the inputs changed again: files that never settle are
+    /// judged anyway after [`MAX_UNSETTLED`] (churning them must not postpone a refusal).
+    unsettled: u32,
+    /// Evaluations in a row whose files changed while they were read.
+    changing: u32,
 }
+
+type Key = (String, String, Verdict);
+
+fn key(f: &VulnFinding) -> Key {
+    (f.cve.clone(), f.source.clone(), f.verdict)
+}
+
+/// After this many checks with the inputs still changing, they are judged as they are.
+const MAX_UNSETTLED: u32 = 3;
+/// After this many evaluations in a row that saw the files change under them, the feed is
+/// refused as "kept changing".
+const MAX_CHANGING: u32 = 2;
 
 /// The daemon's view of the installed packages' known vulnerabilities.
 pub struct VulnsService {
@@ -182,6 +198,8 @@ impl VulnsService {
                 judged: None,
                 seen: None,
                 known: None,
+                unsettled: 0,
+                changing: 0,
             }),
             worker: Workers::new(
                 "vulnerability feed",
@@ -192,11 +210,16 @@ impl VulnsService {
         }
     }
 
-    /// A new `[vulns]`: judged at the next check. Another feed, format or root starts
-    /// afresh; the same one keeps its findings until then.
+    /// A new `[vulns]`. Only another check interval: kept as it is. Another feed,
+    /// signature, key, format, release or root starts afresh, judged at the next check.
     pub fn configure(&self, cfg: VulnsConfig) {
         let mut st = lock(&self.state);
-        if st.cfg == cfg {
+        let same_inputs = VulnsConfig {
+            check_interval: st.cfg.check_interval,
+            ..cfg.clone()
+        } == st.cfg;
+        if same_inputs {
+            st.cfg.check_interval = cfg.check_interval;
             return;
         }
         st.info = info_for(&cfg);
@@ -204,6 +227,8 @@ impl VulnsService {
         st.known = None;
         st.judged = None;
         st.seen = None;
+        st.unsettled = 0;
+        st.changing = 0;
         st.cfg = cfg;
     }
 
@@ -235,24 +260,59 @@ impl VulnsService {
             .run("the feed's files", move || inputs(&c, &f))
             .await
             .ok()?;
-        if !now_ && (judged.as_ref() == Some(&current) || seen.as_ref() != Some(&current)) {
-            lock(&self.state).seen = Some(current);
-            return None;
+        if !now_ {
+            let mut st = lock(&self.state);
+            if judged.as_ref() == Some(&current) {
+                st.unsettled = 0;
+                st.seen = Some(current);
+                return None;
+            }
+            if seen.as_ref() != Some(&current) && st.unsettled < MAX_UNSETTLED {
+                st.unsettled += 1;
+                st.seen = Some(current);
+                return None;
+            }
         }
         let (c, before) = (cfg.clone(), current.clone());
+        let feed_path = feed.clone();
         let outcome = self
             .worker
             .run("the vulnerability feed", move || {
                 evaluate(&c, &feed, &before)
             })
-            .await
-            .unwrap_or_else(|e| Outcome::Error(e.to_string()));
+            .await;
         let mut st = lock(&self.state);
         if st.cfg != cfg {
             // reconfigured meanwhile: this result is for the old configuration
             return None;
         }
         st.seen = Some(current.clone());
+        st.unsettled = 0;
+        let outcome = match outcome {
+            Ok(Outcome::Changing) => {
+                st.changing += 1;
+                if st.changing < MAX_CHANGING {
+                    return None;
+                }
+                Outcome::Refused(format!(
+                    "{}: the feed's files kept changing while they were read",
+                    feed_path.display()
+                ))
+            }
+            Ok(o) => o,
+            // busy or stuck: the inputs stay unjudged, to be tried again at the next check
+            Err(e) => {
+                st.info.state = VulnsState::Error;
+                st.info.detail = e.to_string();
+                return Some(Evaluation {
+                    new: Vec::new(),
+                    refused: None,
+                    error: Some(e.to_string()),
+                    info: st.info.clone(),
+                });
+            }
+        };
+        st.changing = 0;
         let mut ev = Evaluation {
             new: Vec::new(),
             refused: None,
@@ -260,6 +320,7 @@ impl VulnsService {
             info: VulnsInfo::new(VulnsState::Starting),
         };
         match outcome {
+            // turned into a refusal above once it repeats
             Outcome::Changing => return None,
             Outcome::Matched {
                 sha256,
@@ -267,33 +328,16 @@ impl VulnsService {
                 findings,
                 counts,
             } => {
-                let keys: HashSet<(String, String)> = findings
-                    .iter()
-                    .map(|f| (f.cve.clone(), f.source.clone()))
-                    .collect();
+                let keys: HashSet<Key> = findings.iter().map(key).collect();
                 ev.new = findings
                     .iter()
-                    .filter(|f| {
-                        st.known
-                            .as_ref()
-                            .is_none_or(|k| !k.contains(&(f.cve.clone(), f.source.clone())))
-                    })
+                    .filter(|f| st.known.as_ref().is_none_or(|k| !k.contains(&key(f))))
                     .cloned()
                     .collect();
                 let i = &mut st.info;
-                i.state = if counts.fix_available > 0 {
-                    VulnsState::FixAvailable
-                } else {
-                    VulnsState::Ok
-                };
+                i.set_counts(&counts);
                 i.feed_sha256 = sha256;
                 i.release = release;
-                let n = |c: usize| u32::try_from(c).unwrap_or(u32::MAX);
-                i.fix_available = n(counts.fix_available);
-                i.open = n(counts.open);
-                i.no_dsa = n(counts.no_dsa);
-                i.fixed = n(counts.fixed);
-                i.not_affected = n(counts.not_affected);
                 i.detail = String::new();
                 i.evaluated = now();
                 st.findings = findings;

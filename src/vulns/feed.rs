@@ -42,8 +42,21 @@ pub enum FeedError {
     Format { path: PathBuf, what: String },
 }
 
-/// At most this much feed is read (the tracker's full JSON is about 70 MB).
-const MAX_FEED: u64 = 1 << 30;
+impl FeedError {
+    /// The file the error is about (for a bad signature: the feed).
+    pub fn path(&self) -> &Path {
+        match self {
+            FeedError::Io { path, .. }
+            | FeedError::Key { path, .. }
+            | FeedError::Format { path, .. } => path,
+            FeedError::BadSignature { feed, .. } => feed,
+        }
+    }
+}
+
+/// At most this much feed is read (the tracker's full JSON is about 70 MB, growing); a
+/// larger file is refused by its size, before a byte of it is read.
+pub const MAX_FEED: u64 = 256 << 20;
 
 /// One CVE's state in one release.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -130,19 +143,25 @@ fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>, FeedError> {
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)
         .map_err(io)?;
-    if !f.metadata().map_err(io)?.is_file() {
+    let meta = f.metadata().map_err(io)?;
+    if !meta.is_file() {
         return Err(FeedError::Format {
             path: path.to_path_buf(),
             what: "not a regular file".into(),
         });
     }
-    let mut out = Vec::new();
+    let too_large = || FeedError::Format {
+        path: path.to_path_buf(),
+        what: format!("larger than {cap} bytes"),
+    };
+    // a sparse file costs no disk but would cost its whole size in memory
+    if meta.len() > cap {
+        return Err(too_large());
+    }
+    let mut out = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
     f.take(cap + 1).read_to_end(&mut out).map_err(io)?;
     if out.len() as u64 > cap {
-        return Err(FeedError::Format {
-            path: path.to_path_buf(),
-            what: format!("larger than {cap} bytes"),
-        });
+        return Err(too_large());
     }
     Ok(out)
 }

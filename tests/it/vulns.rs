@@ -545,14 +545,15 @@ async fn next_signal<S: futures_util::Stream + Unpin>(stream: &mut S, what: &str
         .unwrap_or_else(|| panic!("the {what} stream ended"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_daemon_signals_a_new_cve_and_refuses_a_changed_or_foreign_feed_keeping_what_it_knew() {
-    use hardend::api::VulnsProxy;
-    let d = tempfile::tempdir().unwrap();
-    let feed = d.path().join("feed.json");
-    let key = FeedKey::new(d.path(), "fleet");
-    let other = FeedKey::new(d.path(), "other");
-    std::fs::write(&feed, image_feed("")).unwrap();
+/// A daemon on a private bus watching `DIR/feed.json` (written with `text` and signed by the
+/// returned fleet key) every second, matched against the fixed image's dpkg status.
+fn feed_daemon(
+    dir: &std::path::Path,
+    text: &str,
+) -> (crate::common::TestBus, crate::common::TestDaemon, FeedKey) {
+    let feed = dir.join("feed.json");
+    let key = FeedKey::new(dir, "fleet");
+    std::fs::write(&feed, text).unwrap();
     key.sign(&feed);
     let bus = crate::common::TestBus::start();
     let daemon = crate::common::TestDaemon::start(
@@ -565,15 +566,31 @@ async fn the_daemon_signals_a_new_cve_and_refuses_a_changed_or_foreign_feed_keep
             concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/sbom-root")
         ),
     );
-    let state = || daemon.ctl_json(&["vulns"]);
-    let mut doc = state();
+    (bus, daemon, key)
+}
+
+/// `hardenctl --json vulns` once the daemon's first evaluation is done.
+fn evaluated(daemon: &crate::common::TestDaemon) -> serde_json::Value {
+    let mut doc = daemon.ctl_json(&["vulns"]);
     for _ in 0..200 {
         if doc["state"] != "starting" {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
-        doc = state();
+        doc = daemon.ctl_json(&["vulns"]);
     }
+    doc
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_signals_a_new_cve_and_refuses_a_changed_or_foreign_feed_keeping_what_it_knew() {
+    use hardend::api::VulnsProxy;
+    let d = tempfile::tempdir().unwrap();
+    let feed = d.path().join("feed.json");
+    let other = FeedKey::new(d.path(), "other");
+    let (bus, daemon, key) = feed_daemon(d.path(), &image_feed(""));
+    let state = || daemon.ctl_json(&["vulns"]);
+    let doc = evaluated(&daemon);
     // the first feed: CVE-2024-0001 is fixed in the installed openssl, tar's is open
     assert_eq!(doc["state"], "ok", "{doc}");
     assert_eq!(doc["release"], "bookworm");
@@ -683,4 +700,110 @@ async fn the_daemon_signals_a_new_cve_and_refuses_a_changed_or_foreign_feed_keep
     .await;
     assert!(none.is_err(), "nothing new was believed");
     assert_eq!(state()["state"], "refused");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn churned_or_sparse_feeds_are_refused_a_new_fix_is_signalled_and_a_reload_forgets_nothing() {
+    use futures_util::StreamExt;
+    use hardend::api::VulnsProxy;
+    // tar's CVE-2024-0002 is open
+    let d = tempfile::tempdir().unwrap();
+    let feed = d.path().join("feed.json");
+    let (bus, daemon, key) = feed_daemon(d.path(), &image_feed(""));
+    assert_eq!(evaluated(&daemon)["state"], "ok");
+    let conn = zbus::connection::Builder::address(bus.address.as_str())
+        .unwrap()
+        .build()
+        .await
+        .unwrap();
+    let proxy = VulnsProxy::new(&conn).await.unwrap();
+    let mut found = proxy.receive_vulnerabilities_found().await.unwrap();
+    let mut refused = proxy.receive_feed_refused().await.unwrap();
+
+    // the open CVE gains a fix: signalled again, now fix-available
+    let fixed = image_feed("").replace(
+        r#""status": "open", "urgency": "low""#,
+        r#""status": "resolved", "fixed_version": "1.35+dfsg-1", "urgency": "low""#,
+    );
+    std::fs::write(&feed, &fixed).unwrap();
+    key.sign(&feed);
+    let sig = next_signal(&mut found, "VulnerabilitiesFound").await;
+    let new = sig.args().unwrap().findings().clone();
+    assert_eq!(
+        new.iter()
+            .map(|f| (f.cve.as_str(), f.verdict))
+            .collect::<Vec<_>>(),
+        [(
+            "CVE-2024-0002",
+            hardend::vulns::matching::Verdict::FixAvailable
+        )]
+    );
+
+    // a reload that changes only the check interval forgets nothing
+    let conf = daemon.path("hardend.toml");
+    let text = std::fs::read_to_string(&conf).unwrap();
+    std::fs::write(
+        &conf,
+        text.replace("check_interval = \"1s\"", "check_interval = \"2s\""),
+    )
+    .unwrap();
+    assert_eq!(daemon.ctl(&["reload"]).status.code(), Some(0));
+    let doc = daemon.ctl_json(&["vulns"]);
+    assert_eq!(doc["state"], "fix-available", "{doc}");
+    assert_eq!(doc["findings"][0]["cve"], "CVE-2024-0002");
+
+    // garbage touched more often than the interval: it never settles, and is refused anyway
+    std::fs::write(&feed, "not a feed at all").unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let toucher = {
+        let (stop, feed) = (stop.clone(), feed.clone());
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let f = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&feed)
+                    .unwrap();
+                f.set_modified(std::time::SystemTime::now()).unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(300));
+            }
+        })
+    };
+    let sig = next_signal(&mut refused, "FeedRefused").await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    toucher.join().unwrap();
+    let reason = sig.args().unwrap().reason().to_string();
+    assert!(
+        reason.contains("does not verify") || reason.contains("kept changing"),
+        "{reason}"
+    );
+    let doc = daemon.ctl_json(&["vulns"]);
+    assert_eq!(doc["state"], "refused", "{doc}");
+    assert_eq!(
+        doc["findings"][0]["cve"], "CVE-2024-0002",
+        "what it knew stays"
+    );
+
+    // a sparse 1 GiB feed: refused by its size, without the daemon reading it into memory
+    let f = std::fs::File::create(&feed).unwrap();
+    f.set_len(1 << 30).unwrap();
+    drop(f);
+    let sig = next_signal(&mut refused, "FeedRefused").await;
+    assert!(
+        sig.args().unwrap().reason().contains("larger than"),
+        "{:?}",
+        sig.args().unwrap().reason()
+    );
+    let pid = daemon.child.as_ref().unwrap().id();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let hwm_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    assert!(
+        hwm_kib < 256 * 1024,
+        "the daemon's peak memory is {hwm_kib} KiB: the sparse file was read"
+    );
+    let none = tokio::time::timeout(std::time::Duration::from_millis(100), found.next()).await;
+    assert!(none.is_err(), "nothing new was believed");
 }
