@@ -33,9 +33,12 @@ const fn answered(bad: &'static str) -> [(&'static str, &'static str); 4] {
 const SEE_ALSO_CTL: &str = "hardenctl(1), hardend(8), hardend-exec(8), hardend.toml(5); /usr/share/doc/hardend: profiles, operations, json, dbus, walkthrough";
 
 const STATUS: [(&str, &str); 4] = answered(
-    "Answered, but degraded: a unit not-enforced, stale or failed; integrity violations, tampered, error or no baseline; the identity lost, no TPM or error; the verified root corrupted or with the wrong root hash. Pillars that are deliberately off are not bad.",
+    "Answered, but degraded: a unit not-enforced, stale or failed; integrity violations, tampered, error or no baseline; the identity lost, no TPM or error; the verified root corrupted or with the wrong root hash; a fix available for an installed package, the vulnerability feed refused or unreadable. Pillars that are deliberately off are not bad.",
 );
 const SERVICES: [(&str, &str); 4] = answered("A unit is not-enforced, stale or failed.");
+const VULNS: [(&str, &str); 4] = answered(
+    "A fix is available for an installed package, or the daemon's latest feed was refused or could not be matched (the findings shown are the last verified feed's).",
+);
 const PROFILES: [(&str, &str); 4] =
     answered("A profile is invalid (one that cannot be found or read is an error, 1).");
 const VERIFY: [(&str, &str); 4] =
@@ -281,6 +284,29 @@ pub fn for_page(name: &str) -> Extra {
                 "hardenctl integrity accept /etc/ssh/sshd_config",
                 "a change made on purpose becomes the baseline",
             )])
+        },
+        "hardenctl-vulns" => Extra {
+            exit: &VULNS,
+            files: &[
+                (
+                    "/etc/hardend/feed-key.pem",
+                    "the fleet's Ed25519 public key the feed must verify with",
+                ),
+                (
+                    "/var/lib/dpkg/status",
+                    "the installed packages matched (under --root)",
+                ),
+            ],
+            ..ex(&[
+                (
+                    "hardenctl vulns",
+                    "the daemon's view of its [vulns] feed: state, counts, what has a fix",
+                ),
+                (
+                    "hardenctl vulns --feed feed.json --key fleet.pub.pem",
+                    "match a feed here, verified against the key, without the daemon",
+                ),
+            ])
         },
         n if n.starts_with("hardenctl-") => Extra {
             exit: &PLAIN,
