@@ -18,8 +18,9 @@ use super::{SbomError, purl};
 
 /// `ID-VERSION_ID` from os-release (`debian-12`), and PRETTY_NAME.
 fn os_release(root: &Path) -> (String, String, String) {
-    let text = std::fs::read_to_string(root.join("etc/os-release"))
-        .or_else(|_| std::fs::read_to_string(root.join("usr/lib/os-release")))
+    let read = |p: &str| super::rootfs::read_to_string(root, std::path::Path::new(p), 64 << 10);
+    let text = read("etc/os-release")
+        .or_else(|_| read("usr/lib/os-release"))
         .unwrap_or_default();
     let get = |k: &str| {
         text.lines()
@@ -55,8 +56,8 @@ fn deb_sha512(root: &Path, p: &Package) -> Option<String> {
         p.version.replace(':', "%3a"),
         p.arch
     );
-    let path = root.join("var/cache/apt/archives").join(file);
-    let mut f = std::fs::File::open(path).ok()?;
+    let rel = std::path::Path::new("var/cache/apt/archives").join(file);
+    let mut f = super::rootfs::open(root, &rel).ok()?;
     let mut h = Sha512::new();
     let mut buf = vec![0u8; 256 * 1024];
     loop {

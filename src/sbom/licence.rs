@@ -200,14 +200,11 @@ const MAX_COPYRIGHT: u64 = 4 << 20;
 
 /// What `/usr/share/doc/PKG/copyright` under `root` declares.
 pub fn declared(root: &Path, package: &str) -> Declared {
-    use std::io::Read;
-    let p = root.join("usr/share/doc").join(package).join("copyright");
-    let mut text = String::new();
-    let read =
-        std::fs::File::open(&p).and_then(|f| f.take(MAX_COPYRIGHT).read_to_string(&mut text));
-    match read {
+    let rel = Path::new("usr/share/doc").join(package).join("copyright");
+    let p = root.join(&rel);
+    match super::rootfs::read_to_string(root, &rel, MAX_COPYRIGHT) {
         Err(e) => Declared::Unknown(format!("no copyright file ({}: {e})", p.display())),
-        Ok(_) => from_dep5(&text).unwrap_or_else(|| {
+        Ok(text) => from_dep5(&text).unwrap_or_else(|| {
             Declared::Unknown(format!("{} is not machine-readable (DEP-5)", p.display()))
         }),
     }

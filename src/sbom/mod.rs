@@ -3,11 +3,13 @@
 //! * `status.rs` — `/var/lib/dpkg/status`: the installed packages (RFC 822 paragraphs);
 //! * `licence.rs` — DEP-5 copyright files to SPDX expressions (unknown stated as such);
 //! * `purl.rs` — package URLs in syft's scheme for Debian;
+//! * `rootfs.rs` — reading the described system's files with links kept inside its root;
 //! * `cyclonedx.rs` — the CycloneDX 1.6 JSON document.
 
 pub mod cyclonedx;
 pub mod licence;
 pub mod purl;
+pub mod rootfs;
 pub mod status;
 
 use std::path::PathBuf;

@@ -92,13 +92,37 @@ fn relations(v: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// The installed packages in the status file at `path`.
+/// At most this much status file is read (a device with thousands of packages has a few
+/// MiB).
+const MAX_STATUS: u64 = 256 << 20;
+
+/// The installed packages in the status file at `path`: a regular file (opened
+/// non-blocking, so a FIFO in its place is an error, not a hang), at most 256 MiB, bytes
+/// that are not UTF-8 (old packages' descriptions) replaced rather than failing the file.
 pub fn load(path: &Path) -> Result<Vec<Package>, SbomError> {
-    let text = std::fs::read_to_string(path).map_err(|source| SbomError::Io {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let io = |source| SbomError::Io {
         path: path.to_path_buf(),
         source,
-    })?;
-    parse(path, &text)
+    };
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(io)?;
+    let meta = f.metadata().map_err(io)?;
+    if !meta.is_file() {
+        return Err(io(std::io::Error::other("not a regular file")));
+    }
+    if meta.len() > MAX_STATUS {
+        return Err(io(std::io::Error::other(format!(
+            "larger than {MAX_STATUS} bytes"
+        ))));
+    }
+    let mut bytes = Vec::new();
+    f.take(MAX_STATUS).read_to_end(&mut bytes).map_err(io)?;
+    parse(path, &String::from_utf8_lossy(&bytes))
 }
 
 /// [`load`] on text already read (`path` names it in errors).
@@ -158,6 +182,32 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<Package>, SbomError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_description_that_is_not_utf8_costs_nothing_and_a_fifo_is_an_error_not_a_hang() {
+        let d = tempfile::tempdir().unwrap();
+        let status = d.path().join("status");
+        std::fs::write(
+            &status,
+            b"Package: old\nStatus: install ok installed\nVersion: 1.0-1\nDescription: caf\xe9 latin-1\n",
+        )
+        .unwrap();
+        let p = load(&status).unwrap();
+        assert_eq!(
+            (p[0].name.as_str(), p[0].version.as_str()),
+            ("old", "1.0-1")
+        );
+        let fifo = d.path().join("fifo");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let e = load(&fifo).unwrap_err().to_string();
+        assert!(e.ends_with("fifo: not a regular file"), "{e}");
+    }
 
     #[test]
     fn installed_packages_with_sources_relations_and_errors_by_line() {
