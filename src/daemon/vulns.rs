@@ -127,6 +127,18 @@ fn evaluate(cfg: &VulnsConfig, feed: &Path, before: &Inputs) -> Outcome {
     }
 }
 
+/// Hands the ~40 MiB a full feed's read and parse left in the allocator's free lists back
+/// to the kernel: the daemon runs for months on devices with little memory, and glibc
+/// keeps freed heap otherwise.
+fn release_freed_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only returns free heap pages to the kernel; it touches no live
+    // allocation and is safe to call from any thread at any time.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 struct State {
     cfg: VulnsConfig,
     info: VulnsInfo,
@@ -278,7 +290,9 @@ impl VulnsService {
         let outcome = self
             .worker
             .run("the vulnerability feed", move || {
-                evaluate(&c, &feed, &before)
+                let o = evaluate(&c, &feed, &before);
+                release_freed_memory();
+                o
             })
             .await;
         let mut st = lock(&self.state);
