@@ -101,7 +101,7 @@ fn main() {
         // second, so the records directory is read often while it is attacked
         format!(
             "[daemon]\nruntime_dir = \"{d}/run\"\nverify_interval = 1\n\
-             [identity]\ntcti = \"{t}\"\ndir = \"{d}/identity\"\n[integrity]\nenabled = false\n",
+             [identity]\ntcti = \"{t}\"\ndir = \"{d}/identity\"\n[integrity]\nenabled = false\n[metrics]\nenabled = false\n",
             d = dir.path().display(),
             t = sw.tcti()
         ),

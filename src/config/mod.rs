@@ -5,6 +5,7 @@
 mod daemon;
 mod identity;
 mod integrity;
+mod metrics;
 mod services;
 mod verity;
 mod vulns;
@@ -19,6 +20,7 @@ use toml::Spanned;
 pub use self::daemon::DaemonConfig;
 pub use self::identity::IdentityConfig;
 pub use self::integrity::IntegrityConfig;
+pub use self::metrics::MetricsConfig;
 pub use self::verity::VerityConfig;
 pub use self::vulns::VulnsConfig;
 use crate::source::Source;
@@ -41,6 +43,8 @@ struct RawConfig {
     integrity: integrity::Raw,
     #[serde(default)]
     vulns: vulns::Raw,
+    #[serde(default)]
+    metrics: metrics::Raw,
 }
 
 /// The daemon's configuration with defaults filled in.
@@ -55,6 +59,7 @@ pub struct Config {
     pub identity: IdentityConfig,
     pub integrity: IntegrityConfig,
     pub vulns: VulnsConfig,
+    pub metrics: MetricsConfig,
 }
 
 impl Config {
@@ -83,6 +88,7 @@ impl Config {
             identity: identity::parse(&src, &raw.identity)?,
             integrity: integrity::parse(&src, &raw.integrity)?,
             vulns: vulns::parse(&src, &raw.vulns)?,
+            metrics: metrics::parse(&src, &raw.metrics)?,
         })
     }
 }

@@ -8,13 +8,15 @@
 //! * `bus/` — the `org.hardend1` interfaces (the only `#[interface]` code) and signals;
 //! * `run.rs` — startup order and the main loop;
 //! * `workers.rs` — bounded blocking workers: no file I/O on the event loop;
-//! * `ratelimit.rs` — the token bucket for unprivileged TPM requests.
+//! * `ratelimit.rs` — the token bucket for unprivileged TPM requests;
+//! * `metrics.rs` — `hardend.prom` for node_exporter's textfile collector.
 //!
 //! Nothing outside `src/daemon/` and `src/bin/hardend.rs` imports this module.
 
 pub mod bus;
 pub mod identity;
 pub mod integrity;
+pub mod metrics;
 pub mod ratelimit;
 pub mod run;
 pub mod services;
@@ -27,6 +29,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use self::identity::IdentityService;
 use self::integrity::IntegrityService;
+use self::metrics::MetricsService;
 use self::services::ServiceManager;
 use self::verity::VerityService;
 use self::vulns::VulnsService;
@@ -48,6 +51,7 @@ pub struct Pillars {
     pub identity: IdentityService,
     pub integrity: IntegrityService,
     pub vulns: VulnsService,
+    pub metrics: MetricsService,
     /// The kernel's Landlock ABI (0: none), read once at startup.
     pub kernel_abi: u8,
 }
@@ -71,6 +75,7 @@ impl Pillars {
         self.verity.configure(new.verity);
         self.identity.configure(new.identity);
         self.vulns.configure(new.vulns);
+        self.metrics.configure(new.metrics);
         self.integrity
             .configure(&new.integrity, self.identity.tpm())
             .await;

@@ -14,6 +14,7 @@ use super::Pillars;
 use super::bus::{self, events};
 use super::identity::IdentityService;
 use super::integrity::IntegrityService;
+use super::metrics::MetricsService;
 use super::services::ServiceManager;
 use super::verity::VerityService;
 use super::vulns::VulnsService;
@@ -183,6 +184,7 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
         identity: IdentityService::new(config.identity.clone()),
         verity: VerityService::new(config.verity.clone()),
         vulns: VulnsService::new(config.vulns.clone()),
+        metrics: MetricsService::new(config.metrics.clone()),
         services: ServiceManager::new(
             config.daemon.clone(),
             config.services.clone(),
@@ -222,6 +224,15 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
                 first = false;
             }
             tokio::time::sleep(p.vulns.interval()).await;
+        }
+    });
+
+    // hardend.prom: looked at every two seconds, written when it changed
+    let p = pillars.clone();
+    tokio::spawn(async move {
+        loop {
+            p.metrics.tick(&p).await;
+            tokio::time::sleep(Duration::from_secs(2)).await;
         }
     });
 

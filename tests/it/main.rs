@@ -18,6 +18,7 @@ mod integrity;
 mod introspection;
 mod json_shapes;
 mod layout;
+mod metrics;
 mod mount_view;
 mod profiles;
 mod redteam;

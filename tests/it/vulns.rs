@@ -522,14 +522,14 @@ fn osv_records_give_the_same_findings_as_the_tracker_with_introduced_versions_ho
 }
 
 /// A small tracker feed for the fixed image's sources: `extra` adds CVEs of openssl.
-fn image_feed(extra: &str) -> String {
+pub(crate) fn image_feed(extra: &str) -> String {
     format!(
         r#"{{"openssl": {{"CVE-2024-0001": {{"releases": {{"bookworm": {{"status": "resolved", "fixed_version": "3.0.19-1~deb12u1", "urgency": "high"}}}}}}{extra}}},
             "tar": {{"CVE-2024-0002": {{"releases": {{"bookworm": {{"status": "open", "urgency": "low"}}}}}}}}}}"#
     )
 }
 
-const NEW_FIXABLE: &str = r#", "CVE-2025-1111": {"releases": {"bookworm": {"status": "resolved", "fixed_version": "3.0.19-1~deb12u3", "urgency": "high"}}}"#;
+pub(crate) const NEW_FIXABLE: &str = r#", "CVE-2025-1111": {"releases": {"bookworm": {"status": "resolved", "fixed_version": "3.0.19-1~deb12u3", "urgency": "high"}}}"#;
 
 fn sha256_hex(data: &[u8]) -> String {
     use sha2::Digest;
@@ -551,6 +551,15 @@ fn feed_daemon(
     dir: &std::path::Path,
     text: &str,
 ) -> (crate::common::TestBus, crate::common::TestDaemon, FeedKey) {
+    feed_daemon_with(dir, text, "")
+}
+
+/// [`feed_daemon`] with more configuration (`extra`, TOML tables) after `[vulns]`.
+pub(crate) fn feed_daemon_with(
+    dir: &std::path::Path,
+    text: &str,
+    extra: &str,
+) -> (crate::common::TestBus, crate::common::TestDaemon, FeedKey) {
     let feed = dir.join("feed.json");
     let key = FeedKey::new(dir, "fleet");
     std::fs::write(&feed, text).unwrap();
@@ -560,7 +569,7 @@ fn feed_daemon(
         &bus,
         "",
         &format!(
-            "[vulns]\nfeed = \"{}\"\nkey = \"{}\"\nroot = \"{}\"\ncheck_interval = \"1s\"\n",
+            "[vulns]\nfeed = \"{}\"\nkey = \"{}\"\nroot = \"{}\"\ncheck_interval = \"1s\"\n{extra}",
             feed.display(),
             key.public_str(),
             concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/sbom-root")
@@ -570,7 +579,7 @@ fn feed_daemon(
 }
 
 /// `hardenctl --json vulns` once the daemon's first evaluation is done.
-fn evaluated(daemon: &crate::common::TestDaemon) -> serde_json::Value {
+pub(crate) fn evaluated(daemon: &crate::common::TestDaemon) -> serde_json::Value {
     let mut doc = daemon.ctl_json(&["vulns"]);
     for _ in 0..200 {
         if doc["state"] != "starting" {

@@ -37,6 +37,10 @@ impl TestDaemon {
         if !rest.contains("[integrity]") && !rest.contains("[[integrity.watch]]") {
             rest.push_str("\n[integrity]\nenabled = false\n");
         }
+        // nor metrics written into the host's node_exporter directory
+        if !rest.contains("[metrics]") {
+            rest.push_str("\n[metrics]\nenabled = false\n");
+        }
         fs::write(
             dir.path().join("hardend.toml"),
             format!(

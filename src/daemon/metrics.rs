@@ -1,0 +1,312 @@
+//! `hardend.prom` for node_exporter's textfile collector: the five pillars as Prometheus
+//! series (exposition format 0.0.4, HELP and TYPE on every family), written atomically
+//! when a state changes (looked at every two seconds) and at least every `interval`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::Pillars;
+use super::lock;
+use super::workers::Workers;
+use crate::api::{IdentityInfo, IntegrityInfo, ServiceInfo, VerityInfo, VulnFinding, VulnsInfo};
+use crate::config::MetricsConfig;
+use crate::integrity::Severity;
+
+/// The file node_exporter reads.
+pub const FILE_NAME: &str = "hardend.prom";
+
+/// What the series are made from: one consistent read of every pillar.
+pub struct Snapshot {
+    pub services: Vec<ServiceInfo>,
+    pub integrity: IntegrityInfo,
+    /// Violations now, by severity.
+    pub violations: BTreeMap<&'static str, u64>,
+    pub verity: VerityInfo,
+    pub identity: IdentityInfo,
+    pub vulns: VulnsInfo,
+    pub findings: Vec<VulnFinding>,
+}
+
+/// A label value as the exposition format wants it: `\`, `"` and newlines escaped.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+struct Out(String);
+
+impl Out {
+    fn family(&mut self, name: &str, help: &str) {
+        let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} gauge");
+    }
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: u64) {
+        let l: Vec<String> = labels
+            .iter()
+            .map(|(k, v)| format!("{k}=\"{}\"", label(v)))
+            .collect();
+        if l.is_empty() {
+            let _ = writeln!(self.0, "{name} {value}");
+        } else {
+            let _ = writeln!(self.0, "{name}{{{}}} {value}", l.join(","));
+        }
+    }
+}
+
+/// The series of `s`.
+pub fn render(s: &Snapshot) -> String {
+    let mut o = Out(String::new());
+    o.family("hardend_info", "The running hardend (value 1).");
+    o.sample("hardend_info", &[("version", env!("CARGO_PKG_VERSION"))], 1);
+    let services_bad = s.services.iter().any(|u| u.state.is_bad());
+    o.family(
+        "hardend_bad",
+        "1 while a pillar is in a state an admin must act on (what makes hardenctl status exit 3), else 0.",
+    );
+    for (pillar, bad) in [
+        ("services", services_bad),
+        ("integrity", s.integrity.state.is_bad()),
+        ("identity", s.identity.state.is_bad()),
+        ("verity", s.verity.state.is_bad()),
+        ("vulns", s.vulns.state.is_bad()),
+    ] {
+        o.sample("hardend_bad", &[("pillar", pillar)], u64::from(bad));
+    }
+    o.family(
+        "hardend_service_state",
+        "Each assigned unit's enforcement state (one series per unit, value 1).",
+    );
+    for u in &s.services {
+        o.sample(
+            "hardend_service_state",
+            &[
+                ("unit", &u.unit),
+                ("profile", &u.profile),
+                ("state", u.state.as_str()),
+            ],
+            1,
+        );
+    }
+    for (name, help, state) in [
+        (
+            "hardend_integrity_state",
+            "The integrity monitor's state (value 1).",
+            s.integrity.state.as_str(),
+        ),
+        (
+            "hardend_verity_state",
+            "The root file system's dm-verity state (value 1).",
+            s.verity.state.as_str(),
+        ),
+        (
+            "hardend_identity_state",
+            "The TPM-bound device identity's state (value 1).",
+            s.identity.state.as_str(),
+        ),
+        (
+            "hardend_vulns_state",
+            "The vulnerability status against the signed feed (value 1).",
+            s.vulns.state.as_str(),
+        ),
+    ] {
+        o.family(name, help);
+        o.sample(name, &[("state", state)], 1);
+    }
+    o.family(
+        "hardend_integrity_violations",
+        "Watched paths that differ from the baseline now, by the severity of their set.",
+    );
+    for sev in [
+        Severity::Low,
+        Severity::Medium,
+        Severity::High,
+        Severity::Critical,
+    ] {
+        let n = s.violations.get(sev.as_str()).copied().unwrap_or(0);
+        o.sample(
+            "hardend_integrity_violations",
+            &[("severity", sev.as_str())],
+            n,
+        );
+    }
+    o.family(
+        "hardend_integrity_last_scan_timestamp_seconds",
+        "When the last full integrity scan finished (0: none yet).",
+    );
+    o.sample(
+        "hardend_integrity_last_scan_timestamp_seconds",
+        &[],
+        s.integrity.last_scan,
+    );
+    o.family(
+        "hardend_vulnerabilities",
+        "CVEs affecting installed packages, by verdict and the feed's urgency.",
+    );
+    let mut by: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+    for f in &s.findings {
+        let verdict = match f.verdict {
+            crate::vulns::matching::Verdict::FixAvailable => "fix-available",
+            crate::vulns::matching::Verdict::Open => "open",
+            crate::vulns::matching::Verdict::NoDsa => "no-dsa",
+        };
+        *by.entry((verdict, f.urgency.as_str())).or_default() += 1;
+    }
+    for ((verdict, urgency), n) in by {
+        o.sample(
+            "hardend_vulnerabilities",
+            &[("verdict", verdict), ("urgency", urgency)],
+            n,
+        );
+    }
+    o.family(
+        "hardend_vulns_evaluated_timestamp_seconds",
+        "When the vulnerability findings were last computed (0: never).",
+    );
+    o.sample(
+        "hardend_vulns_evaluated_timestamp_seconds",
+        &[],
+        s.vulns.evaluated,
+    );
+    o.0
+}
+
+struct State {
+    cfg: MetricsConfig,
+    /// What was written last, and when.
+    last: Option<(String, Instant)>,
+}
+
+/// Writes `hardend.prom`.
+pub struct MetricsService {
+    state: Mutex<State>,
+    worker: Workers,
+}
+
+impl MetricsService {
+    pub fn new(cfg: MetricsConfig) -> Self {
+        MetricsService {
+            state: Mutex::new(State { cfg, last: None }),
+            worker: Workers::new(
+                "metrics",
+                1,
+                Duration::from_secs(5),
+                Duration::from_secs(10),
+            ),
+        }
+    }
+
+    pub fn configure(&self, cfg: MetricsConfig) {
+        let mut st = lock(&self.state);
+        st.cfg = cfg;
+        st.last = None;
+    }
+
+    /// Renders the series; writes them when they changed or the interval is over.
+    pub async fn tick(&self, p: &Pillars) {
+        let (cfg, due) = {
+            let st = lock(&self.state);
+            let due = st
+                .last
+                .as_ref()
+                .is_none_or(|(_, at)| at.elapsed() >= Duration::from_secs(st.cfg.interval));
+            (st.cfg.clone(), due)
+        };
+        if !cfg.enabled {
+            return;
+        }
+        let text = render(&p.snapshot());
+        if !due
+            && lock(&self.state)
+                .last
+                .as_ref()
+                .is_some_and(|(t, _)| *t == text)
+        {
+            return;
+        }
+        let path: PathBuf = cfg.dir.join(FILE_NAME);
+        let data = text.clone();
+        let written = self
+            .worker
+            .run("hardend.prom", move || {
+                // absent directory: node_exporter is not installed, nothing to export
+                if !path.parent().is_some_and(|d| d.is_dir()) {
+                    return Ok(false);
+                }
+                crate::fsutil::write_atomic_with(&path, data.as_bytes(), 0o644, false)
+                    .map(|()| true)
+            })
+            .await;
+        match written {
+            Ok(Ok(_)) => lock(&self.state).last = Some((text, Instant::now())),
+            Ok(Err(e)) => tracing::warn!(
+                "metrics: cannot write {}: {e}",
+                cfg.dir.join(FILE_NAME).display()
+            ),
+            Err(e) => tracing::warn!("metrics: {e}"),
+        }
+    }
+}
+
+impl Pillars {
+    /// One read of every pillar for the metrics.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut violations = BTreeMap::new();
+        for v in self.integrity.violations() {
+            *violations.entry(v.severity.as_str()).or_default() += 1;
+        }
+        Snapshot {
+            services: self.services.services(),
+            integrity: self.integrity.info(),
+            violations,
+            verity: self.verity.info(),
+            identity: self.identity.info(),
+            vulns: self.vulns.info(),
+            findings: self.vulns.findings(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{IdentityState, IntegrityState, ServiceState, VulnsState};
+
+    #[test]
+    fn every_family_has_help_and_type_and_labels_are_escaped() {
+        let unit = ServiceInfo::new(
+            "we\"ird\\.service",
+            "p",
+            "dropin",
+            ServiceState::NotEnforced,
+            "",
+        );
+        let s = Snapshot {
+            services: vec![unit],
+            integrity: IntegrityInfo::new(IntegrityState::Violations),
+            violations: BTreeMap::from([("critical", 2)]),
+            verity: VerityInfo::default(),
+            identity: IdentityInfo::bare(IdentityState::Disabled, ""),
+            vulns: VulnsInfo::new(VulnsState::Ok),
+            findings: vec![],
+        };
+        let t = render(&s);
+        assert!(t.contains("hardend_service_state{unit=\"we\\\"ird\\\\.service\",profile=\"p\",state=\"not-enforced\"} 1\n"), "{t}");
+        assert!(t.contains("hardend_bad{pillar=\"services\"} 1\n"));
+        assert!(t.contains("hardend_bad{pillar=\"identity\"} 0\n"));
+        assert!(t.contains("hardend_integrity_violations{severity=\"critical\"} 2\n"));
+        assert!(t.contains("hardend_integrity_violations{severity=\"low\"} 0\n"));
+        // every sample's family was announced with HELP and TYPE before it
+        let mut announced = std::collections::BTreeSet::new();
+        for line in t.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                announced.insert(rest.split(' ').next().unwrap().to_string());
+            } else if !line.starts_with('#') {
+                let name = line.split(['{', ' ']).next().unwrap();
+                assert!(announced.contains(name), "{name} without TYPE");
+            }
+        }
+    }
+}
