@@ -49,6 +49,20 @@ pub fn write_atomic_with(path: &Path, data: &[u8], mode: u32, durable: bool) -> 
     Ok(())
 }
 
+/// Opens `path` for reading when it is a regular file: non-blocking (a FIFO or device put
+/// in its place never hangs the reader) and checked with fstat before any byte is read.
+pub fn open_regular(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(io::Error::other("not a regular file"));
+    }
+    Ok(f)
+}
+
 /// Renames `from` to `to` (same directory) and fsyncs the directory, so the rename survives
 /// a crash once this returns.
 pub fn rename_durable(from: &Path, to: &Path) -> io::Result<()> {

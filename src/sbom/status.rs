@@ -101,21 +101,12 @@ const MAX_STATUS: u64 = 256 << 20;
 /// that are not UTF-8 (old packages' descriptions) replaced rather than failing the file.
 pub fn load(path: &Path) -> Result<Vec<Package>, SbomError> {
     use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
     let io = |source| SbomError::Io {
         path: path.to_path_buf(),
         source,
     };
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)
-        .map_err(io)?;
-    let meta = f.metadata().map_err(io)?;
-    if !meta.is_file() {
-        return Err(io(std::io::Error::other("not a regular file")));
-    }
-    if meta.len() > MAX_STATUS {
+    let f = crate::fsutil::open_regular(path).map_err(io)?;
+    if f.metadata().map_err(io)?.len() > MAX_STATUS {
         return Err(io(std::io::Error::other(format!(
             "larger than {MAX_STATUS} bytes"
         ))));

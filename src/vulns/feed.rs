@@ -133,23 +133,12 @@ pub fn parse(data: &[u8], release: &str) -> Result<Feed, serde_json::Error> {
 /// Reads at most `cap` bytes of the regular file `path`. A FIFO or device put in its place
 /// is refused without blocking (opened non-blocking, checked before any read).
 fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>, FeedError> {
-    use std::os::unix::fs::OpenOptionsExt;
     let io = |source| FeedError::Io {
         path: path.to_path_buf(),
         source,
     };
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)
-        .map_err(io)?;
+    let f = crate::fsutil::open_regular(path).map_err(io)?;
     let meta = f.metadata().map_err(io)?;
-    if !meta.is_file() {
-        return Err(FeedError::Format {
-            path: path.to_path_buf(),
-            what: "not a regular file".into(),
-        });
-    }
     let too_large = || FeedError::Format {
         path: path.to_path_buf(),
         what: format!("larger than {cap} bytes"),

@@ -578,6 +578,16 @@ pub(crate) fn feed_daemon_with(
     (bus, daemon, key)
 }
 
+/// A client of the daemon's org.hardend1.Vulns on `bus`.
+async fn vulns_proxy(bus: &crate::common::TestBus) -> hardend::api::VulnsProxy<'static> {
+    let conn = zbus::connection::Builder::address(bus.address.as_str())
+        .unwrap()
+        .build()
+        .await
+        .unwrap();
+    hardend::api::VulnsProxy::new(&conn).await.unwrap()
+}
+
 /// `hardenctl --json vulns` once the daemon's first evaluation is done.
 pub(crate) fn evaluated(daemon: &crate::common::TestDaemon) -> serde_json::Value {
     let mut doc = daemon.ctl_json(&["vulns"]);
@@ -593,7 +603,6 @@ pub(crate) fn evaluated(daemon: &crate::common::TestDaemon) -> serde_json::Value
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daemon_signals_a_new_cve_and_refuses_a_changed_or_foreign_feed_keeping_what_it_knew() {
-    use hardend::api::VulnsProxy;
     let d = tempfile::tempdir().unwrap();
     let feed = d.path().join("feed.json");
     let other = FeedKey::new(d.path(), "other");
@@ -608,12 +617,7 @@ async fn the_daemon_signals_a_new_cve_and_refuses_a_changed_or_foreign_feed_keep
     let v1_sha = sha256_hex(image_feed("").as_bytes());
     assert_eq!(doc["feed"]["sha256"], v1_sha.as_str());
 
-    let conn = zbus::connection::Builder::address(bus.address.as_str())
-        .unwrap()
-        .build()
-        .await
-        .unwrap();
-    let proxy = VulnsProxy::new(&conn).await.unwrap();
+    let proxy = vulns_proxy(&bus).await;
     let mut found = proxy.receive_vulnerabilities_found().await.unwrap();
     let mut refused = proxy.receive_feed_refused().await.unwrap();
 
@@ -714,18 +718,12 @@ async fn the_daemon_signals_a_new_cve_and_refuses_a_changed_or_foreign_feed_keep
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn churned_or_sparse_feeds_are_refused_a_new_fix_is_signalled_and_a_reload_forgets_nothing() {
     use futures_util::StreamExt;
-    use hardend::api::VulnsProxy;
     // tar's CVE-2024-0002 is open
     let d = tempfile::tempdir().unwrap();
     let feed = d.path().join("feed.json");
     let (bus, daemon, key) = feed_daemon(d.path(), &image_feed(""));
     assert_eq!(evaluated(&daemon)["state"], "ok");
-    let conn = zbus::connection::Builder::address(bus.address.as_str())
-        .unwrap()
-        .build()
-        .await
-        .unwrap();
-    let proxy = VulnsProxy::new(&conn).await.unwrap();
+    let proxy = vulns_proxy(&bus).await;
     let mut found = proxy.receive_vulnerabilities_found().await.unwrap();
     let mut refused = proxy.receive_feed_refused().await.unwrap();
 
