@@ -37,6 +37,8 @@ struct State {
     /// The TPM thread, when a TPM is configured.
     worker: Option<TpmWorker>,
     last: IdentityInfo,
+    /// When the TPM last produced a quote (seconds since the epoch; 0: not since the start).
+    last_quote: u64,
 }
 
 /// The identity as the daemon sees it.
@@ -60,6 +62,7 @@ impl IdentityService {
                 cfg,
                 worker,
                 last: IdentityInfo::bare(IdentityState::Unknown, ""),
+                last_quote: 0,
             }),
             unprivileged: Mutex::new(TokenBucket::new(
                 UNPRIVILEGED_BURST,
@@ -168,11 +171,22 @@ impl IdentityService {
         } else {
             pcrs
         };
-        w.run(move |tpm| {
-            crate::tpm::quote::quote(&IdentityStore::attestation(&c.dir), tpm, &nonce, &pcrs)
-        })
-        .await
-        .map(QuoteInfo::from)
+        let q = w
+            .run(move |tpm| {
+                crate::tpm::quote::quote(&IdentityStore::attestation(&c.dir), tpm, &nonce, &pcrs)
+            })
+            .await
+            .map(QuoteInfo::from)?;
+        lock(&self.state).last_quote = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        Ok(q)
+    }
+
+    /// When the TPM last produced a quote since the daemon started (0: never).
+    pub fn last_quote(&self) -> u64 {
+        lock(&self.state).last_quote
     }
 
     /// The subject a CSR gets: the caller's, else the configured one, else CN=<hostname>.

@@ -26,6 +26,8 @@ pub struct Snapshot {
     pub violations: BTreeMap<&'static str, u64>,
     pub verity: VerityInfo,
     pub identity: IdentityInfo,
+    /// When the TPM last quoted (0: not since the daemon started).
+    pub last_quote: u64,
     pub vulns: VulnsInfo,
     pub findings: Vec<VulnFinding>,
 }
@@ -140,6 +142,15 @@ pub fn render(s: &Snapshot) -> String {
         "hardend_integrity_last_scan_timestamp_seconds",
         &[],
         s.integrity.last_scan,
+    );
+    o.family(
+        "hardend_identity_last_quote_timestamp_seconds",
+        "When the TPM last produced a PCR quote through the daemon (0: not since it started).",
+    );
+    o.sample(
+        "hardend_identity_last_quote_timestamp_seconds",
+        &[],
+        s.last_quote,
     );
     o.family(
         "hardend_vulnerabilities",
@@ -263,6 +274,7 @@ impl Pillars {
             violations,
             verity: self.verity.info(),
             identity: self.identity.info(),
+            last_quote: self.identity.last_quote(),
             vulns: self.vulns.info(),
             findings: self.vulns.findings(),
         }
@@ -289,6 +301,7 @@ mod tests {
             violations: BTreeMap::from([("critical", 2)]),
             verity: VerityInfo::default(),
             identity: IdentityInfo::bare(IdentityState::Disabled, ""),
+            last_quote: 0,
             vulns: VulnsInfo::new(VulnsState::Ok),
             findings: vec![],
         };

@@ -83,7 +83,14 @@ fn csr_key_fingerprint(csr_pem: &str) -> String {
 #[test]
 fn create_sign_csr_quote_and_rotate_through_the_daemon() {
     let sw = Swtpm::start();
-    let s = setup(&sw.tcti(), "subject = \"CN=gw-0042,O=Acme\"");
+    let prom = tempfile::tempdir().unwrap();
+    let s = setup(
+        &sw.tcti(),
+        &format!(
+            "subject = \"CN=gw-0042,O=Acme\"\n[metrics]\ndir = \"{}\"\n",
+            prom.path().display()
+        ),
+    );
     let d = &s.d;
     let out = d.ctl(&["--json", "identity", "show"]);
     assert_eq!(out.status.code(), Some(3), "no identity yet");
@@ -112,7 +119,24 @@ fn create_sign_csr_quote_and_rotate_through_the_daemon() {
     let csr = String::from_utf8(ok(d.ctl(&["identity", "csr"])).stdout).unwrap();
     assert_eq!(csr_key_fingerprint(&csr), fp1);
 
+    let last_quote = || {
+        std::fs::read_to_string(prom.path().join("hardend.prom"))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("hardend_identity_last_quote_timestamp_seconds "))
+            .and_then(|v| v.parse::<u64>().ok())
+    };
     let q = ok(d.ctl(&["identity", "quote", "--nonce", "c0ffee", "--pcrs", "0,7"])).stdout;
+    // the metrics say when the TPM last quoted (0 before: not since the start)
+    let mut quoted = last_quote();
+    for _ in 0..100 {
+        if quoted.is_some_and(|t| t > 0) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        quoted = last_quote();
+    }
+    assert!(quoted.is_some_and(|t| t > 1_700_000_000), "{quoted:?}");
     let qf = d.path("quote.json");
     let name = serde_json::from_slice::<serde_json::Value>(&q).unwrap()["ak_name"]
         .as_str()

@@ -414,6 +414,14 @@ check "g: ... state refused (exit 3), the last verified findings kept" refused_k
 deliver feed2
 check "g: the signed feed back: state ok" wait_for 30 bash -c 'hardenctl --json vulns | grep -q "\"state\": \"ok\""'
 kill "$vmon" 2>/dev/null
+# --- (h) metrics for node_exporter, written from inside hardend.service's sandbox ------------
+prom=/var/lib/prometheus/node-exporter/hardend.prom
+check "h: hardend.prom is written into node_exporter's directory (under ProtectSystem=strict)" \
+    wait_for 30 grep -q '^hardend_vulns_state{state="ok"} 1' "$prom"
+check "h: Debian's node_exporter serves hardend's series, without a parse error" \
+    wait_for 30 bash -c 'm=$(busybox wget -q -O - http://127.0.0.1:9100/metrics) && grep -q "^hardend_bad{pillar=\"vulns\"} 0" <<<"$m" && grep -q "^node_textfile_scrape_error 0" <<<"$m"'
+note "$(grep -v '^#' "$prom" | head -n 20)"
+
 # last in phase 1 (a restarted daemon rescans: nothing above must race with that)
 systemctl stop hardend
 check "f: doctor: a stopped daemon is a problem" doctor_says daemon "systemctl start hardend"
