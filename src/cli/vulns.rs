@@ -34,8 +34,7 @@ fn here(out: &Output, a: &Args, feed: &Path) -> Result<Exit, CliError> {
     let input = |e: crate::vulns::feed::FeedError| CliError::Input(e.to_string());
     let data = verified_bytes(feed, &sig, &a.key).map_err(input)?;
     let parsed = parse_as(&data, feed, a.format, &release).map_err(input)?;
-    let packages = status::load(&a.root.join("var/lib/dpkg/status"))
-        .map_err(|e| CliError::Input(e.to_string()))?;
+    let packages = status::load_root(&a.root).map_err(|e| CliError::Input(e.to_string()))?;
     let (findings, counts) = matches(&packages, &parsed);
     let mut info = VulnsInfo::new(VulnsState::Starting);
     info.set_counts(&counts);

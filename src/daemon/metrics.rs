@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 use super::Pillars;
 use super::lock;
 use super::workers::Workers;
-use crate::api::{IdentityInfo, IntegrityInfo, ServiceInfo, VerityInfo, VulnFinding, VulnsInfo};
+use crate::api::{IdentityInfo, IntegrityInfo, ServiceInfo, VerityInfo, VulnsInfo};
 use crate::config::MetricsConfig;
 use crate::integrity::Severity;
+use crate::vulns::matching::Verdict;
 
 /// The file node_exporter reads.
 pub const FILE_NAME: &str = "hardend.prom";
@@ -29,7 +30,8 @@ pub struct Snapshot {
     /// When the TPM last quoted (0: not since the daemon started).
     pub last_quote: u64,
     pub vulns: VulnsInfo,
-    pub findings: Vec<VulnFinding>,
+    /// Findings by (verdict, urgency).
+    pub findings: BTreeMap<(Verdict, String), u64>,
 }
 
 /// A label value as the exposition format wants it: `\`, `"` and newlines escaped.
@@ -152,23 +154,36 @@ pub fn render(s: &Snapshot) -> String {
         &[],
         s.last_quote,
     );
+    let verdict = |v: Verdict| match v {
+        Verdict::FixAvailable => "fix-available",
+        Verdict::Open => "open",
+        Verdict::NoDsa => "no-dsa",
+    };
     o.family(
         "hardend_vulnerabilities",
         "CVEs affecting installed packages, by verdict and the feed's urgency.",
     );
-    let mut by: BTreeMap<(&str, &str), u64> = BTreeMap::new();
-    for f in &s.findings {
-        let verdict = match f.verdict {
-            crate::vulns::matching::Verdict::FixAvailable => "fix-available",
-            crate::vulns::matching::Verdict::Open => "open",
-            crate::vulns::matching::Verdict::NoDsa => "no-dsa",
-        };
-        *by.entry((verdict, f.urgency.as_str())).or_default() += 1;
-    }
-    for ((verdict, urgency), n) in by {
+    for ((v, urgency), n) in &s.findings {
         o.sample(
             "hardend_vulnerabilities",
-            &[("verdict", verdict), ("urgency", urgency)],
+            &[("verdict", verdict(*v)), ("urgency", urgency)],
+            *n,
+        );
+    }
+    o.family(
+        "hardend_vulnerabilities_by_verdict",
+        "CVEs affecting installed packages, by verdict (every verdict, also at 0).",
+    );
+    for v in [Verdict::FixAvailable, Verdict::Open, Verdict::NoDsa] {
+        let n: u64 = s
+            .findings
+            .iter()
+            .filter(|((x, _), _)| *x == v)
+            .map(|(_, n)| n)
+            .sum();
+        o.sample(
+            "hardend_vulnerabilities_by_verdict",
+            &[("verdict", verdict(v))],
             n,
         );
     }
@@ -186,8 +201,13 @@ pub fn render(s: &Snapshot) -> String {
 
 struct State {
     cfg: MetricsConfig,
-    /// What was written last, and when.
+    /// What was written last, and when (also after a failed write: retried when the
+    /// series change or the interval is over, not every tick).
     last: Option<(String, Instant)>,
+    /// The file written last, removed when metrics are turned off or move elsewhere.
+    written: Option<PathBuf>,
+    /// The last problem logged (each distinct one once).
+    problem: Option<String>,
 }
 
 /// Writes `hardend.prom`.
@@ -196,10 +216,48 @@ pub struct MetricsService {
     worker: Workers,
 }
 
+/// Whether `dir` may receive hardend's file: a real directory (not a link to one) that only
+/// root can change — else another user could swap it for a link and have root write
+/// elsewhere. `Ok(false)`: absent (node_exporter not installed).
+fn usable_dir(dir: &std::path::Path) -> Result<bool, String> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let m = match std::fs::symlink_metadata(dir) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(format!("{}: {e}", dir.display())),
+    };
+    if !m.is_dir() {
+        return Err(format!(
+            "{}: not a directory (a link is not followed)",
+            dir.display()
+        ));
+    }
+    if m.uid() != 0 || m.permissions().mode() & 0o022 != 0 {
+        return Err(format!(
+            "{}: owned by uid {} with mode {:o}: only a directory only root can change is written to",
+            dir.display(),
+            m.uid(),
+            m.permissions().mode() & 0o7777
+        ));
+    }
+    Ok(true)
+}
+
+enum Wrote {
+    Written,
+    /// The directory does not exist.
+    Skipped,
+}
+
 impl MetricsService {
     pub fn new(cfg: MetricsConfig) -> Self {
         MetricsService {
-            state: Mutex::new(State { cfg, last: None }),
+            state: Mutex::new(State {
+                cfg,
+                last: None,
+                written: None,
+                problem: None,
+            }),
             worker: Workers::new(
                 "metrics",
                 1,
@@ -213,18 +271,48 @@ impl MetricsService {
         let mut st = lock(&self.state);
         st.cfg = cfg;
         st.last = None;
+        st.problem = None;
+    }
+
+    fn report(&self, problem: String) {
+        let mut st = lock(&self.state);
+        if st.problem.as_deref() != Some(problem.as_str()) {
+            tracing::warn!("metrics: {problem}");
+            st.problem = Some(problem);
+        }
     }
 
     /// Renders the series; writes them when they changed or the interval is over.
     pub async fn tick(&self, p: &Pillars) {
-        let (cfg, due) = {
+        let (cfg, due, written) = {
             let st = lock(&self.state);
             let due = st
                 .last
                 .as_ref()
                 .is_none_or(|(_, at)| at.elapsed() >= Duration::from_secs(st.cfg.interval));
-            (st.cfg.clone(), due)
+            (st.cfg.clone(), due, st.written.clone())
         };
+        let path: PathBuf = cfg.dir.join(FILE_NAME);
+        // turned off, or moved: the old file must not keep serving stale values
+        if let Some(old) = written.filter(|w| !cfg.enabled || *w != path) {
+            let removed = self
+                .worker
+                .run("removing the old hardend.prom", move || {
+                    std::fs::remove_file(&old).or_else(|e| {
+                        if e.kind() == std::io::ErrorKind::NotFound {
+                            Ok(())
+                        } else {
+                            Err(format!("cannot remove {}: {e}", old.display()))
+                        }
+                    })
+                })
+                .await;
+            match removed {
+                Ok(Ok(())) => lock(&self.state).written = None,
+                Ok(Err(e)) => self.report(e),
+                Err(e) => self.report(e.to_string()),
+            }
+        }
         if !cfg.enabled {
             return;
         }
@@ -237,46 +325,56 @@ impl MetricsService {
         {
             return;
         }
-        let path: PathBuf = cfg.dir.join(FILE_NAME);
-        let data = text.clone();
+        let (data, target) = (text.clone(), path.clone());
         let written = self
             .worker
             .run("hardend.prom", move || {
-                // absent directory: node_exporter is not installed, nothing to export
-                if !path.parent().is_some_and(|d| d.is_dir()) {
-                    return Ok(false);
+                let dir = target.parent().unwrap_or(std::path::Path::new("/"));
+                if !usable_dir(dir)? {
+                    return Ok(Wrote::Skipped);
                 }
-                crate::fsutil::write_atomic_with(&path, data.as_bytes(), 0o644, false)
-                    .map(|()| true)
+                crate::fsutil::write_atomic_with(&target, data.as_bytes(), 0o644, false)
+                    .map(|()| Wrote::Written)
+                    .map_err(|e| {
+                        format!(
+                            "cannot write {}: {e} (after installing node_exporter, restart hardend: its sandbox allows the directory only when it exists at start)",
+                            target.display()
+                        )
+                    })
             })
             .await;
-        match written {
-            Ok(Ok(_)) => lock(&self.state).last = Some((text, Instant::now())),
-            Ok(Err(e)) => tracing::warn!(
-                "metrics: cannot write {}: {e}",
-                cfg.dir.join(FILE_NAME).display()
-            ),
-            Err(e) => tracing::warn!("metrics: {e}"),
+        let outcome = match written {
+            Ok(Ok(w)) => Ok(w),
+            Ok(Err(e)) => Err(e),
+            Err(e) => Err(e.to_string()),
+        };
+        {
+            let mut st = lock(&self.state);
+            st.last = Some((text, Instant::now()));
+            if let Ok(Wrote::Written) = outcome {
+                st.written = Some(path);
+                st.problem = None;
+            }
+        }
+        if let Err(e) = outcome {
+            self.report(e);
         }
     }
 }
 
 impl Pillars {
-    /// One read of every pillar for the metrics.
+    /// One read of every pillar for the metrics (counts, not copies, of violations and
+    /// findings).
     pub fn snapshot(&self) -> Snapshot {
-        let mut violations = BTreeMap::new();
-        for v in self.integrity.violations() {
-            *violations.entry(v.severity.as_str()).or_default() += 1;
-        }
         Snapshot {
             services: self.services.services(),
             integrity: self.integrity.info(),
-            violations,
+            violations: self.integrity.violation_counts(),
             verity: self.verity.info(),
             identity: self.identity.info(),
             last_quote: self.identity.last_quote(),
             vulns: self.vulns.info(),
-            findings: self.vulns.findings(),
+            findings: self.vulns.finding_counts(),
         }
     }
 }
@@ -303,7 +401,7 @@ mod tests {
             identity: IdentityInfo::bare(IdentityState::Disabled, ""),
             last_quote: 0,
             vulns: VulnsInfo::new(VulnsState::Ok),
-            findings: vec![],
+            findings: BTreeMap::from([((Verdict::Open, "low".to_string()), 3)]),
         };
         let t = render(&s);
         assert!(t.contains("hardend_service_state{unit=\"we\\\"ird\\\\.service\",profile=\"p\",state=\"not-enforced\"} 1\n"), "{t}");
@@ -311,6 +409,9 @@ mod tests {
         assert!(t.contains("hardend_bad{pillar=\"identity\"} 0\n"));
         assert!(t.contains("hardend_integrity_violations{severity=\"critical\"} 2\n"));
         assert!(t.contains("hardend_integrity_violations{severity=\"low\"} 0\n"));
+        assert!(t.contains("hardend_vulnerabilities{verdict=\"open\",urgency=\"low\"} 3\n"));
+        assert!(t.contains("hardend_vulnerabilities_by_verdict{verdict=\"fix-available\"} 0\n"));
+        assert!(t.contains("hardend_vulnerabilities_by_verdict{verdict=\"open\"} 3\n"));
         // every sample's family was announced with HELP and TYPE before it
         let mut announced = std::collections::BTreeSet::new();
         for line in t.lines() {

@@ -101,8 +101,7 @@ fn evaluate(cfg: &VulnsConfig, feed: &Path, before: &Inputs) -> Outcome {
             Err(e) => return Outcome::Error(format!("{e} in [vulns] release")),
         },
     };
-    let status = cfg.root.join("var/lib/dpkg/status");
-    let packages = match crate::sbom::status::load(&status) {
+    let packages = match crate::sbom::status::load_root(&cfg.root) {
         Ok(p) => p,
         Err(e) => return Outcome::Error(e.to_string()),
     };
@@ -250,6 +249,15 @@ impl VulnsService {
 
     pub fn findings(&self) -> Vec<VulnFinding> {
         lock(&self.state).findings.clone()
+    }
+
+    /// How many findings there are of each (verdict, urgency), without copying them.
+    pub fn finding_counts(&self) -> std::collections::BTreeMap<(Verdict, String), u64> {
+        let mut n = std::collections::BTreeMap::new();
+        for f in &lock(&self.state).findings {
+            *n.entry((f.verdict, f.urgency.clone())).or_default() += 1;
+        }
+        n
     }
 
     /// How long to wait between checks.

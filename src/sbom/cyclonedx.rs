@@ -118,7 +118,7 @@ pub struct Summary {
 
 /// The SBOM of the system under `root` (`/` for this one) at `timestamp` (RFC 3339).
 pub fn document(root: &Path, timestamp: &str) -> Result<(Value, Summary), SbomError> {
-    let packages = status::load(&root.join("var/lib/dpkg/status"))?;
+    let packages = status::load_root(root)?;
     let (distro, pretty, os_version) = os_release(root);
     let refs: BTreeMap<&str, String> = packages
         .iter()

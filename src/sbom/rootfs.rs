@@ -17,13 +17,21 @@ pub fn open(root: &Path, rel: &Path) -> io::Result<File> {
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
     )?;
-    let fd = rustix::fs::openat2(
-        &dir,
-        rel,
-        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY,
-        Mode::empty(),
-        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-    )?;
+    // RESOLVE_IN_ROOT answers EAGAIN when a rename elsewhere in the tree raced the lookup
+    // (apt running): tried again a few times
+    let mut tries = 0;
+    let fd = loop {
+        match rustix::fs::openat2(
+            &dir,
+            rel,
+            OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY,
+            Mode::empty(),
+            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+        ) {
+            Err(rustix::io::Errno::AGAIN) if tries < 8 => tries += 1,
+            r => break r?,
+        }
+    };
     let f = File::from(fd);
     if !f.metadata()?.is_file() {
         return Err(io::Error::other("not a regular file"));
@@ -31,12 +39,13 @@ pub fn open(root: &Path, rel: &Path) -> io::Result<File> {
     Ok(f)
 }
 
-/// Reads at most `cap` bytes of `rel` of the system at `root` as text.
+/// Reads at most `cap` bytes of `rel` of the system at `root` as text (bytes that are not
+/// UTF-8, or a character cut at the cap, replaced).
 pub fn read_to_string(root: &Path, rel: &Path, cap: u64) -> io::Result<String> {
     use std::io::Read;
-    let mut text = String::new();
-    open(root, rel)?.take(cap).read_to_string(&mut text)?;
-    Ok(text)
+    let mut bytes = Vec::new();
+    open(root, rel)?.take(cap).read_to_end(&mut bytes)?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 #[cfg(test)]

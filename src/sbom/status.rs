@@ -100,12 +100,31 @@ const MAX_STATUS: u64 = 256 << 20;
 /// non-blocking, so a FIFO in its place is an error, not a hang), at most 256 MiB, bytes
 /// that are not UTF-8 (old packages' descriptions) replaced rather than failing the file.
 pub fn load(path: &Path) -> Result<Vec<Package>, SbomError> {
+    let io = |source| SbomError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    read(path, crate::fsutil::open_regular(path).map_err(io)?)
+}
+
+/// The installed packages of the system at `root` (`var/lib/dpkg/status` resolved inside
+/// that root: see [`super::rootfs`]).
+pub fn load_root(root: &Path) -> Result<Vec<Package>, SbomError> {
+    let rel = Path::new("var/lib/dpkg/status");
+    let path = root.join(rel);
+    let f = super::rootfs::open(root, rel).map_err(|source| SbomError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    read(&path, f)
+}
+
+fn read(path: &Path, f: std::fs::File) -> Result<Vec<Package>, SbomError> {
     use std::io::Read;
     let io = |source| SbomError::Io {
         path: path.to_path_buf(),
         source,
     };
-    let f = crate::fsutil::open_regular(path).map_err(io)?;
     if f.metadata().map_err(io)?.len() > MAX_STATUS {
         return Err(io(std::io::Error::other(format!(
             "larger than {MAX_STATUS} bytes"

@@ -7,7 +7,10 @@ use super::feed::Format;
 
 /// The value of `key` (`VERSION_CODENAME`) in `<root>/etc/os-release`, quotes removed.
 fn os_release(root: &Path, key: &str) -> Option<String> {
-    let text = std::fs::read_to_string(root.join("etc/os-release")).ok()?;
+    // resolved inside `root` (a mounted image's absolute links are the image's), bounded,
+    // never blocking
+    let text =
+        crate::sbom::rootfs::read_to_string(root, Path::new("etc/os-release"), 64 << 10).ok()?;
     text.lines()
         .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
         .map(|v| v.trim().trim_matches('"').to_string())

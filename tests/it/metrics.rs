@@ -133,4 +133,50 @@ fn node_exporter_scrapes_every_pillar_and_a_state_change_shows_in_the_next_scrap
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(left, [std::ffi::OsString::from("hardend.prom")]);
+
+    // metrics turned off: the file goes, node_exporter serves no stale hardend series
+    let conf = daemon.path("hardend.toml");
+    let text = std::fs::read_to_string(&conf).unwrap();
+    std::fs::write(
+        &conf,
+        text.replace("[metrics]\n", "[metrics]\nenabled = false\n"),
+    )
+    .unwrap();
+    assert_eq!(daemon.ctl(&["reload"]).status.code(), Some(0));
+    ne.until("no hardend series", |m| !m.contains("hardend_bad"));
+    assert!(!prom.path().join("hardend.prom").exists());
+}
+
+#[test]
+fn a_directory_others_may_change_or_a_link_to_one_is_not_written_into() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = tempfile::tempdir().unwrap();
+    let open = d.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let target = d.path().join("target");
+    std::fs::create_dir(&target).unwrap();
+    let link = d.path().join("link");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    for (dir, why) in [
+        (&open, "only a directory only root can change is written to"),
+        (&link, "not a directory (a link is not followed)"),
+    ] {
+        let feeds = tempfile::tempdir().unwrap();
+        let (_bus, daemon, _key) = feed_daemon_with(
+            feeds.path(),
+            &image_feed(""),
+            &format!("[metrics]\ndir = \"{}\"\n", dir.display()),
+        );
+        let end = Instant::now() + Duration::from_secs(20);
+        while !daemon.log().contains(why) {
+            assert!(Instant::now() < end, "{why}: {}", daemon.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(!dir.join("hardend.prom").exists());
+        assert!(!target.join("hardend.prom").exists());
+        // said once, not at every tick
+        std::thread::sleep(Duration::from_secs(3));
+        assert_eq!(daemon.log().matches(why).count(), 1, "{}", daemon.log());
+    }
 }

@@ -157,6 +157,16 @@ impl IntegrityService {
         self.inner.state().monitor.violations().cloned().collect()
     }
 
+    /// How many violations there are of each severity, counted under the lock without
+    /// copying them (the metrics ask every two seconds).
+    pub fn violation_counts(&self) -> std::collections::BTreeMap<&'static str, u64> {
+        let mut n = std::collections::BTreeMap::new();
+        for v in self.inner.state().monitor.violations() {
+            *n.entry(v.severity.as_str()).or_default() += 1;
+        }
+        n
+    }
+
     /// The last `n` logged events (reads the log file: call it off the event loop).
     pub fn events(&self, n: usize) -> Vec<Event> {
         lock(&self.inner.log)
