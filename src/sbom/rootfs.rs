@@ -10,8 +10,14 @@ use std::path::Path;
 
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 
-/// Opens `rel` (relative to the root) of the system at `root` for reading.
+/// Opens `rel` (relative to the root) of the system at `root` for reading. For `/` itself
+/// the path is opened as it is (the same resolution; and RESOLVE_IN_ROOT's lookups fail
+/// inside systemd sandboxes such as hardend.service's, where renames and mounts elsewhere
+/// keep invalidating them).
 pub fn open(root: &Path, rel: &Path) -> io::Result<File> {
+    if root == Path::new("/") {
+        return crate::fsutil::open_regular(&root.join(rel));
+    }
     let dir = rustix::fs::open(
         root,
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,

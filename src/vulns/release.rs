@@ -6,30 +6,30 @@ use std::path::Path;
 use super::feed::Format;
 
 /// The value of `key` (`VERSION_CODENAME`) in `<root>/etc/os-release`, quotes removed.
-fn os_release(root: &Path, key: &str) -> Option<String> {
+fn os_release(root: &Path, key: &str) -> Result<Option<String>, std::io::Error> {
     // resolved inside `root` (a mounted image's absolute links are the image's), bounded,
     // never blocking
-    let text =
-        crate::sbom::rootfs::read_to_string(root, Path::new("etc/os-release"), 64 << 10).ok()?;
-    text.lines()
+    let text = crate::sbom::rootfs::read_to_string(root, Path::new("etc/os-release"), 64 << 10)?;
+    Ok(text
+        .lines()
         .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
         .map(|v| v.trim().trim_matches('"').to_string())
-        .filter(|v| !v.is_empty())
+        .filter(|v| !v.is_empty()))
 }
 
 /// The release of the system at `root` as `format` names releases, or an error naming the
-/// file and the key that is missing.
+/// file and what is wrong with it.
 pub fn of_root(root: &Path, format: Format) -> Result<String, String> {
     let key = match format {
         Format::Tracker => "VERSION_CODENAME",
         Format::Osv => "VERSION_ID",
     };
-    os_release(root, key).ok_or_else(|| {
-        format!(
-            "{}: no {key}; name the release",
-            root.join("etc/os-release").display()
-        )
-    })
+    let file = root.join("etc/os-release");
+    match os_release(root, key) {
+        Ok(Some(v)) => Ok(v),
+        Ok(None) => Err(format!("{}: no {key}; name the release", file.display())),
+        Err(e) => Err(format!("{}: {e}; name the release", file.display())),
+    }
 }
 
 #[cfg(test)]
