@@ -42,10 +42,7 @@ fn here(out: &Output, a: &Args, feed: &Path) -> Result<Exit, CliError> {
     info.feed_sha256 = hex::encode(openssl::sha::sha256(&data));
     info.release = release;
     info.format = a.format.as_str().into();
-    info.evaluated = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    info.evaluated = crate::integrity::now();
     Ok(print(out, &info, &findings))
 }
 

@@ -177,10 +177,7 @@ impl IdentityService {
             })
             .await
             .map(QuoteInfo::from)?;
-        lock(&self.state).last_quote = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        lock(&self.state).last_quote = crate::integrity::now();
         Ok(q)
     }
 

@@ -192,13 +192,6 @@ fn info_for(cfg: &VulnsConfig) -> VulnsInfo {
     i
 }
 
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 impl VulnsService {
     pub fn new(cfg: VulnsConfig) -> Self {
         VulnsService {
@@ -361,7 +354,7 @@ impl VulnsService {
                 i.feed_sha256 = sha256;
                 i.release = release;
                 i.detail = String::new();
-                i.evaluated = now();
+                i.evaluated = crate::integrity::now();
                 st.findings = findings;
                 st.known = Some(keys);
             }
