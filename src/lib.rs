@@ -16,6 +16,7 @@
 pub use hardend_core::{confine, fsutil, profile, source};
 
 pub mod api;
+pub mod audit;
 pub mod cli;
 pub mod cmdline;
 pub mod config;

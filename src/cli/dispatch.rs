@@ -59,6 +59,7 @@ fn inapplicable(args: &Args, m: &clap::ArgMatches) -> Option<String> {
         }) => false,
         Command::Identity(a) => !a.direct && a.tcti.is_none(),
         Command::Sbom { .. } => false,
+        Command::Audit { root, .. } => root == std::path::Path::new("/"),
         Command::Vulns(v) => v.feed.is_none(),
         _ => true,
     };
@@ -117,6 +118,23 @@ pub fn run(args: Args) -> ExitCode {
         }
         Command::Reload => super::manager::reload(&out, &args.bus),
         Command::Sbom { root, output } => super::sbom::run(&root, output.as_deref()),
+        Command::Audit {
+            unit,
+            root,
+            config,
+            threshold,
+            fail_on,
+        } => super::audit::run(
+            &out,
+            &super::audit::Request {
+                unit: unit.as_deref(),
+                root: &root,
+                config: &config,
+                bus: &args.bus,
+                threshold,
+                fail_on,
+            },
+        ),
         Command::Vulns(v) => super::vulns::run(&out, &args.bus, &v),
         Command::Doctor { root, config } => super::doctor::run(
             &out,

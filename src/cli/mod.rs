@@ -1,6 +1,7 @@
 //! Rendering for `hardenctl`: one module per command group. Each command returns whether the
 //! state it reports is good ([`Exit`]) or an error; `--json` prints exactly one document.
 
+pub mod audit;
 pub mod client;
 mod dispatch;
 pub mod doctor;

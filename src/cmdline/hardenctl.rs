@@ -81,6 +81,31 @@ pub enum Command {
         #[arg(long, default_value = crate::config::DEFAULT_CONFIG)]
         config: PathBuf,
     },
+    /// How exposed each service is and how well the device is kept: per service unit,
+    /// systemd's exposure (recomputed with the table of the systemd on this device, equal to
+    /// `systemd-analyze security`) next to the combined score that counts hardend's proven
+    /// layers, the biggest improvements with the command that makes them; then the device
+    /// checks (SSH, accounts, world-writable and setuid files against dpkg, kernel sysctls,
+    /// Secure Boot, TPM, verified root, integrity baseline, firewall, listening sockets).
+    /// Exit 3 when a unit is above the threshold or a check fails at --fail-on or above.
+    Audit {
+        /// Only this service (no device checks).
+        unit: Option<String>,
+        /// Check the image mounted here (file checks only; units are not assessed).
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
+        /// hardend.toml (for [audit] threshold and fail_on).
+        #[arg(long, default_value = crate::config::DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Units whose combined exposure is above this (0.0–10.0) make the audit bad
+        /// (default: [audit] threshold, 8.9).
+        #[arg(long)]
+        threshold: Option<f64>,
+        /// Failed device checks of this severity or higher make the audit bad (info, low,
+        /// medium, high, critical; default: [audit] fail_on, high).
+        #[arg(long, value_parser = parse_severity)]
+        fail_on: Option<crate::audit::device::Severity>,
+    },
     /// The device's software bill of materials: a CycloneDX 1.6 JSON document from dpkg's
     /// records (every installed package with purl, supplier, declared licences, the .deb's
     /// SHA-512 when apt's cache has it, the dependency graph) and the device as its subject.
@@ -361,4 +386,9 @@ mod tests {
         use clap::CommandFactory;
         super::Args::command().debug_assert();
     }
+}
+
+fn parse_severity(s: &str) -> Result<crate::audit::device::Severity, String> {
+    crate::audit::device::Severity::parse(s)
+        .ok_or_else(|| format!("{s:?} is not a severity (info, low, medium, high, critical)"))
 }

@@ -2,6 +2,7 @@
 //! error naming the file, line and key. One module per section; each service of the daemon
 //! gets its own section.
 
+mod audit;
 mod daemon;
 mod identity;
 mod integrity;
@@ -17,6 +18,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
+pub use self::audit::{AuditConfig, tenths as audit_tenths};
 pub use self::daemon::DaemonConfig;
 pub use self::identity::IdentityConfig;
 pub use self::integrity::IntegrityConfig;
@@ -45,6 +47,8 @@ struct RawConfig {
     vulns: vulns::Raw,
     #[serde(default)]
     metrics: metrics::Raw,
+    #[serde(default)]
+    audit: audit::Raw,
 }
 
 /// The daemon's configuration with defaults filled in.
@@ -60,6 +64,7 @@ pub struct Config {
     pub integrity: IntegrityConfig,
     pub vulns: VulnsConfig,
     pub metrics: MetricsConfig,
+    pub audit: AuditConfig,
 }
 
 impl Config {
@@ -89,6 +94,7 @@ impl Config {
             integrity: integrity::parse(&src, &raw.integrity)?,
             vulns: vulns::parse(&src, &raw.vulns)?,
             metrics: metrics::parse(&src, &raw.metrics)?,
+            audit: audit::parse(&src, &raw.audit)?,
         })
     }
 }

@@ -1,0 +1,367 @@
+//! What hardend's confinement adds to a unit, as systemd's table would count it: the same
+//! assessors, credited where a hardend layer does what the systemd setting does (or more),
+//! and only where that layer is proven on the running process — by the kernel (seccomp
+//! program read back, no_new_privs, capability sets, the read-only mount view) or, for
+//! Landlock, which the kernel cannot show, by the enforcement record of a fully enforced
+//! unit. The result is scored with systemd's own formula: the combined score.
+//!
+//! For an unconfined unit with a shipped profile the same credits are *projected* from the
+//! profile (what `hardenctl confine` would give), marked as such.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::exposure::SecurityInfo;
+use crate::profile::process::Namespace;
+use crate::profile::{DefaultAction, Mode, Profile};
+
+/// The hardend layer a credit comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Layer {
+    NoNewPrivs,
+    Seccomp,
+    Capabilities,
+    Namespaces,
+    Sockets,
+    ReadOnlyView,
+    Landlock,
+}
+
+/// Why the credit is believed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Basis {
+    /// Read from the kernel for the running process.
+    Kernel,
+    /// The enforcement record of a fully enforced unit (Landlock: the kernel cannot show it).
+    Record,
+    /// Not running confined: what the profile would enforce.
+    Projected,
+}
+
+/// One credited row.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Credit {
+    pub id: String,
+    pub layer: Layer,
+    pub basis: Basis,
+}
+
+/// What is proven about the running, confined process.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Proven {
+    /// Enforced with every right the profile asks for (Landlock credits need it).
+    pub fully_enforced: bool,
+    pub no_new_privs: bool,
+    /// The installed seccomp program equals the profile's (so are its namespace and
+    /// socket rules, which are part of it).
+    pub seccomp: bool,
+    /// Capability sets read from `/proc/PID/status` (`None`: not proven).
+    pub cap_bounding: Option<u64>,
+    pub cap_ambient: Option<u64>,
+    pub own_mount_namespace: bool,
+    pub root_read_only: bool,
+}
+
+/// Whose facts the credits rest on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Evidence {
+    Running(Proven),
+    Projected,
+}
+
+/// Capability bits by name (unknown names: none).
+pub fn cap_mask<'a>(names: impl IntoIterator<Item = &'a str>) -> u64 {
+    names
+        .into_iter()
+        .filter_map(crate::profile::process::capability)
+        .fold(0, |m, c| m | c.bitmask())
+}
+
+fn under(p: &Path, dir: &str) -> bool {
+    p.starts_with(dir) || Path::new(dir).starts_with(p)
+}
+
+/// Pseudo-devices systemd's `PrivateDevices=` leaves a service.
+const PSEUDO_DEVICES: &[&str] = &[
+    "/dev/null",
+    "/dev/zero",
+    "/dev/full",
+    "/dev/random",
+    "/dev/urandom",
+    "/dev/tty",
+    "/dev/pts",
+    "/dev/ptmx",
+    "/dev/shm",
+    "/dev/mqueue",
+    "/dev/hugepages",
+    "/dev/log",
+    "/dev/stdin",
+    "/dev/stdout",
+    "/dev/stderr",
+    "/dev/fd",
+];
+
+/// The syscalls the profile's filter lets through (with or without argument rules), when
+/// it is an allow-list that denies the rest; `None` otherwise.
+pub fn allowed_syscalls(profile: &Profile) -> Option<BTreeSet<String>> {
+    let sc = profile.seccomp.as_ref()?;
+    if sc.default_action == DefaultAction::Log {
+        return None;
+    }
+    let arch = crate::profile::syscalls::Arch::native()?;
+    let (allowed, _) = crate::confine::seccomp::allowed_syscalls(Some(sc), arch).ok()?;
+    let mut out: BTreeSet<String> = allowed.keys().map(|s| s.to_string()).collect();
+    out.extend(sc.rules.iter().map(|r| r.syscall.clone()));
+    Some(out)
+}
+
+/// The unit as systemd's table sees it with hardend's layers, and what was credited.
+pub fn apply(
+    systemd: &SecurityInfo,
+    profile: &Profile,
+    evidence: &Evidence,
+) -> (SecurityInfo, Vec<(Layer, Basis, &'static [&'static str])>) {
+    let mut e = systemd.clone();
+    let mut applied: Vec<(Layer, Basis, &'static [&'static str])> = Vec::new();
+    if profile.mode != Mode::Enforce {
+        return (e, applied);
+    }
+    let projected = matches!(evidence, Evidence::Projected);
+    let proven = match evidence {
+        Evidence::Running(p) => p.clone(),
+        Evidence::Projected => Proven::default(),
+    };
+    let kernel = if projected {
+        Basis::Projected
+    } else {
+        Basis::Kernel
+    };
+    let record = if projected {
+        Basis::Projected
+    } else {
+        Basis::Record
+    };
+
+    // no_new_privs: hardend-exec always sets it
+    if projected || proven.no_new_privs {
+        e.no_new_privileges = true;
+        applied.push((Layer::NoNewPrivs, kernel, &["NoNewPrivileges="]));
+    }
+
+    // capabilities: the process's bounding and ambient sets
+    let (bset, amb) = if projected {
+        let keep = cap_mask(profile.process.capabilities.iter().map(String::as_str));
+        (Some(keep), Some(keep & systemd.ambient_capabilities))
+    } else {
+        (proven.cap_bounding, proven.cap_ambient)
+    };
+    if let Some(b) = bset {
+        e.capability_bounding_set &= b;
+        applied.push((
+            Layer::Capabilities,
+            kernel,
+            &["CapabilityBoundingSet=", "AmbientCapabilities="],
+        ));
+    }
+    if let Some(a) = amb {
+        e.ambient_capabilities &= a;
+    }
+
+    // seccomp: the filter, and hardend's namespace and socket rules compiled into it
+    let seccomp = projected || proven.seccomp;
+    if seccomp {
+        let mut allowed_ns = 0u64;
+        for ns in &profile.process.namespaces {
+            allowed_ns |= ns.clone_flag();
+        }
+        // time namespaces are not in systemd's table
+        e.restrict_namespaces &= allowed_ns | (!Namespace::all_flags());
+        applied.push((Layer::Namespaces, kernel, &["RestrictNamespaces="]));
+        let fam = &profile.network.families;
+        let has = |f: &str| fam.iter().any(|x| x == f);
+        e.af_inet |= !(has("AF_INET") || has("AF_INET6"));
+        e.af_unix |= !has("AF_UNIX");
+        e.af_netlink |= !has("AF_NETLINK");
+        e.af_packet |= !has("AF_PACKET");
+        e.af_other |= !fam.iter().any(|f| {
+            !matches!(
+                f.as_str(),
+                "AF_INET" | "AF_INET6" | "AF_UNIX" | "AF_NETLINK" | "AF_PACKET"
+            )
+        });
+        applied.push((Layer::Sockets, kernel, &["RestrictAddressFamilies="]));
+        if let Some(allowed) = allowed_syscalls(profile) {
+            let denied = |s: &str| !allowed.contains(s);
+            // an allow-list of the profile's syscalls (intersected with systemd's own, if any)
+            if e.syscall_filter_allow_list {
+                e.syscall_filter.retain(|s| allowed.contains(s));
+            } else if e.syscall_filter.is_empty() {
+                e.syscall_filter_allow_list = true;
+                e.syscall_filter = allowed.clone();
+            } else {
+                let deny = std::mem::take(&mut e.syscall_filter);
+                e.syscall_filter_allow_list = true;
+                e.syscall_filter = allowed
+                    .iter()
+                    .filter(|s| !deny.contains(*s))
+                    .cloned()
+                    .collect();
+            }
+            // hardend's filter kills every foreign architecture and the x32 ABI
+            e.syscall_architectures = ["native".to_string()].into();
+            let none = |list: &[&str]| list.iter().all(|s| denied(s));
+            if none(&["init_module", "finit_module", "delete_module"]) {
+                e.protect_kernel_modules = true;
+            }
+            if none(&["clock_settime", "clock_adjtime", "settimeofday", "adjtimex"]) {
+                e.protect_clock = true;
+            }
+            if none(&["sethostname", "setdomainname"]) {
+                e.protect_hostname = true;
+            }
+            if none(&["personality"]) {
+                e.lock_personality = true;
+            }
+            if none(&["sched_setscheduler", "sched_setattr", "sched_setparam"]) {
+                e.restrict_realtime = true;
+            }
+            let kmsg_unreadable = profile.landlock.as_ref().is_some_and(|l| {
+                !l.read
+                    .iter()
+                    .chain(&l.read_exec)
+                    .chain(&l.write)
+                    .any(|p| under(p, "/dev/kmsg") || under(p, "/proc/kmsg"))
+            });
+            if none(&["syslog"]) && kmsg_unreadable {
+                e.protect_kernel_logs = true;
+            }
+            applied.push((
+                Layer::Seccomp,
+                kernel,
+                &[
+                    "SystemCallFilter=",
+                    "SystemCallArchitectures=",
+                    "ProtectKernelModules=",
+                    "ProtectClock=",
+                    "ProtectHostname=",
+                    "LockPersonality=",
+                    "RestrictRealtime=",
+                    "ProtectKernelLogs=",
+                ],
+            ));
+        }
+    }
+
+    // the read-only mount view (root services: the wrapper's own mount namespace)
+    let view = if projected {
+        systemd.runs_privileged()
+    } else {
+        proven.root_read_only && proven.own_mount_namespace
+    };
+    if view {
+        e.private_mounts = true;
+        e.protect_system = Some("strict".into());
+        applied.push((
+            Layer::ReadOnlyView,
+            kernel,
+            &["PrivateMounts=", "ProtectSystem="],
+        ));
+    }
+
+    // Landlock: what the file system rules keep out of reach
+    if let Some(l) = &profile.landlock
+        && (projected || proven.fully_enforced)
+    {
+        let any = |set: &BTreeSet<std::path::PathBuf>, dirs: &[&str]| {
+            set.iter().any(|p| dirs.iter().any(|d| under(p, d)))
+        };
+        let reads: BTreeSet<std::path::PathBuf> =
+            l.read.iter().chain(&l.read_exec).cloned().collect();
+        let os = [
+            "/usr", "/boot", "/efi", "/etc", "/bin", "/sbin", "/lib", "/lib64",
+        ];
+        if !any(&l.write, &os) {
+            e.protect_system = Some("strict".into());
+        } else if !any(&l.write, &["/usr", "/boot", "/efi"])
+            && e.protect_system.as_deref() != Some("strict")
+        {
+            e.protect_system = Some("full".into());
+        }
+        let homes = ["/home", "/root", "/run/user"];
+        if !any(&l.write, &homes) {
+            e.protect_home = Some(
+                if any(&reads, &homes) {
+                    "read-only"
+                } else {
+                    "yes"
+                }
+                .into(),
+            );
+        }
+        if !any(&l.write, &["/proc/sys", "/sys"]) {
+            e.protect_kernel_tunables = true;
+        }
+        if !any(&l.write, &["/sys/fs/cgroup"]) {
+            e.protect_control_groups = true;
+        }
+        let devices = l
+            .read
+            .iter()
+            .chain(&l.read_exec)
+            .chain(&l.write)
+            .filter(|p| p.starts_with("/dev"))
+            .all(|p| PSEUDO_DEVICES.iter().any(|d| p.starts_with(d)))
+            && !reads
+                .iter()
+                .chain(&l.write)
+                .any(|p| p == Path::new("/dev") || p == Path::new("/"));
+        if devices {
+            e.private_devices = true;
+        }
+        applied.push((
+            Layer::Landlock,
+            record,
+            &[
+                "ProtectSystem=",
+                "ProtectHome=",
+                "ProtectKernelTunables=",
+                "ProtectControlGroups=",
+                "PrivateDevices=",
+            ],
+        ));
+    }
+    (e, applied)
+}
+
+/// The credits: rows whose badness went down, each with the first layer that covers it.
+pub fn credits(
+    before: &super::exposure::Exposure,
+    after: &super::exposure::Exposure,
+    applied: &[(Layer, Basis, &'static [&'static str])],
+) -> Vec<Credit> {
+    let mut out = Vec::new();
+    for (b, a) in before.rows.iter().zip(&after.rows) {
+        let lower = match (b.badness, a.badness) {
+            (Some(x), Some(y)) => y < x,
+            _ => false,
+        };
+        if !lower {
+            continue;
+        }
+        // the assessor's setting name: "CapabilityBoundingSet=~CAP_KILL" → "CapabilityBoundingSet="
+        let setting = b.id.split_inclusive('=').next().unwrap_or(&b.id);
+        // the first layer applied that covers it (kernel-proven layers come before Landlock)
+        if let Some((layer, basis, _)) = applied.iter().find(|(_, _, ids)| ids.contains(&setting)) {
+            out.push(Credit {
+                id: b.id.clone(),
+                layer: *layer,
+                basis: *basis,
+            });
+        }
+    }
+    out
+}
