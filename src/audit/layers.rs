@@ -66,6 +66,9 @@ pub struct Proven {
     pub root_read_only: bool,
 }
 
+/// A layer applied: which layer, on what basis, and the settings (systemd's names) it covers.
+pub type Applied = (Layer, Basis, &'static [&'static str]);
+
 /// Whose facts the credits rest on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Evidence {
@@ -124,9 +127,9 @@ pub fn apply(
     systemd: &SecurityInfo,
     profile: &Profile,
     evidence: &Evidence,
-) -> (SecurityInfo, Vec<(Layer, Basis, &'static [&'static str])>) {
+) -> (SecurityInfo, Vec<Applied>) {
     let mut e = systemd.clone();
-    let mut applied: Vec<(Layer, Basis, &'static [&'static str])> = Vec::new();
+    let mut applied: Vec<Applied> = Vec::new();
     if profile.mode != Mode::Enforce {
         return (e, applied);
     }
@@ -341,7 +344,7 @@ pub fn apply(
 pub fn credits(
     before: &super::exposure::Exposure,
     after: &super::exposure::Exposure,
-    applied: &[(Layer, Basis, &'static [&'static str])],
+    applied: &[Applied],
 ) -> Vec<Credit> {
     let mut out = Vec::new();
     for (b, a) in before.rows.iter().zip(&after.rows) {
@@ -364,4 +367,96 @@ pub fn credits(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::exposure::{Policy, assess};
+    use crate::profile::ProfileLoader;
+
+    fn mosquitto() -> Profile {
+        ProfileLoader::new(vec![
+            concat!(env!("CARGO_MANIFEST_DIR"), "/profiles").into(),
+        ])
+        .load("mosquitto")
+        .unwrap()
+    }
+
+    fn root_service() -> SecurityInfo {
+        SecurityInfo {
+            id: "mosquitto.service".into(),
+            load_state: Some("loaded".into()),
+            protect_home: Some("no".into()),
+            protect_system: Some("no".into()),
+            keyring_mode: Some("private".into()),
+            umask: 0o022,
+            ..SecurityInfo::default()
+        }
+    }
+
+    fn score(i: &SecurityInfo) -> u64 {
+        assess(&Policy::for_version(252).unwrap(), i, &|_| true).tenths
+    }
+
+    #[test]
+    fn nothing_proven_means_no_credit() {
+        // confined on paper (a record, a state), but the kernel confirmed nothing: the
+        // combined score stays systemd's
+        let base = root_service();
+        let (eff, applied) = apply(&base, &mosquitto(), &Evidence::Running(Proven::default()));
+        assert_eq!(score(&eff), score(&base));
+        let b = assess(&Policy::for_version(252).unwrap(), &base, &|_| true);
+        let a = assess(&Policy::for_version(252).unwrap(), &eff, &|_| true);
+        assert!(credits(&b, &a, &applied).is_empty());
+    }
+
+    #[test]
+    fn proven_layers_are_credited_each_by_its_layer() {
+        let base = root_service();
+        let p = mosquitto();
+        let proven = Proven {
+            fully_enforced: false,
+            no_new_privs: true,
+            seccomp: true,
+            cap_bounding: Some(cap_mask(p.process.capabilities.iter().map(String::as_str))),
+            cap_ambient: Some(0),
+            own_mount_namespace: true,
+            root_read_only: true,
+        };
+        let (eff, applied) = apply(&base, &p, &Evidence::Running(proven));
+        let policy = Policy::for_version(252).unwrap();
+        let b = assess(&policy, &base, &|_| true);
+        let a = assess(&policy, &eff, &|_| true);
+        assert!(a.tenths < b.tenths, "{} → {}", b.text(), a.text());
+        let c = credits(&b, &a, &applied);
+        let layer = |id: &str| c.iter().find(|c| c.id == id).map(|c| (c.layer, c.basis));
+        assert_eq!(
+            layer("NoNewPrivileges="),
+            Some((Layer::NoNewPrivs, Basis::Kernel))
+        );
+        assert_eq!(
+            layer("SystemCallFilter=~@mount"),
+            Some((Layer::Seccomp, Basis::Kernel))
+        );
+        assert_eq!(
+            layer("ProtectSystem="),
+            Some((Layer::ReadOnlyView, Basis::Kernel))
+        );
+        assert_eq!(
+            layer("RestrictNamespaces=~user"),
+            Some((Layer::Namespaces, Basis::Kernel))
+        );
+        // Landlock is not credited unless fully enforced
+        assert!(c.iter().all(|c| c.layer != Layer::Landlock));
+        // and the projection of the same profile is at least as good, marked as projected
+        let (proj, applied) = apply(&base, &p, &Evidence::Projected);
+        let pa = assess(&policy, &proj, &|_| true);
+        assert!(pa.tenths <= a.tenths);
+        assert!(
+            credits(&b, &pa, &applied)
+                .iter()
+                .all(|c| c.basis == Basis::Projected)
+        );
+    }
 }

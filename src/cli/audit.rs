@@ -561,8 +561,15 @@ fn max_rss_kib() -> u64 {
 
 pub fn run(out: &Output, req: &Request) -> Result<Exit, CliError> {
     let start = Instant::now();
-    let config =
-        crate::config::Config::load(req.config).map_err(|e| CliError::Input(e.to_string()))?;
+    // the configuration is a path on the device (under --root); the default may be absent
+    let on_device = req
+        .root
+        .join(req.config.strip_prefix("/").unwrap_or(req.config));
+    let config = if req.config == Path::new(crate::config::DEFAULT_CONFIG) && !on_device.exists() {
+        crate::config::Config::default()
+    } else {
+        crate::config::Config::load(&on_device).map_err(|e| CliError::Input(e.to_string()))?
+    };
     let threshold = match req.threshold {
         None => config.audit.threshold,
         Some(v) => crate::config::audit_tenths(v).ok_or_else(|| {

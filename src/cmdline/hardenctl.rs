@@ -94,7 +94,7 @@ pub enum Command {
         /// Check the image mounted here (file checks only; units are not assessed).
         #[arg(long, default_value = "/")]
         root: PathBuf,
-        /// hardend.toml (for [audit] threshold and fail_on).
+        /// hardend.toml, as a path on the device (for [audit] threshold and fail_on).
         #[arg(long, default_value = crate::config::DEFAULT_CONFIG)]
         config: PathBuf,
         /// Units whose combined exposure is above this (0.0–10.0) make the audit bad
@@ -379,6 +379,11 @@ pub struct VulnsArgs {
     pub format: crate::vulns::feed::Format,
 }
 
+fn parse_severity(s: &str) -> Result<crate::audit::device::Severity, String> {
+    crate::audit::device::Severity::parse(s)
+        .ok_or_else(|| format!("{s:?} is not a severity (info, low, medium, high, critical)"))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -386,9 +391,4 @@ mod tests {
         use clap::CommandFactory;
         super::Args::command().debug_assert();
     }
-}
-
-fn parse_severity(s: &str) -> Result<crate::audit::device::Severity, String> {
-    crate::audit::device::Severity::parse(s)
-        .ok_or_else(|| format!("{s:?} is not a severity (info, low, medium, high, critical)"))
 }

@@ -2,6 +2,7 @@
 //! Each module is a specification of one area; `common/` holds the shared helpers.
 
 mod attestation;
+mod audit;
 mod cli;
 mod common;
 

@@ -43,9 +43,33 @@ check "b: non-root may read: hardenctl status as nobody" \
     bash -c 'out=$(setpriv --reuid=65534 --regid=65534 --clear-groups hardenctl status); [ $? -le 3 ] && grep -q "^services " <<<"$out"'
 check "b: non-root busctl Integrity.ListViolations: Access denied (it names files)" denied org.hardend1.Integrity ListViolations
 
+# --- (i) audit, before confinement: systemd's number recomputed, the remedy offered -------------
+# every service systemd-analyze lists: the same exposure from hardenctl audit (systemd's
+# formula and the table of this systemd, from the units' D-Bus properties)
+sa_all=$(systemd-analyze security --no-pager 2>&1)
+au_all=$(hardenctl audit 2>&1)
+note "systemd-analyze security:" "$sa_all" "hardenctl audit:" "$au_all"
+sa_rows=$(awk '$1 ~ /\.service$/ { print $1, $2 }' <<<"$sa_all" | sort)
+au_rows=$(awk '$1 ~ /\.service$/ && $2 ~ /^[0-9]+\.[0-9]$/ { print $1, $2 }' <<<"$au_all" | sort)
+nsame=$(comm -12 <(echo "$sa_rows") <(echo "$au_rows") | grep -c .)
+check "i: hardenctl audit's systemd exposure equals systemd-analyze security for all $nsame units" \
+    bash -c '[ "$1" -ge 5 ] && [ "$2" = "$3" ] || { diff <(echo "$2") <(echo "$3"); exit 1; }' _ "$nsame" "$sa_rows" "$au_rows"
+# one unit asked for on its own: the same number as systemd-analyze security UNIT
+one_sa=$(systemd-analyze security --no-pager dbus.service 2>&1 | sed -n 's/.*Overall exposure level for dbus.service: \([0-9.]*\).*/\1/p')
+one_au=$(hardenctl audit dbus.service | awk '$1 == "dbus.service" { print $2 }')
+check "i: hardenctl audit dbus.service = systemd-analyze security dbus.service ($one_au, $one_sa)" test -n "$one_sa" -a "$one_sa" = "$one_au"
+mq_before=$(hardenctl audit mosquitto.service)
+note "$mq_before"
+mq_sd=$(awk '$1 == "mosquitto.service" { print $2 }' <<<"$mq_before")
+mq_hd=$(awk '$1 == "mosquitto.service" { print $4 }' <<<"$mq_before")
+check "i: unconfined mosquitto scores systemd's number ($mq_sd = $mq_hd)" test -n "$mq_sd" -a "$mq_sd" = "$mq_hd"
+remedy=$(sed -n 's/.*→ `\(hardenctl confine [^`]*\)`.*/\1/p' <<<"$mq_before")
+check "i: the remedy offered for unconfined mosquitto is '$remedy'" test "$remedy" = "hardenctl confine mosquitto.service mosquitto"
+
 # --- (c) a real Debian service, confined -----------------------------------------------------
 check "c: mosquitto (Debian's package) runs" systemctl is-active mosquitto
-check "c: hardenctl confine mosquitto.service mosquitto" hardenctl confine mosquitto.service mosquitto
+# the remedy hardenctl audit printed, run as printed
+check "c: $remedy (the audit's remedy)" $remedy
 # enforced, or partial on a kernel below the profile's Landlock ABI (6.1: ABI 2), which
 # hardend must then name
 enforced() { hardenctl services | grep -E "^$1 +[^ ]+ +(enforced|partial) "; }
@@ -431,3 +455,43 @@ systemctl stop hardend
 check "f: doctor: a stopped daemon is a problem" doctor_says daemon "systemctl start hardend"
 systemctl start hardend
 check "f: doctor is good again" hardenctl doctor
+
+# --- (i) audit, after confinement: hardend's layers counted, device checks both ways -----------
+mq_after=$(hardenctl audit mosquitto.service)
+note "$mq_after"
+mq_sd2=$(awk '$1 == "mosquitto.service" { print $2 }' <<<"$mq_after")
+mq_hd2=$(awk '$1 == "mosquitto.service" { print $4 }' <<<"$mq_after")
+check "i: confined mosquitto scores better ($mq_hd2) than unconfined ($mq_hd); systemd's number unchanged ($mq_sd2)" \
+    awk -v a="$mq_hd2" -v b="$mq_hd" -v s1="$mq_sd" -v s2="$mq_sd2" 'BEGIN { exit !(a != "" && a < b && s1 == s2) }'
+check "i: the credits name their layers, proven by the kernel" \
+    bash -c 'hardenctl --json audit mosquitto.service | grep -A2 "\"id\": \"NoNewPrivileges=\"" | grep -q "\"basis\": \"kernel\""'
+# a setuid binary no package installed: found, and gone when removed
+install -m 4755 /bin/true /usr/local/bin/vmtest-rootshell
+check "i: a planted setuid binary is an unknown setuid file (exit 3)" \
+    bash -c 'out=$(hardenctl audit); rc=$?; [ $rc = 3 ] && grep -q "files.setuid-unknown: /usr/local/bin/vmtest-rootshell (setuid)" <<<"$out"'
+rm -f /usr/local/bin/vmtest-rootshell
+check "i: removed, the setuid inventory passes" bash -c 'hardenctl audit | grep -Eq "^pass +high +files.setuid-unknown"'
+# a kernel setting, live: kptr_restrict 0 fails, 2 passes
+old_kptr=$(cat /proc/sys/kernel/kptr_restrict)
+sysctl -qw kernel.kptr_restrict=0
+check "i: kernel.kptr_restrict = 0 fails with the sysctl remedy" \
+    bash -c 'hardenctl audit | grep -q "kernel.kptr-restrict → echo .kernel.kptr_restrict = 2."'
+sysctl -qw kernel.kptr_restrict=2
+check "i: kernel.kptr_restrict = 2 passes" bash -c 'hardenctl audit | grep -Eq "^pass +medium +kernel.kptr-restrict"'
+sysctl -qw kernel.kptr_restrict="$old_kptr"
+# a listener on every interface, named with its process
+busybox nc -l -p 4444 >/dev/null 2>&1 &
+ncpid=$!
+wait_for 10 bash -c 'grep -q ":115C 00000000:0000 0A" /proc/net/tcp'
+check "i: a socket listening on every interface is found with its process" \
+    bash -c 'hardenctl audit | grep -Eq "net.listen-all: tcp 0.0.0.0:4444 \((busybox|nc) pid '"$ncpid"'"'
+kill "$ncpid" 2>/dev/null; wait "$ncpid" 2>/dev/null
+check "i: without it, 0.0.0.0:4444 is no longer listed" bash -c '! hardenctl audit | grep -q "0.0.0.0:4444"'
+# benchmark: every unit and every device check, against systemd-analyze security of every unit
+t0=$(date +%s%N); hardenctl --json audit > /tmp/audit.json; t1=$(date +%s%N)
+systemd-analyze security --no-pager >/dev/null 2>&1; t2=$(date +%s%N)
+au_ms=$(( (t1 - t0) / 1000000 )); sa_ms=$(( (t2 - t1) / 1000000 ))
+rss=$(sed -n 's/.*"max_rss_kib": *\([0-9]*\).*/\1/p' /tmp/audit.json)
+nunits=$(sed -n 's/.*"units": *\([0-9]*\),*$/\1/p' /tmp/audit.json | tail -1)
+note "benchmark: hardenctl audit (all $nunits units + device checks) ${au_ms} ms, peak RSS ${rss} KiB; systemd-analyze security (units only) ${sa_ms} ms; ratio $(awk -v a="$au_ms" -v b="$sa_ms" 'BEGIN { if (b > 0) printf "%.2f", a / b }')"
+echo "audit ${au_ms} ms rss ${rss} KiB units ${nunits}; systemd-analyze ${sa_ms} ms" > "$H/results/audit-bench.txt"

@@ -419,8 +419,7 @@ mod tests {
             .filter(|r| r.badness.is_none())
             .count();
         assert_eq!(
-            na,
-            4 + 0,
+            na, 4,
             "PrivateTmp, ProtectHome, ProtectSystem, RootDirectory"
         );
     }
