@@ -68,7 +68,7 @@ struct RowView {
     exposure: f64,
     hardend_badness: Option<u64>,
     hardend_exposure: f64,
-    #[serde(skip_serializing_if = "String::is_empty")]
+    /// Filter rows: a syscall of the group the filter lets through (null otherwise).
     example: String,
 }
 
@@ -743,6 +743,24 @@ fn print_text(out: &Output, r: &Report) {
             ]);
         }
         print!("{}", columns(&rows));
+        // what hardend's layers took off, per confined unit: rows credited, by layer
+        for u in r.units.iter().filter(|u| !u.credits.is_empty()) {
+            let mut by: BTreeMap<String, usize> = BTreeMap::new();
+            for c in &u.credits {
+                let basis = match c.basis {
+                    Basis::Kernel => "kernel",
+                    Basis::Record => "record",
+                    Basis::Projected => "projected",
+                };
+                let layer = serde_json::to_value(c.layer)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default();
+                *by.entry(format!("{layer} ({basis})")).or_default() += 1;
+            }
+            let parts: Vec<String> = by.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            println!("  {} credited rows: {}", safe(&u.unit), parts.join(", "));
+        }
     }
     if !r.improvements.is_empty() {
         println!("\nbiggest improvements first:");
