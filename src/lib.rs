@@ -23,6 +23,7 @@ pub mod config;
 pub mod daemon;
 pub mod integrity;
 pub mod proof;
+pub mod report;
 pub mod sbom;
 pub mod systemd;
 pub mod tpm;

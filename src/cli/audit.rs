@@ -31,111 +31,111 @@ pub struct Request<'a> {
 }
 
 #[derive(Serialize)]
-struct SystemdView {
-    reachable: bool,
-    version: Option<String>,
+pub(crate) struct SystemdView {
+    pub(crate) reachable: bool,
+    pub(crate) version: Option<String>,
     /// The exposure table used (systemd version it comes from).
-    table: Option<u32>,
-    syscall_names: syscalls::Source,
-    detail: String,
+    pub(crate) table: Option<u32>,
+    pub(crate) syscall_names: syscalls::Source,
+    pub(crate) detail: String,
 }
 
 #[derive(Serialize)]
-struct Confinement {
+pub(crate) struct Confinement {
     /// enforced | partial | not-enforced | stale | inactive | failed | unconfined
-    state: String,
-    profile: Option<String>,
-    detail: String,
+    pub(crate) state: String,
+    pub(crate) profile: Option<String>,
+    pub(crate) detail: String,
 }
 
 #[derive(Serialize)]
-struct LayersView {
-    landlock: String,
-    seccomp: String,
-    no_new_privs: bool,
-    capabilities: Vec<String>,
-    namespaces: Vec<String>,
-    families: Vec<String>,
+pub(crate) struct LayersView {
+    pub(crate) landlock: String,
+    pub(crate) seccomp: String,
+    pub(crate) no_new_privs: bool,
+    pub(crate) capabilities: Vec<String>,
+    pub(crate) namespaces: Vec<String>,
+    pub(crate) families: Vec<String>,
 }
 
 #[derive(Serialize)]
-struct RowView {
-    id: String,
-    json_field: String,
-    weight: u64,
-    range: u64,
-    badness: Option<u64>,
-    exposure: f64,
-    hardend_badness: Option<u64>,
-    hardend_exposure: f64,
+pub(crate) struct RowView {
+    pub(crate) id: String,
+    pub(crate) json_field: String,
+    pub(crate) weight: u64,
+    pub(crate) range: u64,
+    pub(crate) badness: Option<u64>,
+    pub(crate) exposure: f64,
+    pub(crate) hardend_badness: Option<u64>,
+    pub(crate) hardend_exposure: f64,
     /// Filter rows: a syscall of the group the filter lets through (null otherwise).
-    example: String,
+    pub(crate) example: String,
 }
 
 #[derive(Serialize, Clone)]
-struct Remedy {
-    command: String,
+pub(crate) struct Remedy {
+    pub(crate) command: String,
     /// The combined exposure the unit would have (projected from the profile).
-    exposure: f64,
+    pub(crate) exposure: f64,
 }
 
 #[derive(Serialize)]
-struct UnitView {
-    unit: String,
-    systemd_exposure: f64,
-    systemd_level: Level,
-    exposure: f64,
-    level: Level,
-    confinement: Confinement,
-    user: Option<String>,
-    runs_as_root: bool,
-    pid: u32,
-    listening: Vec<String>,
-    layers: Option<LayersView>,
-    credits: Vec<Credit>,
-    remedy: Option<Remedy>,
-    rows: Vec<RowView>,
+pub(crate) struct UnitView {
+    pub(crate) unit: String,
+    pub(crate) systemd_exposure: f64,
+    pub(crate) systemd_level: Level,
+    pub(crate) exposure: f64,
+    pub(crate) level: Level,
+    pub(crate) confinement: Confinement,
+    pub(crate) user: Option<String>,
+    pub(crate) runs_as_root: bool,
+    pub(crate) pid: u32,
+    pub(crate) listening: Vec<String>,
+    pub(crate) layers: Option<LayersView>,
+    pub(crate) credits: Vec<Credit>,
+    pub(crate) remedy: Option<Remedy>,
+    pub(crate) rows: Vec<RowView>,
     #[serde(skip)]
-    tenths: u64,
+    pub(crate) tenths: u64,
     #[serde(skip)]
-    systemd_tenths: u64,
+    pub(crate) systemd_tenths: u64,
 }
 
 #[derive(Serialize)]
-struct Improvement {
-    unit: String,
-    from: f64,
-    to: Option<f64>,
-    command: Option<String>,
-    why: String,
+pub(crate) struct Improvement {
+    pub(crate) unit: String,
+    pub(crate) from: f64,
+    pub(crate) to: Option<f64>,
+    pub(crate) command: Option<String>,
+    pub(crate) why: String,
 }
 
 #[derive(Serialize, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
-enum Verdict {
+pub(crate) enum Verdict {
     Ok,
     Bad,
     Incomplete,
 }
 
 #[derive(Serialize)]
-struct Stats {
-    units: usize,
-    elapsed_ms: u64,
-    max_rss_kib: u64,
+pub(crate) struct Stats {
+    pub(crate) units: usize,
+    pub(crate) elapsed_ms: u64,
+    pub(crate) max_rss_kib: u64,
 }
 
 #[derive(Serialize)]
-struct Report {
-    systemd: SystemdView,
-    hardend_reachable: bool,
-    threshold: f64,
-    fail_on: Severity,
-    units: Vec<UnitView>,
-    improvements: Vec<Improvement>,
-    device: Vec<Check>,
-    verdict: Verdict,
-    stats: Stats,
+pub(crate) struct Report {
+    pub(crate) systemd: SystemdView,
+    pub(crate) hardend_reachable: bool,
+    pub(crate) threshold: f64,
+    pub(crate) fail_on: Severity,
+    pub(crate) units: Vec<UnitView>,
+    pub(crate) improvements: Vec<Improvement>,
+    pub(crate) device: Vec<Check>,
+    pub(crate) verdict: Verdict,
+    pub(crate) stats: Stats,
 }
 
 const SYSTEMD: &str = "org.freedesktop.systemd1";
@@ -559,17 +559,34 @@ fn max_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-pub fn run(out: &Output, req: &Request) -> Result<Exit, CliError> {
-    let start = Instant::now();
-    // the configuration is a path on the device (under --root); the default may be absent
-    let on_device = req
-        .root
-        .join(req.config.strip_prefix("/").unwrap_or(req.config));
-    let config = if req.config == Path::new(crate::config::DEFAULT_CONFIG) && !on_device.exists() {
-        crate::config::Config::default()
+/// hardend.toml as a path on the device (under `root`); the default may be absent.
+pub(crate) fn device_config(root: &Path, config: &Path) -> Result<crate::config::Config, CliError> {
+    let on_device = root.join(config.strip_prefix("/").unwrap_or(config));
+    if config == Path::new(crate::config::DEFAULT_CONFIG) && !on_device.exists() {
+        Ok(crate::config::Config::default())
     } else {
-        crate::config::Config::load(&on_device).map_err(|e| CliError::Input(e.to_string()))?
-    };
+        crate::config::Config::load(&on_device).map_err(|e| CliError::Input(e.to_string()))
+    }
+}
+
+pub fn run(out: &Output, req: &Request) -> Result<Exit, CliError> {
+    let report = gather(req)?;
+    if out.json {
+        out.json(&report);
+    } else {
+        print_text(out, &report);
+    }
+    Ok(if report.verdict == Verdict::Ok {
+        Exit::Ok
+    } else {
+        Exit::Bad
+    })
+}
+
+/// The whole audit, for `run` and for the readiness report.
+pub(crate) fn gather(req: &Request) -> Result<Report, CliError> {
+    let start = Instant::now();
+    let config = device_config(req.root, req.config)?;
     let threshold = match req.threshold {
         None => config.audit.threshold,
         Some(v) => crate::config::audit_tenths(v).ok_or_else(|| {
@@ -680,16 +697,7 @@ pub fn run(out: &Output, req: &Request) -> Result<Exit, CliError> {
         device: device_checks,
         verdict,
     };
-    if out.json {
-        out.json(&report);
-    } else {
-        print_text(out, &report);
-    }
-    Ok(if verdict == Verdict::Ok {
-        Exit::Ok
-    } else {
-        Exit::Bad
-    })
+    Ok(report)
 }
 
 fn print_text(out: &Output, r: &Report) {

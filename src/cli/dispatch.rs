@@ -60,6 +60,7 @@ fn inapplicable(args: &Args, m: &clap::ArgMatches) -> Option<String> {
         Command::Identity(a) => !a.direct && a.tcti.is_none(),
         Command::Sbom { .. } => false,
         Command::Audit { root, .. } => root == std::path::Path::new("/"),
+        Command::Report { .. } => true,
         Command::Vulns(v) => v.feed.is_none(),
         _ => true,
     };
@@ -118,6 +119,14 @@ pub fn run(args: Args) -> ExitCode {
         }
         Command::Reload => super::manager::reload(&out, &args.bus),
         Command::Sbom { root, output } => super::sbom::run(&root, output.as_deref()),
+        Command::Report { html, config } => super::report::run(
+            &out,
+            &super::report::Request {
+                config: &config,
+                bus: &args.bus,
+                html: html.as_deref(),
+            },
+        ),
         Command::Audit {
             unit,
             root,

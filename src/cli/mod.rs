@@ -11,6 +11,7 @@ pub mod integrity;
 pub mod json;
 pub mod manager;
 pub mod profile;
+pub mod report;
 pub mod sbom;
 pub mod verity;
 pub mod vulns;

@@ -106,6 +106,19 @@ pub enum Command {
         #[arg(long, value_parser = parse_severity)]
         fail_on: Option<crate::audit::device::Severity>,
     },
+    /// The CRA readiness report: each essential requirement of the Cyber Resilience Act's
+    /// Annex I (and the support period) with this device's evidence — confinement and
+    /// exposure (the audit), the verified root, the identity, integrity monitoring, update
+    /// sources, the SBOM, vulnerability status, [report] of hardend.toml — a verdict (met,
+    /// partial, not-met, not-assessed) and the remedy. Exit 3 when a requirement is not met.
+    Report {
+        /// Also write the report as one self-contained HTML page (no external resources).
+        #[arg(long)]
+        html: Option<PathBuf>,
+        /// hardend.toml (for [report] and [audit]).
+        #[arg(long, default_value = crate::config::DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
     /// The device's software bill of materials: a CycloneDX 1.6 JSON document from dpkg's
     /// records (every installed package with purl, supplier, declared licences, the .deb's
     /// SHA-512 when apt's cache has it, the dependency graph) and the device as its subject.

@@ -7,6 +7,7 @@ mod daemon;
 mod identity;
 mod integrity;
 mod metrics;
+mod report;
 mod services;
 mod verity;
 mod vulns;
@@ -23,6 +24,7 @@ pub use self::daemon::DaemonConfig;
 pub use self::identity::IdentityConfig;
 pub use self::integrity::IntegrityConfig;
 pub use self::metrics::MetricsConfig;
+pub use self::report::ReportConfig;
 pub use self::verity::VerityConfig;
 pub use self::vulns::VulnsConfig;
 use crate::source::Source;
@@ -49,6 +51,8 @@ struct RawConfig {
     metrics: metrics::Raw,
     #[serde(default)]
     audit: audit::Raw,
+    #[serde(default)]
+    report: report::Raw,
 }
 
 /// The daemon's configuration with defaults filled in.
@@ -65,6 +69,7 @@ pub struct Config {
     pub vulns: VulnsConfig,
     pub metrics: MetricsConfig,
     pub audit: AuditConfig,
+    pub report: ReportConfig,
 }
 
 impl Config {
@@ -95,6 +100,7 @@ impl Config {
             vulns: vulns::parse(&src, &raw.vulns)?,
             metrics: metrics::parse(&src, &raw.metrics)?,
             audit: audit::parse(&src, &raw.audit)?,
+            report: report::parse(&src, &raw.report)?,
         })
     }
 }

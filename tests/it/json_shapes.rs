@@ -267,6 +267,8 @@ fn every_command_prints_the_documented_document() {
         "{v}"
     );
     assert_eq!(v["hardend_reachable"], true, "{v}");
+    let v = r.out("report", &j(&["report"]), &[0, 3]);
+    assert_eq!(v["requirements"][0]["id"], "I.2(a)", "{v}");
     // no systemd on this bus: the error document (the VM suite confines for real)
     r.out("confine", &j(&["confine", "x.service", "sleeper"]), &[1]);
     r.out("release", &j(&["release", "x.service"]), &[1]);

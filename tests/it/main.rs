@@ -23,6 +23,7 @@ mod metrics;
 mod mount_view;
 mod profiles;
 mod redteam;
+mod report;
 mod root_service;
 mod sbom;
 mod tpm;
