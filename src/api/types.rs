@@ -132,6 +132,31 @@ pub struct ServiceInfo {
     pub proofs: Vec<LayerProof>,
 }
 
+impl ServiceInfo {
+    /// What the kernel proved about the running process, for the audit's credits.
+    pub fn proven(&self) -> crate::audit::layers::Proven {
+        let verified = |l: crate::api::Layer| {
+            self.proofs
+                .iter()
+                .any(|p| p.layer == l && p.proof == crate::api::Proof::KernelVerified)
+        };
+        let caps = |v: &[String]| crate::audit::layers::cap_mask(v.iter().map(String::as_str));
+        let capabilities = verified(crate::api::Layer::Capabilities);
+        crate::audit::layers::Proven {
+            fully_enforced: self.state == crate::api::ServiceState::Enforced
+                && self.landlock == "full",
+            no_new_privs: verified(crate::api::Layer::NoNewPrivs) && self.kernel.no_new_privs,
+            seccomp: verified(crate::api::Layer::Seccomp),
+            cap_bounding: capabilities.then(|| caps(&self.kernel.cap_bounding)),
+            cap_ambient: capabilities.then(|| caps(&self.kernel.cap_ambient)),
+            own_mount_namespace: verified(crate::api::Layer::ReadOnlyView)
+                && self.kernel.own_mount_namespace,
+            root_read_only: verified(crate::api::Layer::ReadOnlyView) && self.kernel.root_read_only,
+            writable_mounts: self.kernel.writable_mounts.clone(),
+        }
+    }
+}
+
 /// One layer's proof: `(sss)`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Type)]
 pub struct LayerProof {

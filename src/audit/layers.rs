@@ -64,6 +64,8 @@ pub struct Proven {
     pub cap_ambient: Option<u64>,
     pub own_mount_namespace: bool,
     pub root_read_only: bool,
+    /// Mount points writable in the process's view (`/proc/PID/mountinfo`).
+    pub writable_mounts: Vec<String>,
 }
 
 /// A layer applied: which layer, on what basis, and the settings (systemd's names) it covers.
@@ -184,18 +186,20 @@ pub fn apply(
         // time namespaces are not in systemd's table
         e.restrict_namespaces &= allowed_ns | (!Namespace::all_flags());
         applied.push((Layer::Namespaces, kernel, &["RestrictNamespaces="]));
-        let fam = &profile.network.families;
-        let has = |f: &str| fam.iter().any(|x| x == f);
-        e.af_inet |= !(has("AF_INET") || has("AF_INET6"));
-        e.af_unix |= !has("AF_UNIX");
-        e.af_netlink |= !has("AF_NETLINK");
-        e.af_packet |= !has("AF_PACKET");
-        e.af_other |= !fam.iter().any(|f| {
-            !matches!(
-                f.as_str(),
-                "AF_INET" | "AF_INET6" | "AF_UNIX" | "AF_NETLINK" | "AF_PACKET"
-            )
-        });
+        // the profile's families, by their canonical names (`local` is `unix`)
+        let fam: BTreeSet<&str> = profile
+            .network
+            .families
+            .iter()
+            .filter_map(|f| crate::profile::families::canonical(f))
+            .collect();
+        e.af_inet |= !(fam.contains("inet") || fam.contains("inet6"));
+        e.af_unix |= !fam.contains("unix");
+        e.af_netlink |= !fam.contains("netlink");
+        e.af_packet |= !fam.contains("packet");
+        e.af_other |= !fam
+            .iter()
+            .any(|f| !matches!(*f, "inet" | "inet6" | "unix" | "netlink" | "packet"));
         applied.push((Layer::Sockets, kernel, &["RestrictAddressFamilies="]));
         if let Some(allowed) = allowed_syscalls(profile) {
             let denied = |s: &str| !allowed.contains(s);
@@ -239,7 +243,7 @@ pub fn apply(
                     .chain(&l.write)
                     .any(|p| under(p, "/dev/kmsg") || under(p, "/proc/kmsg"))
             });
-            if none(&["syslog"]) && kmsg_unreadable {
+            if none(&["syslog"]) && kmsg_unreadable && (projected || proven.fully_enforced) {
                 e.protect_kernel_logs = true;
             }
             applied.push((
@@ -260,10 +264,15 @@ pub fn apply(
     }
 
     // the read-only mount view (root services: the wrapper's own mount namespace)
+    let os_writable = proven.writable_mounts.iter().any(|m| {
+        ["/usr", "/etc", "/boot", "/efi", "/bin", "/sbin", "/lib"]
+            .iter()
+            .any(|d| under(Path::new(m), d) && m != "/")
+    });
     let view = if projected {
         systemd.runs_privileged()
     } else {
-        proven.root_read_only && proven.own_mount_namespace
+        proven.root_read_only && proven.own_mount_namespace && !os_writable
     };
     if view {
         e.private_mounts = true;
@@ -423,6 +432,7 @@ mod tests {
             cap_ambient: Some(0),
             own_mount_namespace: true,
             root_read_only: true,
+            writable_mounts: vec!["/var/lib/mosquitto".into()],
         };
         let (eff, applied) = apply(&base, &p, &Evidence::Running(proven));
         let policy = Policy::for_version(252).unwrap();
@@ -449,6 +459,12 @@ mod tests {
         );
         // Landlock is not credited unless fully enforced
         assert!(c.iter().all(|c| c.layer != Layer::Landlock));
+        // mosquitto's profile grants inet: no credit for denying it; packet it does deny
+        assert_eq!(layer("RestrictAddressFamilies=~AF_(INET|INET6)"), None);
+        assert_eq!(
+            layer("RestrictAddressFamilies=~AF_PACKET"),
+            Some((Layer::Sockets, Basis::Kernel))
+        );
         // and the projection of the same profile is at least as good, marked as projected
         let (proj, applied) = apply(&base, &p, &Evidence::Projected);
         let pa = assess(&policy, &proj, &|_| true);

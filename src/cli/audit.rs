@@ -11,11 +11,11 @@ use zbus::zvariant::OwnedValue;
 
 use super::client::Client;
 use super::{CliError, Exit, Output, columns, safe};
-use crate::api::{Layer as ApiLayer, Proof, ServiceInfo, ServiceState};
+use crate::api::ServiceInfo;
 use crate::audit::device::{self, Check, Severity, Status, Target};
 use crate::audit::exposure::assess::{tenths_number, tenths_text};
 use crate::audit::exposure::{Exposure, Level, Policy, SecurityInfo, assess};
-use crate::audit::layers::{self, Basis, Credit, Evidence, Proven};
+use crate::audit::layers::{self, Basis, Credit, Evidence};
 use crate::audit::sockets::{self, Listener};
 use crate::audit::syscalls::{self, Resolver};
 use crate::profile::{Profile, ProfileLoader};
@@ -291,25 +291,6 @@ fn daemon(bus: &str) -> Option<Daemon> {
     })
 }
 
-fn proven(s: &ServiceInfo) -> Proven {
-    let verified = |l: ApiLayer| {
-        s.proofs
-            .iter()
-            .any(|p| p.layer == l && p.proof == Proof::KernelVerified)
-    };
-    let caps = |v: &[String]| layers::cap_mask(v.iter().map(String::as_str));
-    let capabilities = verified(ApiLayer::Capabilities);
-    Proven {
-        fully_enforced: s.state == ServiceState::Enforced && s.landlock == "full",
-        no_new_privs: verified(ApiLayer::NoNewPrivs) && s.kernel.no_new_privs,
-        seccomp: verified(ApiLayer::Seccomp),
-        cap_bounding: capabilities.then(|| caps(&s.kernel.cap_bounding)),
-        cap_ambient: capabilities.then(|| caps(&s.kernel.cap_ambient)),
-        own_mount_namespace: verified(ApiLayer::ReadOnlyView) && s.kernel.own_mount_namespace,
-        root_read_only: verified(ApiLayer::ReadOnlyView) && s.kernel.root_read_only,
-    }
-}
-
 fn rows(before: &Exposure, after: &Exposure) -> Vec<RowView> {
     before
         .rows
@@ -374,9 +355,14 @@ fn unit_view(cx: &Context, info: &SecurityInfo) -> UnitView {
             && let Ok(p) = cx.loader.load(&s.profile)
             && p.policy_hash() == s.profile_hash
         {
-            let (eff, applied) = layers::apply(info, &p, &Evidence::Running(proven(s)));
-            after = assess(cx.policy, &eff, &exists);
-            credits = layers::credits(&base, &after, &applied);
+            let scored = crate::audit::score(
+                cx.policy,
+                info,
+                Some((&p, &Evidence::Running(s.proven()))),
+                &exists,
+            );
+            after = scored.combined;
+            credits = scored.credits;
         } else if s.state.is_confined() {
             confinement.detail = format!(
                 "{} (the profile on disk is not the one it runs with: no credit)",
@@ -527,7 +513,12 @@ fn live_checks(daemon: Option<&Daemon>, listeners: &[Listener]) -> Vec<Check> {
                     let unit = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
                         .unwrap_or_default()
                         .lines()
-                        .find_map(|l| l.rsplit('/').next().map(str::to_string))
+                        // only a system service's cgroup names a unit (a user may
+                        // name cgroups of their own anything)
+                        .find_map(|l| {
+                            l.split_once("::/system.slice/")
+                                .map(|(_, p)| p.split('/').next().unwrap_or("").to_string())
+                        })
                         .filter(|u| u.ends_with(".service"))
                         .unwrap_or_default();
                     format!(
@@ -675,9 +666,13 @@ pub(crate) fn gather(req: &Request) -> Result<Report, CliError> {
     };
     let above = units.iter().filter(|u| u.tenths > threshold).count();
     let failed = device_checks.iter().filter(|c| c.fails_at(fail_on)).count();
+    // a check that could not be made, at the severity that matters, is no pass
+    let unknown = device_checks
+        .iter()
+        .any(|c| c.status == Status::Unknown && c.severity >= fail_on);
     let verdict = if above > 0 || failed > 0 {
         Verdict::Bad
-    } else if incomplete {
+    } else if incomplete || unknown {
         Verdict::Incomplete
     } else {
         Verdict::Ok

@@ -55,10 +55,24 @@ fn apt_sources(root: &Path) -> (usize, bool) {
         v.sort();
         files.extend(v);
     }
+    // apt's booleans: yes/true/on/1 (any case)
+    let truthy = |v: &str| {
+        matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "yes" | "true" | "on" | "1"
+        )
+    };
+    const INSECURE: [&str; 4] = [
+        "trusted",
+        "allow-insecure",
+        "allow-weak",
+        "allow-downgrade-to-insecure",
+    ];
     for f in files {
-        let Ok(text) = crate::fsutil::open_regular(&f).and_then(std::io::read_to_string) else {
+        let Ok(bytes) = std::fs::read(&f) else {
             continue;
         };
+        let text = String::from_utf8_lossy(&bytes);
         let deb822 = f.extension().is_some_and(|e| e == "sources");
         for l in text.lines().map(str::trim) {
             let lower = l.to_ascii_lowercase();
@@ -66,16 +80,45 @@ fn apt_sources(root: &Path) -> (usize, bool) {
                 if lower.starts_with("types:") && lower.contains("deb") {
                     n += 1;
                 }
-                if (lower.starts_with("trusted:") || lower.starts_with("allow-insecure:"))
-                    && lower.contains("yes")
+                if let Some((k, v)) = lower.split_once(':')
+                    && INSECURE.contains(&k.trim())
+                    && truthy(v)
                 {
                     insecure = true;
                 }
-            } else if lower.starts_with("deb ") || lower.starts_with("deb-src ") {
+            } else if lower
+                .split_whitespace()
+                .next()
+                .is_some_and(|w| w == "deb" || w == "deb-src")
+            {
                 n += 1;
-                if lower.contains("trusted=yes") || lower.contains("allow-insecure=yes") {
-                    insecure = true;
+                let opts = lower
+                    .split_once('[')
+                    .and_then(|(_, r)| r.split_once(']'))
+                    .map(|(o, _)| o)
+                    .unwrap_or("");
+                for o in opts.split_whitespace() {
+                    if let Some((k, v)) = o.split_once('=')
+                        && INSECURE.contains(&k)
+                        && truthy(v)
+                    {
+                        insecure = true;
+                    }
                 }
+            }
+        }
+    }
+    // apt configured to accept unauthenticated packages
+    if let Ok(d) = std::fs::read_dir(root.join("etc/apt/apt.conf.d")) {
+        for e in d.flatten() {
+            let text = String::from_utf8_lossy(&std::fs::read(e.path()).unwrap_or_default())
+                .to_ascii_lowercase();
+            if text.contains("allowunauthenticated")
+                && ["\"true\"", "\"1\"", "\"yes\"", "\"on\""]
+                    .iter()
+                    .any(|v| text.contains(v))
+            {
+                insecure = true;
             }
         }
     }

@@ -32,6 +32,8 @@ pub struct Snapshot {
     pub vulns: VulnsInfo,
     /// Findings by (verdict, urgency).
     pub findings: BTreeMap<(Verdict, String), u64>,
+    /// Per assigned unit: systemd's and the combined exposure, in tenths.
+    pub exposures: super::services::exposure::Exposures,
 }
 
 /// A label value as the exposition format wants it: `\`, `"` and newlines escaped.
@@ -48,6 +50,9 @@ impl Out {
         let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} gauge");
     }
     fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: u64) {
+        self.sample_text(name, labels, &value.to_string());
+    }
+    fn sample_text(&mut self, name: &str, labels: &[(&str, &str)], value: &str) {
         let l: Vec<String> = labels
             .iter()
             .map(|(k, v)| format!("{k}=\"{}\"", label(v)))
@@ -93,6 +98,19 @@ pub fn render(s: &Snapshot) -> String {
             ],
             1,
         );
+    }
+    o.family(
+        "hardend_service_exposure",
+        "Each assigned unit's exposure on systemd's 0-10 scale: score=systemd as systemd-analyze security computes it, score=hardend with hardend's kernel-proven layers credited (docs/audit.md).",
+    );
+    for (unit, (sd, combined)) in &s.exposures {
+        for (score, t) in [("systemd", sd), ("hardend", combined)] {
+            o.sample_text(
+                "hardend_service_exposure",
+                &[("unit", unit), ("score", score)],
+                &format!("{}.{}", t / 10, t % 10),
+            );
+        }
     }
     for (name, help, state) in [
         (
@@ -214,6 +232,7 @@ struct State {
 pub struct MetricsService {
     state: Mutex<State>,
     worker: Workers,
+    exposure: Mutex<super::services::exposure::ExposureCache>,
 }
 
 /// Whether `dir` may receive hardend's file: a real directory (not a link to one) that only
@@ -264,6 +283,7 @@ impl MetricsService {
                 Duration::from_secs(5),
                 Duration::from_secs(10),
             ),
+            exposure: Mutex::new(Default::default()),
         }
     }
 
@@ -316,7 +336,9 @@ impl MetricsService {
         if !cfg.enabled {
             return;
         }
-        let text = render(&p.snapshot());
+        let mut snapshot = p.snapshot();
+        snapshot.exposures = p.services.exposures(&self.exposure).await;
+        let text = render(&snapshot);
         if !due
             && lock(&self.state)
                 .last
@@ -375,6 +397,7 @@ impl Pillars {
             last_quote: self.identity.last_quote(),
             vulns: self.vulns.info(),
             findings: self.vulns.finding_counts(),
+            exposures: Default::default(),
         }
     }
 }
@@ -402,10 +425,18 @@ mod tests {
             last_quote: 0,
             vulns: VulnsInfo::new(VulnsState::Ok),
             findings: BTreeMap::from([((Verdict::Open, "low".to_string()), 3)]),
+            exposures: BTreeMap::from([("we\"ird\\.service".to_string(), (96, 70))]),
         };
         let t = render(&s);
         assert!(t.contains("hardend_service_state{unit=\"we\\\"ird\\\\.service\",profile=\"p\",state=\"not-enforced\"} 1\n"), "{t}");
         assert!(t.contains("hardend_bad{pillar=\"services\"} 1\n"));
+        assert!(
+            t.contains(
+                "hardend_service_exposure{unit=\"we\\\"ird\\\\.service\",score=\"systemd\"} 9.6\n"
+            ),
+            "{t}"
+        );
+        assert!(t.contains("score=\"hardend\"} 7.0\n"), "{t}");
         assert!(t.contains("hardend_bad{pillar=\"identity\"} 0\n"));
         assert!(t.contains("hardend_integrity_violations{severity=\"critical\"} 2\n"));
         assert!(t.contains("hardend_integrity_violations{severity=\"low\"} 0\n"));

@@ -170,7 +170,7 @@ pub fn evaluate(e: &Evidence) -> Vec<Requirement> {
     });
 
     // (2)(b) secure by default configuration
-    let conf = a.failed_with(&["ssh.", "accounts.", "kernel.", "fs.", "net.bpf"]);
+    let conf = a.failed_with(&["ssh.", "accounts.", "files.", "kernel.", "fs.", "net.bpf"]);
     let high = conf.iter().any(|c| c.1 == "high" || c.1 == "critical");
     out.push(req(
         "I.2(b)",
@@ -182,7 +182,10 @@ pub fn evaluate(e: &Evidence) -> Vec<Requirement> {
         } else {
             Verdict::Partial
         },
-        vec![checks_line(&conf, "SSH, accounts and kernel settings")],
+        vec![checks_line(
+            &conf,
+            "SSH, accounts, file modes and kernel settings",
+        )],
         remedies(&conf),
     ));
 
@@ -330,7 +333,7 @@ pub fn evaluate(e: &Evidence) -> Vec<Requirement> {
     ));
 
     // (2)(k) exploitation mitigation
-    let kernel = a.failed_with(&["kernel.", "fs.", "net.bpf"]);
+    let kernel = a.failed_with(&["kernel.", "fs.", "net.bpf", "boot."]);
     out.push(req(
         "I.2(k)",
         "Exploitation mitigation mechanisms reduce the impact of an incident",

@@ -194,6 +194,41 @@ impl Systemd {
             .await?)
     }
 
+    /// systemd's version string ("252.39-1~deb12u2").
+    pub async fn version(&self) -> Result<String, SystemdError> {
+        let reply = self
+            .conn
+            .call_method(
+                Some(SYSTEMD_NAME),
+                "/org/freedesktop/systemd1",
+                Some("org.freedesktop.DBus.Properties"),
+                "Get",
+                &("org.freedesktop.systemd1.Manager", "Version"),
+            )
+            .await?;
+        let v: zbus::zvariant::OwnedValue = reply.body().deserialize()?;
+        String::try_from(v).map_err(|e| SystemdError::Bus(zbus::Error::from(e)))
+    }
+
+    /// Every property of `unit` on every interface (what `systemd-analyze security` reads).
+    pub async fn unit_properties(
+        &self,
+        unit: &str,
+    ) -> Result<std::collections::HashMap<String, zbus::zvariant::OwnedValue>, SystemdError> {
+        let path = self.unit_path(unit).await?;
+        let reply = self
+            .conn
+            .call_method(
+                Some(SYSTEMD_NAME),
+                path.as_str(),
+                Some("org.freedesktop.DBus.Properties"),
+                "GetAll",
+                &("",),
+            )
+            .await?;
+        Ok(reply.body().deserialize()?)
+    }
+
     /// Facts about `unit` for rendering its drop-in, and whether it ignores SIGPIPE.
     pub async fn unit_facts(&self, unit: &str) -> Result<(UnitFacts, bool), SystemdError> {
         let path = self.unit_path(unit).await?;

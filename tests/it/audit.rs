@@ -256,3 +256,133 @@ fn bad_options_and_units_are_usage_errors() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a service unit"));
 }
+
+/// The ways a planted or edited configuration could make a failing check pass, each one
+/// tried: sshd's quoting, comments, Match state across Include, `Match all`, dotfiles the
+/// glob skips; an empty password in passwd itself; an absolute link in the image pointing
+/// at the host's (good) file; a FIFO where dpkg's statoverride belongs; a sticky
+/// world-writable directory in /etc; an override that does not say setuid.
+#[test]
+fn evasions_of_the_device_checks_are_caught() {
+    let img = image();
+    let r = img.path();
+    let root_login = |r: &Path| check(&audit(r).1, "ssh.root-login")["status"].clone();
+
+    for v in [
+        "PermitRootLogin \"yes\"\n",
+        "PermitRootLogin yes # for the installer\n",
+        "permitrootlogin=yes\n",
+    ] {
+        put(r, "etc/ssh/sshd_config.d/50-vendor.conf", v, 0o644);
+        assert_eq!(root_login(r), "fail", "{v:?}");
+    }
+    // a drop-in that ends inside a Match block does not hide the main file's settings
+    put(
+        r,
+        "etc/ssh/sshd_config.d/50-vendor.conf",
+        "Match User backup\n    X11Forwarding no\n",
+        0o644,
+    );
+    put(
+        r,
+        "etc/ssh/sshd_config",
+        "Include /etc/ssh/sshd_config.d/*.conf\nPermitRootLogin yes\n",
+        0o644,
+    );
+    assert_eq!(
+        root_login(r),
+        "fail",
+        "Match state restored after an Include"
+    );
+    // Match all applies to everyone
+    put(
+        r,
+        "etc/ssh/sshd_config",
+        "Include /etc/ssh/sshd_config.d/*.conf\nMatch all\nPermitRootLogin yes\n",
+        0o644,
+    );
+    // (the drop-in's Match ends at its file; "Match all" is global)
+    assert_eq!(root_login(r), "fail", "Match all");
+    // a dotfile sshd's glob does not read cannot vouch
+    put(
+        r,
+        "etc/ssh/sshd_config.d/.00-hide.conf",
+        "PermitRootLogin no\n",
+        0o644,
+    );
+    put(
+        r,
+        "etc/ssh/sshd_config.d/50-vendor.conf",
+        "PermitRootLogin yes\n",
+        0o644,
+    );
+    put(
+        r,
+        "etc/ssh/sshd_config",
+        "Include /etc/ssh/sshd_config.d/*.conf\n",
+        0o644,
+    );
+    assert_eq!(root_login(r), "fail", "dotfile ignored");
+
+    // an empty password field in passwd (no shadow line): logs in without a password
+    put(
+        r,
+        "etc/passwd",
+        "root:x:0:0:root:/root:/bin/bash\nb::1001:1001::/home/b:/bin/bash\n",
+        0o644,
+    );
+    let ep = check(&audit(r).1, "accounts.empty-password").clone();
+    assert_eq!(ep["status"], "fail", "{ep:#}");
+    assert!(ep["items"][0].as_str().unwrap().starts_with("b "), "{ep:#}");
+    // uid "00" is uid 0
+    put(
+        r,
+        "etc/passwd",
+        "root:x:0:0:root:/root:/bin/bash\nz:x:00:0::/:/bin/sh\n",
+        0o644,
+    );
+    assert_eq!(
+        check(&audit(r).1, "accounts.uid0")["items"],
+        serde_json::json!(["z"])
+    );
+
+    // the image's /etc/shadow is an absolute link: it is the image's target that is read
+    // (with an empty password), not the host's /etc/shadow
+    put(r, "etc/shadow-real", "root::19000:0:99999:7:::\n", 0o640);
+    fs::remove_file(r.join("etc/shadow")).unwrap();
+    std::os::unix::fs::symlink("/etc/shadow-real", r.join("etc/shadow")).unwrap();
+    let ep = check(&audit(r).1, "accounts.empty-password").clone();
+    assert_eq!(ep["items"], serde_json::json!(["root"]), "{ep:#}");
+
+    // a FIFO as dpkg's statoverride: refused, the audit does not block
+    fs::create_dir_all(r.join("var/lib/dpkg")).unwrap();
+    let fifo = r.join("var/lib/dpkg/statoverride");
+    let status = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(status.success());
+    let t = std::time::Instant::now();
+    let (_, doc) = audit(r);
+    assert!(t.elapsed() < std::time::Duration::from_secs(60));
+    assert_eq!(check(&doc, "files.setuid-unknown")["status"], "pass");
+    fs::remove_file(&fifo).unwrap();
+
+    // a sticky world-writable directory in /etc (users could drop login scripts)
+    fs::create_dir_all(r.join("etc/profile.d")).unwrap();
+    fs::set_permissions(r.join("etc/profile.d"), fs::Permissions::from_mode(0o1777)).unwrap();
+    let ww = check(&audit(r).1, "files.world-writable").clone();
+    assert_eq!(
+        ww["items"],
+        serde_json::json!(["/etc/profile.d/"]),
+        "{ww:#}"
+    );
+    fs::set_permissions(r.join("etc/profile.d"), fs::Permissions::from_mode(0o755)).unwrap();
+
+    // an override whose mode is not setuid does not vouch for a setuid file
+    put(r, "usr/local/bin/rootshell", "#!/bin/sh\n", 0o4755);
+    put(
+        r,
+        "var/lib/dpkg/statoverride",
+        "root root 0755 /usr/local/bin/rootshell\n",
+        0o644,
+    );
+    assert_eq!(check(&audit(r).1, "files.setuid-unknown")["status"], "fail");
+}

@@ -60,8 +60,8 @@ one_au=$(hardenctl audit dbus.service | awk '$1 == "dbus.service" { print $2 }')
 check "i: hardenctl audit dbus.service = systemd-analyze security dbus.service ($one_au, $one_sa)" test -n "$one_sa" -a "$one_sa" = "$one_au"
 mq_before=$(hardenctl audit mosquitto.service)
 note "$mq_before"
-mq_sd=$(awk '$1 == "mosquitto.service" { print $2 }' <<<"$mq_before")
-mq_hd=$(awk '$1 == "mosquitto.service" { print $4 }' <<<"$mq_before")
+mq_sd=$(awk '$1 == "mosquitto.service" && $2 ~ /^[0-9]+\.[0-9]$/ { print $2 }' <<<"$mq_before")
+mq_hd=$(awk '$1 == "mosquitto.service" && $2 ~ /^[0-9]+\.[0-9]$/ { print $4 }' <<<"$mq_before")
 check "i: unconfined mosquitto scores systemd's number ($mq_sd = $mq_hd)" test -n "$mq_sd" -a "$mq_sd" = "$mq_hd"
 remedy=$(sed -n 's/.*→ `\(hardenctl confine [^`]*\)`.*/\1/p' <<<"$mq_before")
 check "i: the remedy offered for unconfined mosquitto is '$remedy'" test "$remedy" = "hardenctl confine mosquitto.service mosquitto"
@@ -449,6 +449,13 @@ check "h: hardend.prom is written into node_exporter's directory (under ProtectS
 check "h: Debian's node_exporter serves hardend's series, without a parse error" \
     wait_for 30 bash -c 'm=$(busybox wget -q -O - http://127.0.0.1:9100/metrics) && grep -q "^hardend_bad{pillar=\"vulns\"} 0" <<<"$m" && grep -q "^node_textfile_scrape_error 0" <<<"$m"'
 note "$(grep -v '^#' "$prom" | head -n 20)"
+# each assigned unit's exposure, systemd's and the combined one: what hardenctl audit says
+check "h: hardend.prom has mosquitto's exposure, both scores" \
+    wait_for 30 grep -q '^hardend_service_exposure{unit="mosquitto.service",score="hardend"} ' "$prom"
+m_sd=$(sed -n 's/^hardend_service_exposure{unit="mosquitto.service",score="systemd"} //p' "$prom")
+m_hd=$(sed -n 's/^hardend_service_exposure{unit="mosquitto.service",score="hardend"} //p' "$prom")
+a_row=$(hardenctl audit mosquitto.service | awk '$1 == "mosquitto.service" && $2 ~ /^[0-9]+\.[0-9]$/ { print $2, $4 }')
+check "h: the metrics' exposure ($m_sd, $m_hd) is the audit's ($a_row)" test "$m_sd $m_hd" = "$a_row"
 
 # last in phase 1 (a restarted daemon rescans: nothing above must race with that)
 systemctl stop hardend
@@ -459,13 +466,18 @@ check "f: doctor is good again" hardenctl doctor
 # --- (i) audit, after confinement: hardend's layers counted, device checks both ways -----------
 mq_after=$(hardenctl audit mosquitto.service)
 note "$mq_after"
-mq_sd2=$(awk '$1 == "mosquitto.service" { print $2 }' <<<"$mq_after")
-mq_hd2=$(awk '$1 == "mosquitto.service" { print $4 }' <<<"$mq_after")
+mq_sd2=$(awk '$1 == "mosquitto.service" && $2 ~ /^[0-9]+\.[0-9]$/ { print $2 }' <<<"$mq_after")
+mq_hd2=$(awk '$1 == "mosquitto.service" && $2 ~ /^[0-9]+\.[0-9]$/ { print $4 }' <<<"$mq_after")
 check "i: confined mosquitto scores better ($mq_hd2) than unconfined ($mq_hd); systemd's number unchanged ($mq_sd2)" \
     awk -v a="$mq_hd2" -v b="$mq_hd" -v s1="$mq_sd" -v s2="$mq_sd2" 'BEGIN { exit !(a != "" && a < b && s1 == s2) }'
 credited=$(grep "mosquitto.service credited rows:" <<<"$mq_after")
-check "i: the credits name their layers, proven by the kernel ($credited)" \
-    bash -c 'grep -q "no-new-privs (kernel) 1" <<<"$1" && grep -q "seccomp (kernel)" <<<"$1"' _ "$credited"
+check "i: no_new_privs and the capability sets are credited as kernel-proven ($credited)" \
+    bash -c 'grep -q "no-new-privs (kernel) 1" <<<"$1" && grep -q "capabilities (kernel)" <<<"$1"' _ "$credited"
+# seccomp (and the namespace and socket rules in its program) only when the daemon read the
+# program back from the kernel; a claimed filter earns nothing
+sproof=$(hardenctl --json services | grep -A1 '"layer": "seccomp"' | sed -n 's/.*"proof": "\([a-z-]*\)".*/\1/p' | head -1)
+check "i: the seccomp credit follows its proof (proof: $sproof)" \
+    bash -c 'if [ "$1" = kernel-verified ]; then grep -q "seccomp (kernel)" <<<"$2"; else ! grep -Eq "seccomp|namespaces|sockets" <<<"$2"; fi' _ "$sproof" "$credited"
 # a setuid binary no package installed: found, and gone when removed
 install -m 4755 /bin/true /usr/local/bin/vmtest-rootshell
 check "i: a planted setuid binary is an unknown setuid file (exit 3)" \

@@ -1,17 +1,10 @@
 //! Accounts: empty passwords, a second uid 0, and locked passwords that still let someone
 //! in (a login shell and SSH keys: locking the password does not stop key logins).
 
-use std::io::Read;
-
 use super::{Check, Severity, Status, Target};
 
 fn read_small(t: &Target, path: &str) -> Result<String, String> {
-    let p = t.path(path);
-    let mut s = String::new();
-    crate::fsutil::open_regular(&p)
-        .and_then(|f| f.take(16 << 20).read_to_string(&mut s))
-        .map_err(|e| format!("{}: {e}", p.display()))?;
-    Ok(s)
+    t.read(path, 16 << 20)
 }
 
 fn login_shell(shell: &str) -> bool {
@@ -52,7 +45,8 @@ pub fn checks(t: &Target) -> Vec<Check> {
         .collect();
     let uid0: Vec<String> = users
         .iter()
-        .filter(|(n, uid, _, _)| uid == "0" && n != "root")
+        // glibc reads "00" or "+0" as uid 0 too
+        .filter(|(n, uid, _, _)| uid.trim().parse::<i64>() == Ok(0) && n != "root")
         .map(|(n, ..)| n.clone())
         .collect();
     let mut out = vec![
@@ -93,6 +87,14 @@ pub fn checks(t: &Target) -> Vec<Check> {
     };
     let mut empty = Vec::new();
     let mut locked_usable = Vec::new();
+    // a password field in passwd itself: empty means no password (pam_unix nullok), a hash
+    // there is used instead of shadow's
+    for l in passwd.lines() {
+        let f: Vec<&str> = l.split(':').collect();
+        if f.len() >= 7 && f[1].is_empty() {
+            empty.push(format!("{} (empty password in /etc/passwd)", f[0]));
+        }
+    }
     for l in shadow.lines() {
         let f: Vec<&str> = l.split(':').collect();
         if f.len() < 2 {

@@ -25,6 +25,9 @@ pub struct Walk {
     pub entries: usize,
     pub truncated: bool,
     pub unreadable: usize,
+    /// Start paths that are links to somewhere else than their merged-/usr target (not
+    /// walked: the check says so).
+    pub linked: Vec<String>,
 }
 
 /// A path as dpkg knows it: `/bin/x` and `/usr/bin/x` are one file on merged-/usr.
@@ -51,6 +54,15 @@ pub fn walk(t: &Target, starts: &[&str]) -> Walk {
         let Ok(meta) = std::fs::symlink_metadata(&top) else {
             continue;
         };
+        if meta.file_type().is_symlink() {
+            // merged /usr: /bin -> usr/bin is walked as /usr/bin
+            let target = std::fs::read_link(&top).unwrap_or_default();
+            let alias = format!("usr{start}");
+            if target != Path::new(&alias) && target != Path::new(&format!("/{alias}")) {
+                w.linked.push(format!("{start} -> {}", target.display()));
+            }
+            continue;
+        }
         if !meta.is_dir() {
             continue;
         }
@@ -76,7 +88,9 @@ pub fn walk(t: &Target, starts: &[&str]) -> Walk {
                 let mode = m.permissions().mode();
                 let ft = m.file_type();
                 if ft.is_dir() {
-                    if mode & 0o002 != 0 && mode & 0o1000 == 0 {
+                    // the sticky bit excuses a world-writable directory only under /var
+                    // (spool and tmp-like directories), not in /etc or /usr
+                    if mode & 0o002 != 0 && (mode & 0o1000 == 0 || !shown.starts_with("/var/")) {
                         w.world_writable.push(format!("{shown}/"));
                     }
                     if m.dev() == dev {
@@ -124,33 +138,47 @@ pub fn dpkg_paths(t: &Target) -> Result<BTreeSet<String>, String> {
         if !name.to_str().is_some_and(|n| n.ends_with(".list")) {
             continue;
         }
-        if let Ok(text) = crate::fsutil::open_regular(&e.path()).and_then(std::io::read_to_string) {
+        let device = format!("/var/lib/dpkg/info/{}", name.to_string_lossy());
+        if let Ok(text) = t.read(&device, 64 << 20) {
             out.extend(text.lines().map(canonical));
         }
     }
-    if let Ok(text) = std::fs::read_to_string(t.path("/var/lib/dpkg/statoverride")) {
-        out.extend(
-            text.lines()
-                .filter_map(|l| l.split_whitespace().nth(3))
-                .map(canonical),
-        );
+    // an override vouches for a privileged file only when its mode says setuid/setgid
+    if let Ok(text) = t.read("/var/lib/dpkg/statoverride", 16 << 20) {
+        out.extend(text.lines().filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let mode = u32::from_str_radix(f.get(2)?, 8).ok()?;
+            let path = f.get(3)?;
+            (mode & 0o6000 != 0).then(|| canonical(path))
+        }));
     }
     Ok(out)
 }
 
 pub fn checks(t: &Target) -> Vec<Check> {
     let w = walk(t, SYSTEM_PATHS);
-    let incomplete = if w.truncated {
-        format!(" (stopped after {MAX_ENTRIES} entries: incomplete)")
-    } else {
+    let mut gaps = Vec::new();
+    if w.truncated {
+        gaps.push(format!("stopped after {MAX_ENTRIES} entries"));
+    }
+    if w.unreadable > 0 {
+        gaps.push(format!("{} entries could not be read", w.unreadable));
+    }
+    if !w.linked.is_empty() {
+        gaps.push(format!("not walked: {}", w.linked.join(", ")));
+    }
+    let incomplete_walk = !gaps.is_empty();
+    let incomplete = if gaps.is_empty() {
         String::new()
+    } else {
+        format!(" ({}: incomplete)", gaps.join("; "))
     };
     let ww = Check::new(
         "files.world-writable",
         Severity::High,
         if !w.world_writable.is_empty() {
             Status::Fail
-        } else if w.truncated {
+        } else if incomplete_walk {
             Status::Unknown
         } else {
             Status::Pass
@@ -179,7 +207,7 @@ pub fn checks(t: &Target) -> Vec<Check> {
                 .collect();
             let status = if !unknown.is_empty() {
                 Status::Fail
-            } else if w.truncated {
+            } else if incomplete_walk {
                 Status::Unknown
             } else {
                 Status::Pass

@@ -136,6 +136,25 @@ impl Target<'_> {
     pub fn path(&self, path: &str) -> PathBuf {
         self.root.join(path.trim_start_matches('/'))
     }
+
+    /// A regular file of the device, at most `cap` bytes (decoded lossily): links resolve
+    /// inside the root (an image's absolute link never reaches the host's file), FIFOs and
+    /// devices are refused without blocking.
+    pub fn read(&self, path: &str, cap: u64) -> Result<String, String> {
+        use std::io::Read;
+        let rel = Path::new(path.trim_start_matches('/'));
+        let f = crate::sbom::rootfs::open(self.root, rel).map_err(|e| format!("{path}: {e}"))?;
+        let mut buf = Vec::new();
+        f.take(cap)
+            .read_to_end(&mut buf)
+            .map_err(|e| format!("{path}: {e}"))?;
+        Ok(String::from_utf8_lossy(&buf).into_owned())
+    }
+
+    /// A regular file exists at `path` on the device (resolved like [`Target::read`]).
+    pub fn is_file(&self, path: &str) -> bool {
+        crate::sbom::rootfs::open(self.root, Path::new(path.trim_start_matches('/'))).is_ok()
+    }
 }
 
 /// Every file-based check (the kernel and platform ones need facts gathered live: see

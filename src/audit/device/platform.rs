@@ -116,17 +116,61 @@ pub fn integrity(state: Option<(crate::api::IntegrityState, String)>) -> Check {
     }
 }
 
-/// A firewall: an nftables ruleset (`nft list ruleset`) or legacy iptables tables.
+/// A firewall that filters what comes in: an nftables chain on the input hook that drops
+/// by default or has a drop/reject rule. Legacy iptables tables are seen in /proc, their
+/// policy is not: `unknown`.
 pub fn firewall(nft_ruleset: Option<Result<String, String>>, ip_tables: &str) -> Check {
+    let id = "firewall.ruleset";
+    let remedy = "apt install nftables; write /etc/nftables.conf (an input chain with policy drop, accepting what the device serves); systemctl enable --now nftables";
+    let legacy = "legacy iptables tables are loaded; their policy cannot be read from /proc (iptables -S shows it)";
+    let none =
+        "no firewall ruleset is loaded: every listening socket is reachable from every network";
     match nft_ruleset {
-        Some(Ok(r)) if r.lines().any(|l| l.trim_start().starts_with("table ")) => {
-            let tables = r.lines().filter(|l| l.trim_start().starts_with("table ")).count();
-            Check::new("firewall.ruleset", Severity::Medium, Status::Pass, format!("nftables: {tables} table(s) loaded"))
+        Some(Ok(r)) => {
+            let input = r.contains("hook input");
+            let drops = r.contains("policy drop")
+                || r.lines().any(|l| {
+                    let l = l.trim();
+                    !l.starts_with('#')
+                        && (l.ends_with(" drop")
+                            || l.ends_with(" reject")
+                            || l.contains(" reject with "))
+                });
+            if input && drops {
+                let tables = r
+                    .lines()
+                    .filter(|l| l.trim_start().starts_with("table "))
+                    .count();
+                Check::new(
+                    id,
+                    Severity::Medium,
+                    Status::Pass,
+                    format!("nftables: an input chain that drops ({tables} table(s))"),
+                )
+            } else if !ip_tables.trim().is_empty() {
+                Check::new(id, Severity::Medium, Status::Unknown, legacy)
+            } else if r.trim().is_empty() {
+                Check::new(id, Severity::Medium, Status::Fail, none).remedy(remedy)
+            } else {
+                Check::new(
+                    id,
+                    Severity::Medium,
+                    Status::Fail,
+                    "an nftables ruleset is loaded, but no input chain drops anything",
+                )
+                .remedy(remedy)
+            }
         }
-        _ if !ip_tables.trim().is_empty() => Check::new("firewall.ruleset", Severity::Medium, Status::Pass, format!("iptables tables loaded: {}", ip_tables.split_whitespace().collect::<Vec<_>>().join(", "))),
-        Some(Err(e)) => Check::new("firewall.ruleset", Severity::Medium, Status::Unknown, format!("nft list ruleset: {e}")),
-        _ => Check::new("firewall.ruleset", Severity::Medium, Status::Fail, "no firewall ruleset is loaded: every listening socket is reachable from every network")
-            .remedy("apt install nftables; write /etc/nftables.conf (default drop on input, allow what the device serves); systemctl enable --now nftables"),
+        Some(Err(e)) => Check::new(
+            id,
+            Severity::Medium,
+            Status::Unknown,
+            format!("nft list ruleset: {e}"),
+        ),
+        None if !ip_tables.trim().is_empty() => {
+            Check::new(id, Severity::Medium, Status::Unknown, legacy)
+        }
+        None => Check::new(id, Severity::Medium, Status::Fail, none).remedy(remedy),
     }
 }
 
@@ -164,13 +208,14 @@ mod tests {
     }
 
     #[test]
-    fn a_firewall_needs_a_table() {
+    fn a_firewall_must_drop_on_input() {
         assert_eq!(firewall(Some(Ok(String::new())), "").status, Status::Fail);
-        assert_eq!(
-            firewall(Some(Ok("table inet filter {\n}\n".into())), "").status,
-            Status::Pass
-        );
-        assert_eq!(firewall(None, "filter\n").status, Status::Pass);
+        // a table that accepts everything is no firewall
+        let open = "table inet filter {\n\tchain input {\n\t\ttype filter hook input priority filter; policy accept;\n\t}\n}\n";
+        assert_eq!(firewall(Some(Ok(open.into())), "").status, Status::Fail);
+        let closed = open.replace("policy accept", "policy drop");
+        assert_eq!(firewall(Some(Ok(closed)), "").status, Status::Pass);
+        assert_eq!(firewall(None, "filter\n").status, Status::Unknown);
         assert_eq!(
             firewall(Some(Err("Operation not permitted".into())), "").status,
             Status::Unknown

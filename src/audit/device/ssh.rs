@@ -2,60 +2,77 @@
 //! value is the first one given (sshd's rule), `Include`s read in place (globs sorted);
 //! settings inside `Match` blocks apply only to some connections and are not the default.
 
-use std::path::Path;
-
 use super::{Check, Severity, Status, Target};
 
 /// The global (outside `Match`) value of each keyword, lower-case keys, first one wins.
 pub fn effective(t: &Target, file: &str) -> Result<Vec<(String, String)>, String> {
     let mut out: Vec<(String, String)> = Vec::new();
     let mut in_match = false;
-    read(t, &t.path(file), &mut out, &mut in_match, 0)?;
+    read(t, file, &mut out, &mut in_match, 0)?;
     Ok(out)
+}
+
+/// The first argument of a value the way sshd splits it: quotes removed, a `#` word
+/// starts a comment.
+fn first_arg(v: &str) -> String {
+    let v = v.trim();
+    if let Some(rest) = v.strip_prefix('"') {
+        return rest.split('"').next().unwrap_or("").to_string();
+    }
+    v.split_whitespace()
+        .next()
+        .filter(|w| !w.starts_with('#'))
+        .unwrap_or("")
+        .to_string()
 }
 
 fn read(
     t: &Target,
-    path: &Path,
+    path: &str,
     out: &mut Vec<(String, String)>,
     in_match: &mut bool,
     depth: usize,
 ) -> Result<(), String> {
     if depth > 8 {
-        return Err(format!("{}: Include nested too deeply", path.display()));
+        return Err(format!("{path}: Include nested too deeply"));
     }
-    let text = crate::fsutil::open_regular(path)
-        .and_then(|mut f| {
-            let mut s = String::new();
-            std::io::Read::read_to_string(&mut std::io::Read::take(&mut f, 1 << 20), &mut s)
-                .map(|_| s)
-        })
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = t.read(path, 1 << 20)?;
     for line in text.lines() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let (key, value) = match line.split_once(|c: char| c.is_whitespace() || c == '=') {
+        let (key, rest) = match line.split_once(|c: char| c.is_whitespace() || c == '=') {
             Some((k, v)) => (
                 k.to_ascii_lowercase(),
-                v.trim_start_matches(['=', ' ', '\t']).trim().to_string(),
+                v.trim_start_matches(['=', ' ', '\t']),
             ),
-            None => (line.to_ascii_lowercase(), String::new()),
+            None => (line.to_ascii_lowercase(), ""),
+        };
+        // the older name of the same setting
+        let key = if key == "challengeresponseauthentication" {
+            "kbdinteractiveauthentication".to_string()
+        } else {
+            key
         };
         if key == "match" {
-            *in_match = true;
+            // `Match all` applies to every connection: global again
+            *in_match = !first_arg(rest).eq_ignore_ascii_case("all");
             continue;
         }
         if key == "include" {
-            for pattern in value.split_whitespace() {
+            for pattern in rest.split_whitespace() {
+                let pattern = pattern.trim_matches('"');
                 let abs = if pattern.starts_with('/') {
                     pattern.to_string()
                 } else {
                     format!("/etc/ssh/{pattern}")
                 };
-                for p in glob_sorted(&t.path(&abs)) {
+                // sshd keeps the Match state of the including file
+                let outer = *in_match;
+                for p in glob_sorted(t, &abs) {
                     read(t, &p, out, in_match, depth + 1)?;
+                    *in_match = outer;
                 }
             }
             continue;
@@ -63,36 +80,36 @@ fn read(
         if *in_match || out.iter().any(|(k, _)| *k == key) {
             continue;
         }
-        out.push((key, value.to_ascii_lowercase()));
+        out.push((key, first_arg(rest).to_ascii_lowercase()));
     }
     Ok(())
 }
 
-/// `dir/*.conf`-style patterns (a `*` in the last component only), sorted.
-fn glob_sorted(pattern: &Path) -> Vec<std::path::PathBuf> {
-    let Some(name) = pattern.file_name().and_then(|n| n.to_str()) else {
+/// `dir/*.conf`-style patterns (a `*` in the last component only; names starting with a
+/// dot are not matched, as glob(3) does not), as device paths, sorted.
+fn glob_sorted(t: &Target, pattern: &str) -> Vec<String> {
+    let Some((dir, name)) = pattern.rsplit_once('/') else {
         return vec![];
     };
     if !name.contains('*') {
-        return if pattern.exists() {
-            vec![pattern.to_path_buf()]
+        return if t.is_file(pattern) {
+            vec![pattern.to_string()]
         } else {
             vec![]
         };
     }
     let (pre, post) = name.split_once('*').unwrap_or((name, ""));
-    let Some(dir) = pattern.parent() else {
-        return vec![];
-    };
-    let mut v: Vec<_> = std::fs::read_dir(dir)
+    let mut v: Vec<String> = std::fs::read_dir(t.path(dir))
         .map(|d| {
             d.flatten()
-                .filter(|e| {
-                    e.file_name().to_str().is_some_and(|n| {
-                        n.starts_with(pre) && n.ends_with(post) && n.len() >= pre.len() + post.len()
-                    })
+                .filter_map(|e| e.file_name().to_str().map(str::to_string))
+                .filter(|n| {
+                    !n.starts_with('.')
+                        && n.starts_with(pre)
+                        && n.ends_with(post)
+                        && n.len() >= pre.len() + post.len()
                 })
-                .map(|e| e.path())
+                .map(|n| format!("{dir}/{n}"))
                 .collect()
         })
         .unwrap_or_default();
@@ -102,7 +119,7 @@ fn glob_sorted(pattern: &Path) -> Vec<std::path::PathBuf> {
 
 pub fn checks(t: &Target) -> Vec<Check> {
     let ids = ["ssh.root-login", "ssh.password-auth", "ssh.empty-passwords"];
-    if !t.path("/usr/sbin/sshd").exists() {
+    if !t.is_file("/usr/sbin/sshd") {
         return ids
             .iter()
             .map(|id| {

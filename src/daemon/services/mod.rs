@@ -12,6 +12,7 @@
 
 mod confine;
 pub mod dropins;
+pub mod exposure;
 pub mod profiles;
 pub mod records;
 pub mod registry;
