@@ -353,6 +353,10 @@ mod tests {
         assert_eq!(na, ["SupplementaryGroups=", "RemoveIPC="]);
     }
 
+    fn row<'a>(e: &'a Exposure, id: &str) -> &'a Row {
+        e.rows.iter().find(|r| r.id == id).unwrap()
+    }
+
     #[test]
     fn allow_list_rows_name_an_offender_and_unknown_syscalls_do_not_count() {
         let p = Policy::for_version(252).unwrap();
@@ -360,29 +364,17 @@ mod tests {
         i.syscall_filter_allow_list = true;
         i.syscall_filter = ["read", "write", "swapon"].map(String::from).into();
         let e = assess(&p, &i, &all);
-        let swap = e
-            .rows
-            .iter()
-            .find(|r| r.id == "SystemCallFilter=~@swap")
-            .unwrap();
+        let swap = row(&e, "SystemCallFilter=~@swap");
         assert_eq!((swap.badness, swap.example.as_str()), (Some(9), "swapon"));
         // swapon does not exist on this pretend machine: the group is clean
         let e = assess(&p, &i, &|s| s != "swapon");
-        let swap = e
-            .rows
-            .iter()
-            .find(|r| r.id == "SystemCallFilter=~@swap")
-            .unwrap();
+        let swap = row(&e, "SystemCallFilter=~@swap");
         assert_eq!(swap.badness, Some(0));
         // a deny list that misses one syscall of the group is bad
         i.syscall_filter_allow_list = false;
         i.syscall_filter = ["swapon"].map(String::from).into();
         let e = assess(&p, &i, &all);
-        let swap = e
-            .rows
-            .iter()
-            .find(|r| r.id == "SystemCallFilter=~@swap")
-            .unwrap();
+        let swap = row(&e, "SystemCallFilter=~@swap");
         assert_eq!((swap.badness, swap.example.as_str()), (Some(10), "swapoff"));
     }
 
