@@ -68,11 +68,18 @@ fn main() {
             .map(|s| (s.name(), i64::from(s.id())))
             .collect(),
     );
+    // The syscalls crate's aarch64 list follows asm-generic/unistd.h without its 64-bit
+    // selection: it names 79 `fstatat` where a 64-bit kernel (and glibc, libseccomp,
+    // systemd's groups) call it `newfstatat`, and it lists the time64 calls 403–423 that
+    // exist only for 32-bit ABIs. Checked against libseccomp's aarch64 table by
+    // tests/it/syscall_tables.rs.
     emit(
         &mut out,
         "AARCH64",
         syscalls::aarch64::Sysno::iter()
             .map(|s| (s.name(), i64::from(s.id())))
+            .filter(|(_, nr)| !(403..=423).contains(nr))
+            .map(|(n, nr)| (if n == "fstatat" { "newfstatat" } else { n }, nr))
             .collect(),
     );
     let dir = std::env::var("OUT_DIR").expect("cargo sets OUT_DIR");

@@ -69,17 +69,71 @@ impl Default for Resolver {
     }
 }
 
-fn load_libseccomp() -> Option<ResolveName> {
-    const LIB: &CStr = c"libseccomp.so.2";
-    const SYM: &CStr = c"seccomp_syscall_resolve_name";
-    // SAFETY: dlopen with a constant NUL-terminated name; libseccomp has no constructors
-    // that could misbehave. The handle is never closed, so the symbol stays valid for the
-    // life of the process.
-    let handle: *mut c_void =
-        unsafe { libc::dlopen(LIB.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
-    if handle.is_null() {
-        return None;
+type ResolveNameArch = unsafe extern "C" fn(u32, *const c_char) -> c_int;
+type ResolveNumArch = unsafe extern "C" fn(u32, c_int) -> *mut c_char;
+
+/// libseccomp's tables for any architecture it knows (`AUDIT_ARCH_*` tokens), to check
+/// hardend's own syscall tables against (tests/it/syscall_tables.rs).
+pub struct Libseccomp {
+    by_name: ResolveNameArch,
+    by_num: ResolveNumArch,
+}
+
+impl Libseccomp {
+    /// `None` when libseccomp.so.2 is not installed.
+    pub fn load() -> Option<Libseccomp> {
+        let handle = open_lib()?;
+        // SAFETY: symbols of libseccomp 2.x's stable ABI:
+        // `int seccomp_syscall_resolve_name_arch(uint32_t arch_token, const char *name)` and
+        // `char *seccomp_syscall_resolve_num_arch(uint32_t arch_token, int num)`; the handle
+        // is never closed.
+        unsafe {
+            let a = libc::dlsym(handle, c"seccomp_syscall_resolve_name_arch".as_ptr());
+            let b = libc::dlsym(handle, c"seccomp_syscall_resolve_num_arch".as_ptr());
+            if a.is_null() || b.is_null() {
+                return None;
+            }
+            Some(Libseccomp {
+                by_name: std::mem::transmute::<*mut c_void, ResolveNameArch>(a),
+                by_num: std::mem::transmute::<*mut c_void, ResolveNumArch>(b),
+            })
+        }
     }
+
+    /// The number of `name` on `arch` (negative pseudo-numbers: `None`).
+    pub fn number(&self, arch: u32, name: &str) -> Option<i64> {
+        let c = CString::new(name).ok()?;
+        // SAFETY: reads the NUL-terminated `c` during the call only.
+        let n = unsafe { (self.by_name)(arch, c.as_ptr()) };
+        (n >= 0).then_some(i64::from(n))
+    }
+
+    /// The name of syscall `num` on `arch`.
+    pub fn name(&self, arch: u32, num: i32) -> Option<String> {
+        // SAFETY: returns NULL or a malloc'd NUL-terminated string that the caller frees.
+        unsafe {
+            let p = (self.by_num)(arch, num);
+            if p.is_null() {
+                return None;
+            }
+            let s = CStr::from_ptr(p).to_string_lossy().into_owned();
+            libc::free(p.cast());
+            Some(s)
+        }
+    }
+}
+
+fn open_lib() -> Option<*mut c_void> {
+    const LIB: &CStr = c"libseccomp.so.2";
+    // SAFETY: dlopen with a constant NUL-terminated name; libseccomp has no constructors
+    // that could misbehave. The handle is never closed.
+    let handle = unsafe { libc::dlopen(LIB.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
+    (!handle.is_null()).then_some(handle)
+}
+
+fn load_libseccomp() -> Option<ResolveName> {
+    const SYM: &CStr = c"seccomp_syscall_resolve_name";
+    let handle = open_lib()?;
     // SAFETY: `handle` is a live handle from dlopen; SYM is NUL-terminated.
     let sym = unsafe { libc::dlsym(handle, SYM.as_ptr()) };
     if sym.is_null() {
