@@ -11,6 +11,10 @@ mod data {
     include!("src/profile/groups_table.rs");
 }
 
+mod fixups {
+    include!("src/profile/arch_fixups.rs");
+}
+
 fn expand(group: &str, table: &BTreeMap<&'static str, i64>, out: &mut BTreeSet<i64>, depth: usize) {
     assert!(depth < 10, "group nesting too deep at {group}");
     let g = data::GROUPS
@@ -60,6 +64,7 @@ fn emit(out: &mut String, arch: &str, all: Vec<(&'static str, i64)>) {
 fn main() {
     println!("cargo:rerun-if-changed=src/profile/groups_table.rs");
     println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=src/profile/arch_fixups.rs");
     let mut out = String::new();
     emit(
         &mut out,
@@ -68,18 +73,11 @@ fn main() {
             .map(|s| (s.name(), i64::from(s.id())))
             .collect(),
     );
-    // The syscalls crate's aarch64 list follows asm-generic/unistd.h without its 64-bit
-    // selection: it names 79 `fstatat` where a 64-bit kernel (and glibc, libseccomp,
-    // systemd's groups) call it `newfstatat`, and it lists the time64 calls 403–423 that
-    // exist only for 32-bit ABIs. Checked against libseccomp's aarch64 table by
-    // tests/it/syscall_tables.rs.
     emit(
         &mut out,
         "AARCH64",
         syscalls::aarch64::Sysno::iter()
-            .map(|s| (s.name(), i64::from(s.id())))
-            .filter(|(_, nr)| !(403..=423).contains(nr))
-            .map(|(n, nr)| (if n == "fstatat" { "newfstatat" } else { n }, nr))
+            .filter_map(|s| fixups::aarch64_entry(s.name(), i64::from(s.id())))
             .collect(),
     );
     let dir = std::env::var("OUT_DIR").expect("cargo sets OUT_DIR");
