@@ -476,7 +476,7 @@ check "i: no_new_privs and the capability sets are credited as kernel-proven ($c
 # seccomp (and the namespace and socket rules in its program) only when the daemon read the
 # program back from the kernel; a claimed filter earns nothing
 sproof=$(hardenctl --json services | grep -A1 '"layer": "seccomp"' | sed -n 's/.*"proof": "\([a-z-]*\)".*/\1/p' | head -1)
-note "seccomp proof of mosquitto:" "$(hardenctl --json services | grep -A2 '"layer": "seccomp"')"
+note "seccomp proof of mosquitto:" "$(hardenctl --json services | grep -B1 -A1 '"layer": "seccomp"')"
 check "i: the seccomp credit follows its proof (proof: $sproof)" \
     bash -c 'if [ "$1" = kernel-verified ]; then grep -q "seccomp (kernel)" <<<"$2"; else ! grep -Eq "seccomp|namespaces|sockets" <<<"$2"; fi' _ "$sproof" "$credited"
 # a setuid binary no package installed: found, and gone when removed
