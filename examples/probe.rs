@@ -444,9 +444,73 @@ fn run(op: &str, args: &[&str]) -> Result<i64, i32> {
             "mkfifo" => check(libc::mkfifo(cstr(a(0)).as_ptr(), 0o600) as i64),
             // symlink=TARGET,LINK
             "symlink" => check(libc::symlink(cstr(a(0)).as_ptr(), cstr(a(1)).as_ptr()) as i64),
+            "mkdir" => check(libc::mkdir(cstr(a(0)).as_ptr(), 0o755) as i64),
+            "rmdir" => check(libc::rmdir(cstr(a(0)).as_ptr()) as i64),
+            // mknod-char=PATH / mknod-block=PATH: device 1:3 (/dev/null's numbers)
+            "mknod-char" | "mknod-block" => {
+                let kind = if op == "mknod-char" {
+                    libc::S_IFCHR
+                } else {
+                    libc::S_IFBLK
+                };
+                check(libc::mknod(cstr(a(0)).as_ptr(), kind | 0o600, libc::makedev(1, 3)) as i64)
+            }
+            // unix-bind=PATH: a UNIX stream socket bound to PATH (Landlock's make_sock)
+            "unix-bind" => {
+                let fd = check(libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0) as i64)? as i32;
+                let mut sa: libc::sockaddr_un = std::mem::zeroed();
+                sa.sun_family = libc::AF_UNIX as u16;
+                for (d, b) in sa.sun_path.iter_mut().zip(a(0).bytes()) {
+                    *d = b as libc::c_char;
+                }
+                let len = std::mem::size_of::<libc::sockaddr_un>() as u32;
+                let r = check(libc::bind(fd, (&raw const sa).cast(), len) as i64);
+                libc::close(fd);
+                r
+            }
+            // spawn=PATH: runs PATH (posix_spawn) and waits: its exit status, or the exec's errno
+            "spawn" => {
+                let path = cstr(a(0));
+                let argv = [path.as_ptr() as *mut libc::c_char, std::ptr::null_mut()];
+                let envp = [std::ptr::null_mut()];
+                let mut pid: libc::pid_t = 0;
+                let rc = libc::posix_spawn(
+                    &mut pid,
+                    path.as_ptr(),
+                    std::ptr::null(),
+                    std::ptr::null(),
+                    argv.as_ptr(),
+                    envp.as_ptr(),
+                );
+                if rc != 0 {
+                    return Err(rc);
+                }
+                let mut status = 0;
+                check(libc::waitpid(pid, &mut status, 0) as i64)?;
+                Ok(i64::from(libc::WEXITSTATUS(status)))
+            }
+            // sys=NAME: the syscall NAME, numbered by libseccomp's table of this architecture
+            // (independent of hardend's), every argument -1: the kernel rejects such calls
+            // (EBADF, EFAULT, EINVAL) unless a seccomp filter answers first with its errno
+            "sys" => {
+                let Some(nr) = native_syscall_number(a(0)) else {
+                    return Err(-1);
+                };
+                check(libc::syscall(nr, -1i64, -1i64, -1i64, -1i64, -1i64, -1i64))
+            }
             other => panic!("unknown probe op {other}"),
         }
     }
+}
+
+/// `NAME`'s number on this architecture from libseccomp (loaded at run time).
+fn native_syscall_number(name: &str) -> Option<libc::c_long> {
+    #[cfg(target_arch = "x86_64")]
+    const AUDIT_ARCH: u32 = 0xc000_003e;
+    #[cfg(target_arch = "aarch64")]
+    const AUDIT_ARCH: u32 = 0xc000_00b7;
+    let lib = hardend::audit::syscalls::Libseccomp::load()?;
+    lib.number(AUDIT_ARCH, name)
 }
 
 fn main() {
@@ -460,6 +524,7 @@ fn main() {
         };
         match run(op, &args) {
             Ok(v) => writeln!(out, "{arg} -> ok {v}"),
+            Err(-1) => writeln!(out, "{arg} -> unresolved"),
             Err(e) => writeln!(out, "{arg} -> errno {e}"),
         }
         .expect("stdout");

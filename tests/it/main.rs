@@ -26,6 +26,7 @@ mod redteam;
 mod report;
 mod root_service;
 mod sbom;
+mod syscall_sweep;
 mod syscall_tables;
 mod tpm;
 mod verity;

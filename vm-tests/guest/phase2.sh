@@ -14,6 +14,7 @@ check "d: the same attestation key after the reboot ($ak2)" test -n "$ak1" -a "$
 hardenctl identity quote --nonce 5eed0001 > /var/tmp/quote.json
 check "d: a quote after the reboot verifies against the key enrolled before it" \
     hardenctl identity verify-quote /var/tmp/quote.json --nonce 5eed0001 --ak "$H/results/enroll.json"
+if [ "$smoke" = 0 ]; then
 check "d: the integrity baseline is trusted after the reboot" bash -c 'hardenctl integrity status | grep -Eq "^state +(ok|violations)"'
 # the offline downgrade: the sealed key deleted and the TPM configured away, so that a key
 # file would be made; the TPM's own counter (NV 0x01484401) says the baseline was sealed
@@ -34,6 +35,8 @@ cp -a /var/tmp/sealed/mac-key.sealed.* "$idir"/
 systemctl start hardend
 check "d: restored: the baseline is trusted again" wait_for 30 bash -c 'hardenctl integrity status | grep -Eq "^state +(ok|violations)"'
 
+fi
+
 # --- remove and purge --------------------------------------------------------------------------
 check "remove: dpkg -r hardend" dpkg -r hardend
 check "remove: no drop-in points at the removed wrapper" bash -c '! grep -rl hardend-exec /etc/systemd/system /run/systemd/system'
@@ -41,4 +44,4 @@ check "remove: mosquitto restarts (unconfined) without the wrapper" bash -c 'sys
 check "remove: the state is kept until purge" test -d /var/lib/hardend
 check "purge: dpkg --purge hardend" dpkg --purge hardend
 check "purge: state and configuration are gone" bash -c '[ ! -e /var/lib/hardend ] && [ ! -e /etc/hardend/hardend.toml ] && [ ! -e /etc/dpkg/dpkg.cfg.d/hardend ]'
-check "purge: dpkg runs cleanly without hardend's hooks" dpkg -i /var/tmp/vmtest-hello_1.deb
+[ "$smoke" = 1 ] || check "purge: dpkg runs cleanly without hardend's hooks" dpkg -i /var/tmp/vmtest-hello_1.deb
