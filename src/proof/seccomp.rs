@@ -37,6 +37,10 @@ pub enum ReadBackError {
         "the kernel does not hand out process {pid}'s filters ({source}): needs CAP_SYS_ADMIN and CONFIG_CHECKPOINT_RESTORE"
     )]
     Get { pid: u32, source: std::io::Error },
+    #[error(
+        "the kernel does not hand out process {pid}'s filters to a reader that is itself under seccomp (EACCES): this daemon runs with a SystemCallFilter="
+    )]
+    ReaderFiltered { pid: u32 },
     #[error("process {pid} has more than {MAX_FILTERS} filters")]
     TooMany { pid: u32 },
 }
@@ -75,6 +79,26 @@ impl Drop for Attached {
             );
         }
     }
+}
+
+/// The kernel refuses `PTRACE_SECCOMP_GET_FILTER` with EACCES to a caller whose own seccomp
+/// mode is not disabled (kernel/seccomp.c, `get_nth_filter`): say so, rather than blame
+/// capabilities the caller has.
+fn get_error(pid: u32, source: std::io::Error) -> ReadBackError {
+    if source.raw_os_error() == Some(libc::EACCES) && self_seccomp_mode() != Some(0) {
+        ReadBackError::ReaderFiltered { pid }
+    } else {
+        ReadBackError::Get { pid, source }
+    }
+}
+
+/// This process's seccomp mode from /proc/self/status (0 disabled, 1 strict, 2 filter).
+fn self_seccomp_mode() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Seccomp:"))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// Reads the `count` filters installed for `pid`, newest first (index 0 is the filter
@@ -150,10 +174,7 @@ pub fn read_filters(pid: u32, count: u32) -> Result<Vec<Vec<Insn>>, ReadBackErro
             )
         };
         if n < 0 {
-            return Err(ReadBackError::Get {
-                pid,
-                source: last_error(),
-            });
+            return Err(get_error(pid, last_error()));
         }
         let mut buf = vec![
             libc::sock_filter {
@@ -175,10 +196,7 @@ pub fn read_filters(pid: u32, count: u32) -> Result<Vec<Vec<Insn>>, ReadBackErro
             )
         };
         if m != n {
-            return Err(ReadBackError::Get {
-                pid,
-                source: last_error(),
-            });
+            return Err(get_error(pid, last_error()));
         }
         out.push(
             buf.iter()

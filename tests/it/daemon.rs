@@ -92,6 +92,34 @@ fn non_root_callers_get_access_denied_but_can_read() {
 }
 
 #[test]
+fn a_daemon_under_seccomp_claims_the_filter_and_says_why_it_cannot_read_it_back() {
+    if !is_root() {
+        return; // the read-back needs CAP_SYS_ADMIN: without it the reason is another
+    }
+    let bus = TestBus::start();
+    // as hardend.service's SystemCallFilter= does on a device
+    let d = TestDaemon::start_under_seccomp(&bus, "verify_interval = 1", "");
+    fs::write(d.path("profiles/sleeper.toml"), SLEEPER).unwrap();
+    let mut child = d.start_confined("sleeper.service", "sleeper", &["sleep", "30"]);
+    let s = d.wait_state("sleeper.service", confined_state());
+    let seccomp = s["proofs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["layer"] == "seccomp")
+        .cloned()
+        .unwrap();
+    // the kernel refuses PTRACE_SECCOMP_GET_FILTER to a filtered caller (EACCES): the layer
+    // stays claimed, and the reason names the daemon's own filter, not missing capabilities
+    assert_eq!(seccomp["proof"], "claimed", "{s}");
+    let detail = seccomp["detail"].as_str().unwrap_or("");
+    assert!(detail.contains("itself under seccomp"), "{detail}");
+    assert!(!detail.contains("CAP_SYS_ADMIN"), "{detail}");
+    child.kill().ok();
+    child.wait().ok();
+}
+
+#[test]
 fn services_json_shows_the_kernels_capability_sets_of_a_confined_unit() {
     if !is_root() {
         return; // a non-root test process has no capabilities to keep

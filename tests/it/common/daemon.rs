@@ -11,11 +11,28 @@ pub struct TestDaemon {
     pub dir: tempfile::TempDir,
     pub bus: String,
     pub child: Option<std::process::Child>,
+    /// Start the daemon under an allow-everything seccomp filter, as hardend.service's
+    /// `SystemCallFilter=` puts it on a device.
+    pub under_seccomp: bool,
 }
 
 impl TestDaemon {
     /// Writes the config (extra TOML appended to the `[daemon]` table) and starts hardend.
     pub fn start(bus: &TestBus, daemon_extra: &str, rest: &str) -> TestDaemon {
+        Self::start_with(bus, daemon_extra, rest, false)
+    }
+
+    /// [`start`](Self::start), with the daemon under a seccomp filter of its own.
+    pub fn start_under_seccomp(bus: &TestBus, daemon_extra: &str, rest: &str) -> TestDaemon {
+        Self::start_with(bus, daemon_extra, rest, true)
+    }
+
+    fn start_with(
+        bus: &TestBus,
+        daemon_extra: &str,
+        rest: &str,
+        under_seccomp: bool,
+    ) -> TestDaemon {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().expect("tempdir");
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
@@ -52,6 +69,7 @@ impl TestDaemon {
             dir,
             bus: bus.address.clone(),
             child: None,
+            under_seccomp,
         };
         t.spawn();
         t
@@ -67,7 +85,37 @@ impl TestDaemon {
 
     /// Starts (or restarts) the daemon and waits until it answers.
     pub fn spawn(&mut self) {
-        let child = Command::new(hardend())
+        let mut cmd = Command::new(hardend());
+        if self.under_seccomp {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: between fork and exec only prctl is called, with a filter program
+            // that lives on this stack frame across the call.
+            unsafe {
+                cmd.pre_exec(|| {
+                    let allow = [libc::sock_filter {
+                        code: 0x06, // BPF_RET | BPF_K
+                        jt: 0,
+                        jf: 0,
+                        k: 0x7fff_0000, // SECCOMP_RET_ALLOW
+                    }];
+                    let prog = libc::sock_fprog {
+                        len: 1,
+                        filter: allow.as_ptr().cast_mut(),
+                    };
+                    if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                        || libc::prctl(
+                            libc::PR_SET_SECCOMP,
+                            libc::SECCOMP_MODE_FILTER,
+                            &prog as *const libc::sock_fprog,
+                        ) != 0
+                    {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let child = cmd
             .arg("--config")
             .arg(self.path("hardend.toml"))
             .arg("--bus")
