@@ -38,9 +38,9 @@ pub enum ReadBackError {
     )]
     Get { pid: u32, source: std::io::Error },
     #[error(
-        "the kernel does not hand out process {pid}'s filters to a reader that is itself under seccomp (EACCES): this daemon runs with a SystemCallFilter="
+        "the kernel does not hand out process {pid}'s filters to a reader that is itself under a seccomp filter (Seccomp: {mode}), e.g. hardend.service's SystemCallFilter="
     )]
-    ReaderFiltered { pid: u32 },
+    ReaderFiltered { pid: u32, mode: u32 },
     #[error("process {pid} has more than {MAX_FILTERS} filters")]
     TooMany { pid: u32 },
 }
@@ -82,19 +82,19 @@ impl Drop for Attached {
 }
 
 /// The kernel refuses `PTRACE_SECCOMP_GET_FILTER` with EACCES to a caller whose own seccomp
-/// mode is not disabled (kernel/seccomp.c, `get_nth_filter`): say so, rather than blame
-/// capabilities the caller has.
+/// mode is not disabled (kernel/seccomp.c, `seccomp_get_filter`), whatever its capabilities:
+/// say so, rather than blame capabilities the caller has.
 fn get_error(pid: u32, source: std::io::Error) -> ReadBackError {
-    if source.raw_os_error() == Some(libc::EACCES) && self_seccomp_mode() != Some(0) {
-        ReadBackError::ReaderFiltered { pid }
-    } else {
-        ReadBackError::Get { pid, source }
+    match (source.raw_os_error(), reader_seccomp_mode()) {
+        (Some(libc::EACCES), Some(mode @ (1 | 2))) => ReadBackError::ReaderFiltered { pid, mode },
+        _ => ReadBackError::Get { pid, source },
     }
 }
 
-/// This process's seccomp mode from /proc/self/status (0 disabled, 1 strict, 2 filter).
-fn self_seccomp_mode() -> Option<u32> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+/// The calling thread's seccomp mode (0 disabled, 1 strict, 2 filter; per thread, as the
+/// kernel checks it).
+fn reader_seccomp_mode() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/thread-self/status").ok()?;
     status
         .lines()
         .find_map(|l| l.strip_prefix("Seccomp:"))
@@ -106,6 +106,10 @@ fn self_seccomp_mode() -> Option<u32> {
 pub fn read_filters(pid: u32, count: u32) -> Result<Vec<Vec<Insn>>, ReadBackError> {
     if count > MAX_FILTERS {
         return Err(ReadBackError::TooMany { pid });
+    }
+    // a filtered reader is refused in any case: the service is not stopped for nothing
+    if let Some(mode @ (1 | 2)) = reader_seccomp_mode() {
+        return Err(ReadBackError::ReaderFiltered { pid, mode });
     }
     let p = pid as libc::pid_t;
     // SAFETY: PTRACE_SEIZE with no options: integer arguments only.

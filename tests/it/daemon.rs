@@ -113,7 +113,7 @@ fn a_daemon_under_seccomp_claims_the_filter_and_says_why_it_cannot_read_it_back(
     // stays claimed, and the reason names the daemon's own filter, not missing capabilities
     assert_eq!(seccomp["proof"], "claimed", "{s}");
     let detail = seccomp["detail"].as_str().unwrap_or("");
-    assert!(detail.contains("itself under seccomp"), "{detail}");
+    assert!(detail.contains("itself under a seccomp filter"), "{detail}");
     assert!(!detail.contains("CAP_SYS_ADMIN"), "{detail}");
     child.kill().ok();
     child.wait().ok();
