@@ -22,6 +22,7 @@ pub mod cmdline;
 pub mod config;
 pub mod daemon;
 pub mod integrity;
+pub mod keylime;
 pub mod proof;
 pub mod report;
 pub mod sbom;

@@ -4,12 +4,20 @@ use std::process::ExitCode;
 
 use super::{CliError, Exit, Output};
 use crate::cmdline::hardenctl::{
-    Args, Command, IdentityArgs, IdentityCmd, IntegrityCmd, ProfileCmd, VerityCmd,
+    Args, Command, IdentityArgs, IdentityCmd, IntegrityCmd, KeylimeCmd, ProfileCmd, VerityCmd,
 };
 use crate::profile::ProfileLoader;
 
 fn identity(out: &Output, bus: &str, a: IdentityArgs) -> Result<Exit, CliError> {
     use super::identity::{self as id, Backend, Rotation};
+    if let IdentityCmd::Keylime { config, cmd } = &a.cmd {
+        use super::keylime;
+        let agent = keylime::Agent::load(config, a.tcti.as_deref(), a.identity_dir.as_deref())?;
+        return match cmd {
+            KeylimeCmd::Register => keylime::register(out, &agent),
+            KeylimeCmd::Attest { forever } => keylime::attest(out, &agent, *forever),
+        };
+    }
     let b = Backend::choose(bus, a.direct, a.tcti.as_deref(), a.identity_dir.as_deref())?;
     match a.cmd {
         IdentityCmd::Show => id::show(out, &b),
@@ -33,6 +41,7 @@ fn identity(out: &Output, bus: &str, a: IdentityArgs) -> Result<Exit, CliError> 
             ak,
             ak_name,
         } => id::verify_quote(out, &file, &nonce, ak.as_deref(), ak_name.as_deref()),
+        IdentityCmd::Keylime { .. } => Err(CliError::Usage("keylime: handled above".into())),
     }
 }
 

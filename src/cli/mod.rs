@@ -9,6 +9,7 @@ pub mod exec;
 pub mod identity;
 pub mod integrity;
 pub mod json;
+pub mod keylime;
 pub mod manager;
 pub mod profile;
 pub mod report;

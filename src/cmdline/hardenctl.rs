@@ -243,6 +243,16 @@ pub enum IdentityCmd {
         #[arg(long, default_value = "rsa2048", value_parser = parse_ek)]
         ek: crate::tpm::ek::EkAlgorithm,
     },
+    /// This device as a Keylime agent (`[attestation]`): register with a Keylime registrar,
+    /// push quotes to a Keylime verifier. Uses the TPM directly (root), with an RSA
+    /// attestation key of its own (see docs/attestation.md).
+    Keylime {
+        /// The configuration with `[attestation]` and `[identity]`.
+        #[arg(long, default_value = crate::config::DEFAULT_CONFIG)]
+        config: PathBuf,
+        #[command(subcommand)]
+        cmd: KeylimeCmd,
+    },
     /// Make a new identity key beside the current one, which stays in use until --commit.
     /// Also the way to replace a lost identity.
     Rotate {
@@ -252,6 +262,21 @@ pub enum IdentityCmd {
         /// Discard the pending identity.
         #[arg(long)]
         abort: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeylimeCmd {
+    /// Register the EK and the attestation key with the registrar and answer its credential
+    /// challenge in the TPM; the registrar then marks the agent active (root).
+    Register,
+    /// Attest to the verifier in push mode: prove the attestation key in a session, quote the
+    /// PCRs the verifier asks for over its nonce, wait for its verdict (exit 3 unless it
+    /// passed).
+    Attest {
+        /// Keep attesting at the pace the verifier asks for (at least [attestation] interval).
+        #[arg(long = "loop")]
+        forever: bool,
     },
 }
 

@@ -2,6 +2,7 @@
 //! error naming the file, line and key. One module per section; each service of the daemon
 //! gets its own section.
 
+mod attestation;
 mod audit;
 mod daemon;
 mod identity;
@@ -19,6 +20,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
+pub use self::attestation::{AgentId, AttestationConfig};
 pub use self::audit::{AuditConfig, tenths as audit_tenths};
 pub use self::daemon::DaemonConfig;
 pub use self::identity::IdentityConfig;
@@ -53,6 +55,8 @@ struct RawConfig {
     audit: audit::Raw,
     #[serde(default)]
     report: report::Raw,
+    #[serde(default)]
+    attestation: attestation::Raw,
 }
 
 /// The daemon's configuration with defaults filled in.
@@ -70,6 +74,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub audit: AuditConfig,
     pub report: ReportConfig,
+    /// `[attestation]`: the Keylime registrar and verifier (`hardenctl identity keylime`).
+    pub attestation: AttestationConfig,
 }
 
 impl Config {
@@ -101,6 +107,7 @@ impl Config {
             metrics: metrics::parse(&src, &raw.metrics)?,
             audit: audit::parse(&src, &raw.audit)?,
             report: report::parse(&src, &raw.report)?,
+            attestation: attestation::parse(&src, &raw.attestation)?,
         })
     }
 }

@@ -58,7 +58,7 @@ pub fn enroll(
     let id = identity.public()?;
     let ak = IdentityStore::attestation(dir);
     if !ak.exists() {
-        ak.create(tpm)?;
+        ak.create_key(tpm)?;
     }
     let ak_public = ak.tpm_public()?;
     // the AK must load into this TPM, else its name belongs to a key it cannot use
@@ -142,11 +142,20 @@ pub fn activate(
     alg: EkAlgorithm,
     c: &Challenge,
 ) -> Result<Vec<u8>, TpmError> {
+    activate_for(&IdentityStore::attestation(dir), tpm, alg, c)
+}
+
+/// ActivateCredential with the EK and the attestation key `ak` (hardend's or Keylime's).
+pub fn activate_for(
+    ak: &IdentityStore,
+    tpm: &mut Tpm,
+    alg: EkAlgorithm,
+    c: &Challenge,
+) -> Result<Vec<u8>, TpmError> {
     let blob = IdObject::try_from(c.credential_blob.clone())
         .map_err(|e| TpmError::Format(format!("the credential blob: {e}")))?;
     let secret = EncryptedSecret::try_from(c.secret.clone())
         .map_err(|e| TpmError::Format(format!("the encrypted secret: {e}")))?;
-    let ak = IdentityStore::attestation(dir);
     ak.with_key(tpm, |tpm, ak_handle| {
         ek::with_ek(tpm, alg, |tpm, ek_handle| {
             let e = tpm_err("start a session for ActivateCredential");

@@ -6,17 +6,19 @@ use std::path::{Path, PathBuf};
 use p256::pkcs8::{EncodePublicKey, LineEnding};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
-use tss_esapi::attributes::ObjectAttributesBuilder;
+use tss_esapi::attributes::{ObjectAttributes, ObjectAttributesBuilder};
 use tss_esapi::constants::tss::{TPM2_RH_NULL, TPM2_ST_HASHCHECK};
 use tss_esapi::constants::{CapabilityType, PropertyTag};
 use tss_esapi::handles::KeyHandle;
+use tss_esapi::interface_types::algorithm::RsaSchemeAlgorithm;
 use tss_esapi::interface_types::algorithm::{HashingAlgorithm, PublicAlgorithm};
 use tss_esapi::interface_types::ecc::EccCurve;
+use tss_esapi::interface_types::key_bits::RsaKeyBits;
 use tss_esapi::interface_types::resource_handles::Hierarchy;
 use tss_esapi::structures::{
     CapabilityData, Digest, EccPoint, EccScheme, HashScheme, HashcheckTicket, Private, Public,
-    PublicBuilder, PublicEccParametersBuilder, Signature, SignatureScheme,
-    SymmetricDefinitionObject,
+    PublicBuilder, PublicEccParametersBuilder, PublicKeyRsa, PublicRsaParametersBuilder,
+    RsaExponent, RsaScheme, Signature, SignatureScheme, SymmetricDefinitionObject,
 };
 use tss_esapi::traits::{Marshall, UnMarshall};
 use tss_esapi::tss2_esys::TPMT_TK_HASHCHECK;
@@ -40,6 +42,9 @@ pub enum KeyKind {
     /// Restricted signing: signs only TPM-generated structures (quotes), so a quote cannot
     /// be forged by having the key sign arbitrary bytes.
     Attestation,
+    /// A restricted RSA-2048 RSASSA-SHA256 signing key: the attestation key registered with
+    /// Keylime, whose verifier (7.14) authenticates agents only with RSASSA signatures.
+    AttestationRsa,
     /// The next identity during a rotation: made by `rotate`, becomes the identity at
     /// `rotate --commit`, discarded by `rotate --abort`.
     Pending,
@@ -50,6 +55,7 @@ impl KeyKind {
         match self {
             KeyKind::Identity => ("identity.pub", "identity.priv"),
             KeyKind::Attestation => ("ak.pub", "ak.priv"),
+            KeyKind::AttestationRsa => ("ak-rsa.pub", "ak-rsa.priv"),
             KeyKind::Pending => ("identity.next.pub", "identity.next.priv"),
         }
     }
@@ -239,14 +245,10 @@ impl Tpm {
     }
 }
 
-fn key_template(kind: KeyKind) -> Result<Public, TpmError> {
-    let scheme = EccScheme::EcDsa(HashScheme::new(HashingAlgorithm::Sha256));
-    if kind != KeyKind::Attestation {
-        return utils::create_unrestricted_signing_ecc_public(scheme, EccCurve::NistP256)
-            .map_err(tpm_err("build the identity template"));
-    }
-    let e = tpm_err("build the attestation key template");
-    let attrs = ObjectAttributesBuilder::new()
+fn restricted_attributes(
+    e: &impl Fn(tss_esapi::Error) -> TpmError,
+) -> Result<ObjectAttributes, TpmError> {
+    ObjectAttributesBuilder::new()
         .with_fixed_tpm(true)
         .with_fixed_parent(true)
         .with_sensitive_data_origin(true)
@@ -254,7 +256,44 @@ fn key_template(kind: KeyKind) -> Result<Public, TpmError> {
         .with_restricted(true)
         .with_sign_encrypt(true)
         .build()
+        .map_err(e)
+}
+
+fn rsa_attestation_template() -> Result<Public, TpmError> {
+    let e = tpm_err("build the RSA attestation key template");
+    let scheme = RsaScheme::create(RsaSchemeAlgorithm::RsaSsa, Some(HashingAlgorithm::Sha256))
         .map_err(&e)?;
+    PublicBuilder::new()
+        .with_public_algorithm(PublicAlgorithm::Rsa)
+        .with_name_hashing_algorithm(HashingAlgorithm::Sha256)
+        .with_object_attributes(restricted_attributes(&e)?)
+        .with_rsa_parameters(
+            PublicRsaParametersBuilder::new()
+                .with_scheme(scheme)
+                .with_key_bits(RsaKeyBits::Rsa2048)
+                .with_exponent(RsaExponent::default())
+                .with_is_signing_key(true)
+                .with_is_decryption_key(false)
+                .with_restricted(true)
+                .build()
+                .map_err(&e)?,
+        )
+        .with_rsa_unique_identifier(PublicKeyRsa::default())
+        .build()
+        .map_err(&e)
+}
+
+fn key_template(kind: KeyKind) -> Result<Public, TpmError> {
+    let scheme = EccScheme::EcDsa(HashScheme::new(HashingAlgorithm::Sha256));
+    if kind == KeyKind::AttestationRsa {
+        return rsa_attestation_template();
+    }
+    if kind != KeyKind::Attestation {
+        return utils::create_unrestricted_signing_ecc_public(scheme, EccCurve::NistP256)
+            .map_err(tpm_err("build the identity template"));
+    }
+    let e = tpm_err("build the attestation key template");
+    let attrs = restricted_attributes(&e)?;
     PublicBuilder::new()
         .with_public_algorithm(PublicAlgorithm::Ecc)
         .with_name_hashing_algorithm(HashingAlgorithm::Sha256)
@@ -347,6 +386,14 @@ impl IdentityStore {
         }
     }
 
+    /// The RSA attestation key's store (Keylime), same directory.
+    pub fn attestation_rsa(dir: impl Into<PathBuf>) -> Self {
+        IdentityStore {
+            dir: dir.into(),
+            kind: KeyKind::AttestationRsa,
+        }
+    }
+
     fn path(&self, f: &str) -> PathBuf {
         self.dir.join(f)
     }
@@ -395,6 +442,11 @@ impl IdentityStore {
     /// Creates the identity key in the TPM and stores its blobs. Refuses when one exists:
     /// replacing a device's identity is an explicit, separate action.
     pub fn create(&self, tpm: &mut Tpm) -> Result<Identity, TpmError> {
+        identity_from_public(&self.create_key(tpm)?)
+    }
+
+    /// Creates the key and stores its blobs (any kind, also RSA); returns its public area.
+    pub fn create_key(&self, tpm: &mut Tpm) -> Result<Public, TpmError> {
         if self.exists() {
             return Err(TpmError::Exists(self.dir.clone()));
         }
@@ -416,7 +468,7 @@ impl IdentityStore {
         // commit (see `finish_interrupted_commit`), never an interrupted rotation
         fsutil::write_atomic(&pp, &public_bytes, 0o600).map_err(self.io(&pp))?;
         fsutil::write_atomic(&sp, created.out_private.value(), 0o600).map_err(self.io(&sp))?;
-        identity_from_public(&created.out_public)
+        Ok(created.out_public)
     }
 
     /// Loads the key under a freshly derived SRK; runs `f` with it; flushes both.

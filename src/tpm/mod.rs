@@ -10,6 +10,7 @@
 //! * The daemon does all TPM work on one thread, a fresh connection per job, transient
 //!   "busy" answers retried within a bound (`worker.rs`).
 
+pub mod certify;
 pub mod csr;
 pub mod ek;
 pub mod ekcert;

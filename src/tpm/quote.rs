@@ -141,7 +141,7 @@ pub fn quote(
             .map_err(fmt_err)
     };
     if !ak.exists() {
-        ak.create(tpm)?;
+        ak.create_key(tpm)?;
     }
     let ak_public = ak.tpm_public()?;
     let tpm_err = |what| move |source| TpmError::Tpm { what, source };

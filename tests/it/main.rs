@@ -18,6 +18,7 @@ mod initramfs;
 mod integrity;
 mod introspection;
 mod json_shapes;
+mod keylime;
 mod layout;
 mod metrics;
 mod mount_view;

@@ -4,12 +4,14 @@
 //! * `bus.rs`: a private dbus-daemon;
 //! * `daemon.rs`: hardend on that bus with its own directories;
 //! * `swtpm.rs`: a software TPM (also used by the benchmarks);
-//! * `feedkey.rs`: an Ed25519 key made and used with `openssl`, to sign feeds.
+//! * `feedkey.rs`: an Ed25519 key made and used with `openssl`, to sign feeds;
+//! * `keylime.rs`: a real Keylime registrar and verifier (pinned, from PyPI).
 #![allow(dead_code, unused_imports)]
 
 mod bus;
 mod daemon;
 pub mod feedkey;
+pub mod keylime;
 mod sandbox;
 pub mod swtpm;
 
