@@ -45,7 +45,9 @@ pub fn auth_tag(secret: &[u8], agent_id: &str) -> Result<String, KeylimeError> {
 
 /// A Keylime agent id: word characters, `.` and `-` (Keylime's `valid_agent_id`).
 pub fn check_agent_id(id: &str) -> Result<(), KeylimeError> {
+    // "." and ".." would name another path on the server
     if id.is_empty()
+        || id.chars().all(|c| c == '.')
         || id.len() > 255
         || !id
             .chars()
@@ -157,5 +159,6 @@ mod tests {
         assert!(check_agent_id("").is_err());
         assert!(check_agent_id("a/b").is_err());
         assert!(check_agent_id("a b").is_err());
+        assert!(check_agent_id("..").is_err());
     }
 }

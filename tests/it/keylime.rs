@@ -278,3 +278,149 @@ fn another_tpm_under_the_same_agent_id_is_refused() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(doc(&o)["verdict"], "pass");
 }
+
+/// A server that answers every request with `response` (status line, headers, body).
+fn fake_server(response: Vec<u8>) -> u16 {
+    use std::io::{BufRead as _, BufReader, Write as _};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { return };
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; len];
+            let _ = std::io::Read::read_exact(&mut r, &mut body);
+            let _ = s.write_all(&response);
+        }
+    });
+    port
+}
+
+fn http(status: &str, body: &[u8]) -> Vec<u8> {
+    let mut r = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    r.extend_from_slice(body);
+    r
+}
+
+/// A registrar (or whoever answers at its address: registration is plain HTTP in Keylime)
+/// that answers nonsense gets a clear error naming it — no panic, no hang, nothing
+/// activated — and the TPM releases nothing for a challenge it cannot open.
+#[test]
+fn a_hostile_registrar_gets_errors_not_secrets() {
+    let sw = Swtpm::start_manufactured();
+    let dir = tempfile::tempdir().unwrap();
+    let blob = |b: &[u8]| {
+        format!("{{\"results\": {{\"blob\": \"{}\"}}}}", STANDARD.encode(b)).into_bytes()
+    };
+    // a credential file in the right format that the TPM cannot open: it releases nothing
+    let mut other = vec![
+        0xba, 0xdc, 0xc0, 0xde, 0, 0, 0, 1, 0, 4, 0, 2, 1, 2, 0, 2, 9, 9,
+    ];
+    other.truncate(18);
+    let huge = vec![b' '; 3 << 20];
+    for (answer, expect) in [
+        (http("200 OK", b"<html>hello</html>"), "is not JSON"),
+        (http("200 OK", b"{\"results\": {}}"), "has no results.blob"),
+        (http("200 OK", &blob(b"not a credential")), "results.blob"),
+        (
+            http("200 OK", b"{\"results\": {\"blob\": \"%%%\"}}"),
+            "not base64",
+        ),
+        (http("200 OK", &blob(&other)), "ActivateCredential"),
+        (
+            http("500 Internal Server Error", b"{\"status\": \"boom\"}"),
+            "answered 500: boom",
+        ),
+        (http("200 OK", &huge), "127.0.0.1"),
+    ] {
+        let port = fake_server(answer);
+        let cfg = dir.path().join("hardend.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[identity]\ntcti = \"{}\"\ndir = \"{}\"\n[attestation]\nregistrar = \"http://127.0.0.1:{port}\"\nagent_uuid = \"gw-1\"\n",
+                sw.tcti(),
+                dir.path().join("id").display()
+            ),
+        )
+        .unwrap();
+        let o = Command::new(hardenctl())
+            .args(["--json", "identity", "keylime", "--config"])
+            .arg(&cfg)
+            .arg("register")
+            .env("TSS2_LOG", "all+none")
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1), "{expect}: {}", stderr(&o));
+        let e = stderr(&o);
+        assert!(e.contains(expect), "expected {expect:?} in: {e}");
+        assert!(e.len() < 1000, "the error is short: {} bytes", e.len());
+    }
+}
+
+/// The verifier must prove itself with a certificate from the configured CA: a server with
+/// another certificate (a man in the middle) gets no request, no quote, no proof.
+#[test]
+fn a_verifier_with_another_certificate_is_refused() {
+    let kl = Keylime::start();
+    let dev = Device::new(&kl, Some("gw-7"));
+    // another CA: swtpm's local CA certificate, which did not sign the verifier's
+    let other_ca = dev.dir.path().join("other-ca.pem");
+    let o = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ])
+        .args([
+            "-subj",
+            "/CN=not the verifier's CA",
+            "-days",
+            "1",
+            "-keyout",
+        ])
+        .arg(dev.dir.path().join("other-ca.key"))
+        .arg("-out")
+        .arg(&other_ca)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let cfg = std::fs::read_to_string(dev.config()).unwrap();
+    let cfg = cfg.replace(
+        &kl.ca().display().to_string(),
+        &other_ca.display().to_string(),
+    );
+    std::fs::write(dev.config(), cfg).unwrap();
+    let o = dev.ctl(&["attest"]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(
+        e.contains(&format!(
+            "https://127.0.0.1:{}/v3.0/sessions",
+            kl.verifier_port
+        )) && (e.contains("certificate") || e.contains("TLS") || e.contains("tls")),
+        "a TLS failure naming the verifier: {e}"
+    );
+    assert!(
+        !kl.log("verifier.log").contains("gw-7"),
+        "the verifier never heard of the agent"
+    );
+}
