@@ -17,7 +17,7 @@ use crate::common::*;
 
 /// The shapes of docs/json.md: command (as in its heading; a heading may name several,
 /// separated by ` · `) → shape. `error` is the error document.
-fn documented() -> BTreeMap<String, Value> {
+pub(crate) fn documented() -> BTreeMap<String, Value> {
     let text = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/json.md")).unwrap();
     let mut shapes = BTreeMap::new();
     let mut heading = Some(vec!["error".to_string()]);
@@ -53,7 +53,7 @@ fn documented() -> BTreeMap<String, Value> {
 }
 
 /// Checks `v` against `shape` (docs/json.md, "How to read a shape").
-fn conforms(shape: &Value, v: &Value, at: &str) -> Result<(), String> {
+pub(crate) fn conforms(shape: &Value, v: &Value, at: &str) -> Result<(), String> {
     let bad = |what: &str| Err(format!("{at}: expected {what}, found {v}"));
     match shape {
         Value::String(t) => {
@@ -531,9 +531,12 @@ fn every_command_prints_the_documented_document() {
         "verity close",
         "verity status NAME",
     ];
+    // the Keylime agent's documents need a Keylime registrar and verifier: tests/it/keylime.rs
+    // checks them against these shapes
+    let keylime = ["identity keylime register", "identity keylime attest"];
     let unchecked: Vec<_> = unchecked
         .into_iter()
-        .filter(|k| !vm_only.contains(&k.as_str()))
+        .filter(|k| !vm_only.contains(&k.as_str()) && !keylime.contains(&k.as_str()))
         .collect();
     assert!(unchecked.is_empty(), "shapes never checked: {unchecked:?}");
     child.kill().unwrap();

@@ -89,6 +89,21 @@ fn doc(o: &Output) -> Value {
     })
 }
 
+/// `doc`, checked against its shape in docs/json.md.
+fn documented(command: &str, o: &Output) -> Value {
+    let v = doc(o);
+    let shapes = crate::json_shapes::documented();
+    let shape = &shapes[if o.status.code() == Some(1) {
+        "error"
+    } else {
+        command
+    }];
+    if let Err(e) = crate::json_shapes::conforms(shape, &v, command) {
+        panic!("hardenctl --json {command} differs from docs/json.md: {e}");
+    }
+    v
+}
+
 /// What went wrong: with --json the error is the document's `error` (stderr otherwise).
 fn stderr(o: &Output) -> String {
     match serde_json::from_slice::<Value>(&o.stdout) {
@@ -157,7 +172,7 @@ fn a_keylime_verifier_attests_the_device_and_fails_it_after_a_pcr_change() {
 
     let o = dev.ctl(&["register"]);
     assert!(o.status.success(), "register: {}", stderr(&o));
-    let r = doc(&o);
+    let r = documented("identity keylime register", &o);
     assert_eq!(r["agent_id"], agent.as_str());
     assert_eq!(r["active"], true);
     assert_eq!(
@@ -187,7 +202,7 @@ fn a_keylime_verifier_attests_the_device_and_fails_it_after_a_pcr_change() {
         stderr(&o),
         kl.log("verifier.log")
     );
-    let r = doc(&o);
+    let r = documented("identity keylime attest", &o);
     assert_eq!(r["verdict"], "pass", "{r}");
     assert_eq!(
         r["pcrs"],
@@ -217,7 +232,7 @@ fn a_keylime_verifier_attests_the_device_and_fails_it_after_a_pcr_change() {
         "attest after the extend: {}",
         stderr(&o)
     );
-    let r = doc(&o);
+    let r = documented("identity keylime attest", &o);
     assert_eq!(r["verdict"], "fail", "{r}");
     assert_eq!(r["verifier_status"], "FAIL");
     assert_eq!(latest_attestation(&kl, &agent)["evaluation"], "fail");
