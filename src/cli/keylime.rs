@@ -31,6 +31,9 @@ impl From<KeylimeError> for CliError {
     }
 }
 
+/// The longest pause between two rounds of `--loop`, whatever the verifier says.
+const MAX_PAUSE: u64 = 3600;
+
 /// The TPM behind the agent protocol: this process's own connection.
 pub struct DirectTpm {
     pub tcti: String,
@@ -230,7 +233,11 @@ pub fn attest(out: &Output, a: &Agent, forever: bool) -> Result<Exit, CliError> 
                 Exit::Bad
             });
         }
-        let wait = r.next_in.unwrap_or(a.cfg.interval).max(a.cfg.interval);
+        // the verifier may ask for a slower pace, never for silence: at most an hour
+        let wait = r
+            .next_in
+            .unwrap_or(a.cfg.interval)
+            .clamp(a.cfg.interval, a.cfg.interval.max(MAX_PAUSE));
         std::thread::sleep(Duration::from_secs(wait));
     }
 }
