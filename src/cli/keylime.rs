@@ -138,34 +138,28 @@ impl Agent {
         })
     }
 
-    fn registrar(&self) -> Result<Client, CliError> {
-        let url = self
-            .cfg
-            .registrar
+    fn client(
+        &self,
+        url: &Option<String>,
+        ca: &Option<PathBuf>,
+        key: &str,
+    ) -> Result<Client, CliError> {
+        let url = url
             .as_deref()
-            .ok_or_else(|| CliError::Input("[attestation] registrar is not set".into()))?;
-        Ok(Client::new(
-            url,
-            &Tls {
-                ca: self.cfg.registrar_ca.clone(),
-                client: self.cfg.client.clone(),
-            },
-        )?)
+            .ok_or_else(|| CliError::Input(format!("[attestation] {key} is not set")))?;
+        let tls = Tls {
+            ca: ca.clone(),
+            client: self.cfg.client.clone(),
+        };
+        Ok(Client::new(url, &tls)?)
+    }
+
+    fn registrar(&self) -> Result<Client, CliError> {
+        self.client(&self.cfg.registrar, &self.cfg.registrar_ca, "registrar")
     }
 
     fn verifier(&self) -> Result<Client, CliError> {
-        let url = self
-            .cfg
-            .verifier
-            .as_deref()
-            .ok_or_else(|| CliError::Input("[attestation] verifier is not set".into()))?;
-        Ok(Client::new(
-            url,
-            &Tls {
-                ca: self.cfg.verifier_ca.clone(),
-                client: self.cfg.client.clone(),
-            },
-        )?)
+        self.client(&self.cfg.verifier, &self.cfg.verifier_ca, "verifier")
     }
 }
 

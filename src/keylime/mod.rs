@@ -82,3 +82,18 @@ fn server_message(body: &serde_json::Value) -> String {
     }
     http::clip(&body.to_string())
 }
+
+fn protocol(server: &str, message: impl Into<String>) -> KeylimeError {
+    KeylimeError::Protocol {
+        server: server.to_string(),
+        message: message.into(),
+    }
+}
+
+fn refused(server: &str, a: &http::Answer) -> KeylimeError {
+    KeylimeError::Refused {
+        server: server.to_string(),
+        status: a.status,
+        message: server_message(&a.body),
+    }
+}

@@ -21,8 +21,8 @@ use base64::engine::general_purpose::STANDARD;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::http::{Answer, Client};
-use super::{AgentTpm, KeylimeError, evidence, server_message};
+use super::http::Client;
+use super::{AgentTpm, KeylimeError, evidence, protocol, refused};
 use crate::tpm::quote::PCR_COUNT;
 
 const JSON_API: &str = "application/vnd.api+json";
@@ -58,21 +58,6 @@ pub struct Attested {
 /// An agent session: the bearer token the verifier gave for the AK's proof of possession.
 pub struct Session {
     token: String,
-}
-
-fn protocol(server: &str, message: impl Into<String>) -> KeylimeError {
-    KeylimeError::Protocol {
-        server: server.to_string(),
-        message: message.into(),
-    }
-}
-
-fn refused(server: &str, a: &Answer) -> KeylimeError {
-    KeylimeError::Refused {
-        server: server.to_string(),
-        status: a.status,
-        message: server_message(&a.body),
-    }
 }
 
 fn b64_field(server: &str, v: &Value, pointer: &str) -> Result<Vec<u8>, KeylimeError> {

@@ -16,7 +16,7 @@ use serde::Serialize;
 use sha2::Sha384;
 
 use super::http::Client;
-use super::{AgentTpm, KeylimeError, server_message};
+use super::{AgentTpm, KeylimeError, protocol, refused};
 use crate::tpm::enroll::Challenge;
 
 /// The registrar API version used (Keylime 7.x serves 2.0-2.6 and 3.0).
@@ -89,30 +89,18 @@ pub fn register(
         &[],
     )?;
     if a.status != 200 {
-        return Err(KeylimeError::Refused {
-            server,
-            status: a.status,
-            message: server_message(&a.body),
-        });
+        return Err(refused(&server, &a));
     }
     let blob = a
         .body
         .pointer("/results/blob")
         .and_then(|b| b.as_str())
-        .ok_or_else(|| KeylimeError::Protocol {
-            server: server.clone(),
-            message: "the registration answer has no results.blob".into(),
-        })?;
+        .ok_or_else(|| protocol(&server, "the registration answer has no results.blob"))?;
     let blob = STANDARD
         .decode(blob)
-        .map_err(|err| KeylimeError::Protocol {
-            server: server.clone(),
-            message: format!("results.blob is not base64: {err}"),
-        })?;
-    let challenge = Challenge::from_tpm2_tools(&blob).map_err(|err| KeylimeError::Protocol {
-        server: server.clone(),
-        message: format!("results.blob: {err}"),
-    })?;
+        .map_err(|err| protocol(&server, format!("results.blob is not base64: {err}")))?;
+    let challenge = Challenge::from_tpm2_tools(&blob)
+        .map_err(|err| protocol(&server, format!("results.blob: {err}")))?;
     let secret = tpm.activate(&challenge)?;
     let tag = auth_tag(&secret, agent_id)?;
     let a = client.call(
@@ -122,11 +110,7 @@ pub fn register(
         &[],
     )?;
     if a.status != 200 {
-        return Err(KeylimeError::Refused {
-            server,
-            status: a.status,
-            message: server_message(&a.body),
-        });
+        return Err(refused(&server, &a));
     }
     Ok(Registered {
         agent_id: agent_id.to_string(),
