@@ -50,6 +50,19 @@ impl DirectTpm {
         IdentityStore::attestation_rsa(&self.dir)
     }
 
+    /// The Keylime AK, created on first use, and refused unless it is a restricted
+    /// RSASSA-SHA256 signing key (a planted unrestricted key would sign forged quotes).
+    fn checked_ak(&self, tpm: &mut crate::tpm::identity::Tpm) -> Result<IdentityStore, TpmError> {
+        let ak = self.ak();
+        if !ak.exists() {
+            ak.create_key(tpm)?;
+        }
+        public::check_rsa_attestation_key(&ak.tpm_public()?).map_err(|e| {
+            TpmError::Format(format!("{}: {e}", ak.dir.join("ak-rsa.pub").display()))
+        })?;
+        Ok(ak)
+    }
+
     fn run<T>(
         &self,
         f: impl FnMut(&mut crate::tpm::identity::Tpm) -> Result<T, TpmError>,
@@ -60,11 +73,8 @@ impl DirectTpm {
 
 impl AgentTpm for DirectTpm {
     fn keys(&self) -> Result<AgentKeys, KeylimeError> {
-        let ak = self.ak();
         self.run(|tpm| {
-            if !ak.exists() {
-                ak.create_key(tpm)?;
-            }
+            let ak = self.checked_ak(tpm)?;
             let ak_public = ak.tpm_public()?;
             // the key must load into this TPM, else its name belongs to a key it cannot use
             ak.with_key(tpm, |_, _| Ok(()))?;
@@ -78,19 +88,20 @@ impl AgentTpm for DirectTpm {
         })
     }
 
+    fn ak_public(&self) -> Result<Vec<u8>, KeylimeError> {
+        self.run(|tpm| public::to_tpm2b(&self.checked_ak(tpm)?.tpm_public()?))
+    }
+
     fn certify(&self, challenge: &[u8]) -> Result<Certified, KeylimeError> {
-        let ak = self.ak();
-        self.run(|tpm| certify::certify_self(&ak, tpm, challenge))
+        self.run(|tpm| certify::certify_self(&self.checked_ak(tpm)?, tpm, challenge))
     }
 
     fn activate(&self, challenge: &Challenge) -> Result<Vec<u8>, KeylimeError> {
-        let ak = self.ak();
-        self.run(|tpm| enroll::activate_for(&ak, tpm, self.ek, challenge))
+        self.run(|tpm| enroll::activate_for(&self.checked_ak(tpm)?, tpm, self.ek, challenge))
     }
 
     fn quote(&self, nonce: &[u8], pcrs: &[u8]) -> Result<QuoteBundle, KeylimeError> {
-        let ak = self.ak();
-        self.run(|tpm| quote::quote(&ak, tpm, nonce, pcrs))
+        self.run(|tpm| quote::quote(&self.checked_ak(tpm)?, tpm, nonce, pcrs))
     }
 }
 
@@ -149,7 +160,7 @@ impl Agent {
             .ok_or_else(|| CliError::Input(format!("[attestation] {key} is not set")))?;
         let tls = Tls {
             ca: ca.clone(),
-            client: self.cfg.client.clone(),
+            client: None,
         };
         Ok(Client::new(url, &tls)?)
     }
@@ -195,43 +206,67 @@ fn show(out: &Output, r: &push::Attested) {
     }
 }
 
-/// `keylime attest [--loop]`: one round (exit 3 unless it passed), or rounds forever at the
-/// pace the verifier asks for (a new session when the token expired).
+/// `keylime attest [--loop]`: one round (exit 3 unless it passed), or rounds forever: at the
+/// pace the verifier asks for, at most `[attestation] interval` apart (Keylime times an agent
+/// out after 5 × its quote_interval), never faster than once a second; after 429/503 as
+/// long as Retry-After says (at most an hour); a new session when the token expired; errors
+/// back off exponentially up to the interval.
 pub fn attest(out: &Output, a: &Agent, forever: bool) -> Result<Exit, CliError> {
     let client = a.verifier()?;
-    let mut session = push::open_session(&client, &a.tpm, &a.agent_id)?;
-    loop {
-        let r = match push::attest(&client, &a.tpm, &session, &a.agent_id) {
-            Err(KeylimeError::Refused { status: 401, .. }) if forever => {
-                session = push::open_session(&client, &a.tpm, &a.agent_id)?;
-                continue;
-            }
-            Err(KeylimeError::Refused {
-                status: 429 | 503, ..
-            }) if forever => {
-                std::thread::sleep(Duration::from_secs(a.cfg.interval.min(10)));
-                continue;
-            }
-            Err(e) if forever => {
-                eprintln!("hardenctl: {e}");
-                std::thread::sleep(Duration::from_secs(a.cfg.interval));
-                continue;
-            }
-            r => r?,
-        };
+    if !forever {
+        let session = push::open_session(&client, &a.tpm, &a.agent_id)?;
+        let r = push::attest(&client, &a.tpm, &session, &a.agent_id)?;
         show(out, &r);
-        if !forever {
-            return Ok(if r.verdict == Verdict::Pass {
-                Exit::Ok
-            } else {
-                Exit::Bad
-            });
-        }
-        // the verifier may ask for a slower pace, never for silence: at most an hour
-        let wait = r
-            .next_in
-            .unwrap_or(a.cfg.interval)
-            .clamp(a.cfg.interval, a.cfg.interval.max(MAX_PAUSE));
-        std::thread::sleep(Duration::from_secs(wait));
+        return Ok(if r.verdict == Verdict::Pass {
+            Exit::Ok
+        } else {
+            Exit::Bad
+        });
     }
+    let mut session = None;
+    let mut backoff = 1u64;
+    loop {
+        let s = match session.take() {
+            Some(s) => s,
+            None => match push::open_session(&client, &a.tpm, &a.agent_id) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("hardenctl: {e}");
+                    pause(retry_of(&e).unwrap_or(backoff));
+                    backoff = (backoff * 2).min(a.cfg.interval);
+                    continue;
+                }
+            },
+        };
+        match push::attest(&client, &a.tpm, &s, &a.agent_id) {
+            Ok(r) => {
+                show(out, &r);
+                backoff = 1;
+                session = Some(s);
+                pause(r.next_in.unwrap_or(a.cfg.interval).min(a.cfg.interval));
+            }
+            // the token expired (or was revoked): a new session at once
+            Err(KeylimeError::Refused { status: 401, .. }) if backoff == 1 => backoff = 2,
+            Err(e) => {
+                eprintln!("hardenctl: {e}");
+                if !matches!(e, KeylimeError::Refused { status: 401, .. }) {
+                    session = Some(s);
+                }
+                pause(retry_of(&e).unwrap_or(backoff));
+                backoff = (backoff * 2).min(a.cfg.interval);
+            }
+        }
+    }
+}
+
+fn retry_of(e: &KeylimeError) -> Option<u64> {
+    match e {
+        KeylimeError::TooEarly { retry_after, .. } => Some(*retry_after),
+        _ => None,
+    }
+}
+
+/// Sleeps `secs`, at least one second, at most an hour.
+fn pause(secs: u64) {
+    std::thread::sleep(Duration::from_secs(secs.clamp(1, MAX_PAUSE)));
 }

@@ -18,8 +18,6 @@ pub(super) struct Raw {
     registrar_ca: Option<Spanned<String>>,
     verifier: Option<Spanned<String>>,
     verifier_ca: Option<Spanned<String>>,
-    client_cert: Option<Spanned<String>>,
-    client_key: Option<Spanned<String>>,
     agent_uuid: Option<Spanned<String>>,
     ek: Option<Spanned<String>>,
     interval: Option<Spanned<RawDuration>>,
@@ -43,13 +41,11 @@ pub struct AttestationConfig {
     /// The verifier's push (API v3) endpoint, e.g. `https://verifier.example:8881`.
     pub verifier: Option<String>,
     pub verifier_ca: Option<PathBuf>,
-    /// Client certificate and key for mutual TLS, when the servers ask for one.
-    pub client: Option<(PathBuf, PathBuf)>,
     pub agent_id: AgentId,
     /// The EK registered: rsa2048 (default, what every TPM has) or ecc-p256.
     pub ek: EkAlgorithm,
-    /// Seconds between attestations in `keylime attest --loop`, unless the verifier asks
-    /// for another time.
+    /// The longest pause between rounds of `keylime attest --loop` (the verifier may ask for
+    /// a shorter one).
     pub interval: u64,
 }
 
@@ -60,7 +56,6 @@ impl Default for AttestationConfig {
             registrar_ca: None,
             verifier: None,
             verifier_ca: None,
-            client: None,
             agent_id: AgentId::Fingerprint,
             ek: EkAlgorithm::Rsa2048,
             interval: 60,
@@ -100,6 +95,16 @@ pub(super) fn parse(src: &Source, raw: &Raw) -> Result<AttestationConfig, Config
     let d = AttestationConfig::default();
     let registrar = url(src, &raw.registrar, "attestation.registrar")?;
     let verifier = url(src, &raw.verifier, "attestation.verifier")?;
+    // Keylime's verifier serves only https: an http:// address can only reach someone else
+    if let (Some(v), Some(k)) = (&verifier, &raw.verifier)
+        && !v.starts_with("https://")
+    {
+        return Err(src.invalid(
+            k.span(),
+            "attestation.verifier",
+            format!("{v}: the verifier is reached over https only (Keylime serves nothing else)"),
+        ));
+    }
     let registrar_ca = path(src, &raw.registrar_ca, "attestation.registrar_ca")?;
     let verifier_ca = path(src, &raw.verifier_ca, "attestation.verifier_ca")?;
     for (u, ca, key) in [
@@ -116,21 +121,6 @@ pub(super) fn parse(src: &Source, raw: &Raw) -> Result<AttestationConfig, Config
             ));
         }
     }
-    let client = match (
-        path(src, &raw.client_cert, "attestation.client_cert")?,
-        path(src, &raw.client_key, "attestation.client_key")?,
-    ) {
-        (Some(c), Some(k)) => Some((c, k)),
-        (None, None) => None,
-        (Some(_), None) | (None, Some(_)) => {
-            let s = raw.client_cert.as_ref().or(raw.client_key.as_ref());
-            return Err(src.invalid(
-                s.map(|s| s.span()).unwrap_or_default(),
-                "attestation.client_cert",
-                "client_cert and client_key go together".to_string(),
-            ));
-        }
-    };
     let agent_id = match &raw.agent_uuid {
         None => AgentId::Fingerprint,
         Some(s) => {
@@ -151,7 +141,6 @@ pub(super) fn parse(src: &Source, raw: &Raw) -> Result<AttestationConfig, Config
         registrar_ca,
         verifier,
         verifier_ca,
-        client,
         agent_id,
         ek,
         interval: duration(
@@ -196,7 +185,8 @@ mod tests {
             ("verifier = \"https://x:1\"", "attestation"),
             ("agent_uuid = \"a/b\"", "attestation.agent_uuid"),
             ("ek = \"dsa\"", "attestation.ek"),
-            ("client_cert = \"/c.pem\"", "attestation.client_cert"),
+            ("client_cert = \"/c.pem\"", "client_cert"),
+            ("verifier = \"http://x:1\"", "attestation.verifier"),
             ("verifier_ca = \"ca.pem\"", "attestation.verifier_ca"),
         ] {
             let e = parse(&format!("[attestation]\n{t}\n"))

@@ -21,7 +21,8 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Tls {
     /// CA certificate(s), PEM: the only roots the server's certificate may chain to.
     pub ca: Option<PathBuf>,
-    /// Client certificate and key (PEM) for mutual TLS.
+    /// Client certificate and key (PEM) for mutual TLS (the tests' Keylime admin; never
+    /// configured on a device).
     pub client: Option<(PathBuf, PathBuf)>,
 }
 
@@ -63,7 +64,9 @@ impl Client {
         let mut cfg = ureq::Agent::config_builder()
             .timeout_global(Some(TIMEOUT))
             .http_status_as_error(false)
-            .max_redirects(0);
+            .max_redirects(0)
+            // never $http_proxy & co.: the device talks to the configured servers only
+            .proxy(None);
         if https {
             let Some(ca) = &tls.ca else {
                 return Err(KeylimeError::Config(format!(
@@ -134,8 +137,15 @@ impl Client {
             Some(b) => {
                 let text = serde_json::to_vec(b)
                     .map_err(|e| KeylimeError::Evidence(format!("encode a request: {e}")))?;
+                let typed = headers
+                    .iter()
+                    .any(|(k, _)| k.eq_ignore_ascii_case("content-type"));
+                let req = if typed {
+                    req
+                } else {
+                    req.header("Content-Type", "application/json")
+                };
                 let req = req
-                    .header("Content-Type", "application/json")
                     .body(text)
                     .map_err(|e| KeylimeError::Config(format!("{url}: {e}")))?;
                 self.agent.run(req).map_err(fail)?

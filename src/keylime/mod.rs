@@ -38,6 +38,10 @@ pub enum KeylimeError {
         status: u16,
         message: String,
     },
+    #[error(
+        "{server}: too early for the next attestation; the verifier asks to retry in {retry_after} s"
+    )]
+    TooEarly { server: String, retry_after: u64 },
     #[error("{server}: {message}")]
     Protocol { server: String, message: String },
     #[error("{0}")]
@@ -64,6 +68,8 @@ pub struct AgentKeys {
 pub trait AgentTpm {
     /// The EK (public area, certificate) and the attestation key's public area.
     fn keys(&self) -> Result<AgentKeys, KeylimeError>;
+    /// The attestation key's TPM2B_PUBLIC alone (no EK derivation).
+    fn ak_public(&self) -> Result<Vec<u8>, KeylimeError>;
     /// TPM2_Certify of the attestation key by itself over a verifier's challenge.
     fn certify(&self, challenge: &[u8]) -> Result<Certified, KeylimeError>;
     /// TPM2_ActivateCredential of a registrar's challenge: the released secret.

@@ -76,6 +76,7 @@ pub fn open_session(
     tpm: &dyn AgentTpm,
     agent_id: &str,
 ) -> Result<Session, KeylimeError> {
+    super::registrar::check_agent_id(agent_id)?;
     let server = client.base();
     let offer = json!({"data": {"type": "session", "attributes": {
         "agent_id": agent_id,
@@ -135,20 +136,27 @@ pub fn open_session(
         .pointer("/data/attributes/evaluation")
         .and_then(Value::as_str)
         .unwrap_or("");
-    if a.status != 200 || evaluation != "pass" {
+    if a.status == 200 && evaluation == "fail" || a.status == 401 {
         return Err(KeylimeError::Refused {
             server: server.to_string(),
             status: a.status,
-            message: format!(
-                "the verifier did not accept the TPM's proof of possession of the attestation key (evaluation {evaluation:?}): this agent is not enrolled with this AK"
-            ),
+            message: "the verifier did not accept the TPM's proof of possession of the attestation key: this agent is not enrolled there, or with another AK".into(),
         });
+    }
+    if a.status != 200 || evaluation != "pass" {
+        return Err(refused(server, &a));
     }
     let token = a
         .body
         .pointer("/data/attributes/token")
         .and_then(Value::as_str)
-        .filter(|t| !t.is_empty() && t.is_ascii() && !t.contains(['\r', '\n']))
+        .filter(|t| {
+            // RFC 6750 b64token
+            !t.is_empty()
+                && t.len() <= 4096
+                && t.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-._~+/=".contains(c))
+        })
         .ok_or_else(|| protocol(server, "the session answer has no usable token"))?;
     Ok(Session {
         token: token.to_string(),
@@ -205,13 +213,14 @@ pub fn attest(
     session: &Session,
     agent_id: &str,
 ) -> Result<Attested, KeylimeError> {
+    super::registrar::check_agent_id(agent_id)?;
     let server = client.base();
     let bearer = format!("Bearer {}", session.token);
     let auth = [
         ("Content-Type", JSON_API),
         ("Authorization", bearer.as_str()),
     ];
-    let keys = tpm.keys()?;
+    let ak_public = tpm.ak_public()?;
     let capabilities = json!({"data": {"type": "attestation", "attributes": {
         "evidence_supported": [{
             "evidence_class": "certification",
@@ -226,7 +235,7 @@ pub fn attest(
                     "key_algorithm": "rsa",
                     "key_size": 2048,
                     "server_identifier": "ak",
-                    "public": STANDARD.encode(&keys.ak_public),
+                    "public": STANDARD.encode(&ak_public),
                 }],
             },
         }],
@@ -235,13 +244,9 @@ pub fn attest(
     let path = format!("/v3.0/agents/{agent_id}/attestations");
     let a = client.call("POST", &path, Some(&capabilities), &auth)?;
     if a.status == 429 || a.status == 503 {
-        return Err(KeylimeError::Refused {
+        return Err(KeylimeError::TooEarly {
             server: server.to_string(),
-            status: a.status,
-            message: format!(
-                "too early for the next attestation; the verifier asks to retry in {} s",
-                a.retry_after.unwrap_or(0)
-            ),
+            retry_after: a.retry_after.unwrap_or(2),
         });
     }
     if a.status != 201 {
@@ -272,6 +277,7 @@ pub fn attest(
             .pointer(&format!("/chosen_parameters/{field}"))
             .and_then(Value::as_str);
         if got != Some(want) {
+            let got = super::http::clip(got.unwrap_or("nothing"));
             return Err(protocol(
                 server,
                 format!("the verifier chose {field} {got:?}, not {want}"),
@@ -359,7 +365,13 @@ fn status(client: &Client, bearer: &str, agent_id: &str) -> Result<Status, Keyli
         word: r
             .get("attestation_status")
             .and_then(Value::as_str)
-            .ok_or_else(|| protocol(server, "the agent's status has no attestation_status"))?
+            .filter(|w| ["PASS", "FAIL", "PENDING", "TIMEOUT"].contains(w))
+            .ok_or_else(|| {
+                protocol(
+                    server,
+                    "the agent's status has no attestation_status PASS, FAIL, PENDING or TIMEOUT",
+                )
+            })?
             .to_string(),
     })
 }

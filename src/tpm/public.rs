@@ -4,7 +4,8 @@
 use sha2::{Digest as _, Sha256};
 use tss_esapi::interface_types::algorithm::HashingAlgorithm;
 use tss_esapi::interface_types::ecc::EccCurve;
-use tss_esapi::structures::{EccScheme, Public};
+use tss_esapi::interface_types::key_bits::RsaKeyBits;
+use tss_esapi::structures::{EccScheme, Public, RsaScheme};
 use tss_esapi::traits::{Marshall, UnMarshall};
 
 use super::TpmError;
@@ -72,6 +73,44 @@ pub const OWNER_HIERARCHY: [u8; 4] = [0x40, 0x00, 0x00, 0x01];
 /// leave this TPM or move to another parent (fixedTPM, fixedParent), and the TPM made its
 /// secret (sensitiveDataOrigin). Only ECDSA-SHA256 on P-256 keys: what hardend creates.
 pub fn check_attestation_key(public: &Public) -> Result<(), TpmError> {
+    check_restricted_signing(public)?;
+    let Public::Ecc { parameters, .. } = public else {
+        return Err(fmt_err(
+            "the attestation key is not an ECC key (only ECDSA P-256 keys are supported)",
+        ));
+    };
+    if parameters.ecc_curve() != EccCurve::NistP256 {
+        return Err(fmt_err("the attestation key is not on P-256"));
+    }
+    match parameters.ecc_scheme() {
+        EccScheme::EcDsa(h) if h.hashing_algorithm() == HashingAlgorithm::Sha256 => Ok(()),
+        other => Err(fmt_err(format!(
+            "the attestation key's scheme is {other:?}, not ECDSA-SHA256"
+        ))),
+    }
+}
+
+/// The same for the RSA attestation key registered with Keylime: restricted signing,
+/// RSA-2048, RSASSA-SHA256. Keylime's registrar and verifier check only the key's name and
+/// signatures, so a planted unrestricted key (one that signs any bytes, so "quotes" of any
+/// PCR values) would be accepted by them: the device refuses to use one.
+pub fn check_rsa_attestation_key(public: &Public) -> Result<(), TpmError> {
+    check_restricted_signing(public)?;
+    let Public::Rsa { parameters, .. } = public else {
+        return Err(fmt_err("the Keylime attestation key is not an RSA key"));
+    };
+    if parameters.key_bits() != RsaKeyBits::Rsa2048 {
+        return Err(fmt_err("the Keylime attestation key is not RSA-2048"));
+    }
+    match parameters.rsa_scheme() {
+        RsaScheme::RsaSsa(h) if h.hashing_algorithm() == HashingAlgorithm::Sha256 => Ok(()),
+        other => Err(fmt_err(format!(
+            "the Keylime attestation key's scheme is {other:?}, not RSASSA-SHA256"
+        ))),
+    }
+}
+
+fn check_restricted_signing(public: &Public) -> Result<(), TpmError> {
     let a = public.object_attributes();
     let missing: Vec<&str> = [
         (a.restricted(), "restricted"),
@@ -96,20 +135,7 @@ pub fn check_attestation_key(public: &Public) -> Result<(), TpmError> {
             "the key is not an attestation key: it may also decrypt",
         ));
     }
-    let Public::Ecc { parameters, .. } = public else {
-        return Err(fmt_err(
-            "the attestation key is not an ECC key (only ECDSA P-256 keys are supported)",
-        ));
-    };
-    if parameters.ecc_curve() != EccCurve::NistP256 {
-        return Err(fmt_err("the attestation key is not on P-256"));
-    }
-    match parameters.ecc_scheme() {
-        EccScheme::EcDsa(h) if h.hashing_algorithm() == HashingAlgorithm::Sha256 => Ok(()),
-        other => Err(fmt_err(format!(
-            "the attestation key's scheme is {other:?}, not ECDSA-SHA256"
-        ))),
-    }
+    Ok(())
 }
 
 /// The P-256 verifying key inside an ECC public area.
@@ -130,4 +156,35 @@ pub fn p256_key(public: &Public) -> Result<p256::ecdsa::VerifyingKey, TpmError> 
     sec1.extend_from_slice(&pad(unique.y().value())?);
     p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1)
         .map_err(|e| fmt_err(format!("not a valid P-256 point: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tss_esapi::interface_types::algorithm::RsaSchemeAlgorithm;
+    use tss_esapi::structures::RsaExponent;
+
+    #[test]
+    fn an_unrestricted_rsa_key_is_no_keylime_attestation_key() {
+        let scheme = RsaScheme::create(RsaSchemeAlgorithm::RsaSsa, Some(HashingAlgorithm::Sha256))
+            .expect("scheme");
+        let k = tss_esapi::utils::create_unrestricted_signing_rsa_public(
+            scheme,
+            RsaKeyBits::Rsa2048,
+            RsaExponent::default(),
+        )
+        .expect("template");
+        let e = check_rsa_attestation_key(&k)
+            .expect_err("unrestricted")
+            .to_string();
+        assert!(e.contains("restricted"), "{e}");
+        let ecc = tss_esapi::utils::create_unrestricted_signing_ecc_public(
+            EccScheme::EcDsa(tss_esapi::structures::HashScheme::new(
+                HashingAlgorithm::Sha256,
+            )),
+            EccCurve::NistP256,
+        )
+        .expect("template");
+        assert!(check_rsa_attestation_key(&ecc).is_err());
+    }
 }
