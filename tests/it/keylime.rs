@@ -467,3 +467,47 @@ fn a_verifier_with_another_certificate_is_refused() {
         "the verifier never heard of the agent"
     );
 }
+
+/// The registrar's challenge is answered only for the Keylime AK of this TPM: a challenge
+/// (made in software by tpm2-tools, as Keylime's registrar does) for this EK and the name of
+/// hardend's other attestation key releases nothing; for the Keylime AK's name it does.
+#[test]
+fn the_tpm_answers_only_a_challenge_for_the_keylime_ak() {
+    use hardend::keylime::AgentTpm;
+    let sw = Swtpm::start_manufactured();
+    let dir = tempfile::tempdir().unwrap();
+    let tpm = hardend::cli::keylime::DirectTpm {
+        tcti: sw.tcti(),
+        dir: dir.path().join("id"),
+        ek: hardend::tpm::ek::EkAlgorithm::Rsa2048,
+    };
+    let keys = tpm.keys().unwrap();
+    let mut t = hardend::tpm::identity::Tpm::connect(&sw.tcti()).unwrap();
+    let ecc_ak = hardend::tpm::identity::IdentityStore::attestation(dir.path().join("id"));
+    let ecc_name = hardend::tpm::public::name(&ecc_ak.create_key(&mut t).unwrap()).unwrap();
+    drop(t);
+    let ek = dir.path().join("ek.pub");
+    std::fs::write(&ek, &keys.ek_public).unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, b"keylime-registrar-secret-0123456").unwrap();
+    let challenge = |name: &[u8]| {
+        let out = dir.path().join("cred");
+        let o = Command::new("tpm2_makecredential")
+            .args(["-T", "none", "-u"])
+            .arg(&ek)
+            .arg("-s")
+            .arg(&secret)
+            .args(["-n", &hex::encode(name), "-o"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        hardend::tpm::enroll::Challenge::from_tpm2_tools(&std::fs::read(out).unwrap()).unwrap()
+    };
+    let e = tpm.activate(&challenge(&ecc_name)).unwrap_err().to_string();
+    assert!(e.contains("ActivateCredential"), "{e}");
+    assert_eq!(
+        tpm.activate(&challenge(&keys.ak_name)).unwrap(),
+        b"keylime-registrar-secret-0123456"
+    );
+}
